@@ -48,11 +48,11 @@ class Cancelled : public std::exception {
 
 }  // namespace modeldiff::core
 
-#define MD_ASSERT(cond)                                                                  \
-  do {                                                                                   \
-    if (!(cond)) {                                                                       \
-      std::fprintf(stderr, "%s:%d: internal error: assertion '%s' failed\n", __FILE__, \
-                   __LINE__, #cond);                                                     \
-      std::abort();                                                                      \
-    }                                                                                    \
+#define MD_ASSERT(cond)                                                                          \
+  do {                                                                                           \
+    if (!(cond)) {                                                                               \
+      std::fprintf(stderr, "%s:%d: internal error: assertion '%s' failed\n", __FILE__, __LINE__, \
+                   #cond);                                                                       \
+      std::abort();                                                                              \
+    }                                                                                            \
   } while (0)

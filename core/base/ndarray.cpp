@@ -33,16 +33,26 @@ std::size_t dtype_size(DType dtype) {
 
 std::string dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::kBool: return "bool";
-    case DType::kUInt8: return "uint8";
-    case DType::kInt8: return "int8";
-    case DType::kInt16: return "int16";
-    case DType::kInt32: return "int32";
-    case DType::kInt64: return "int64";
-    case DType::kFloat16: return "float16";
-    case DType::kBFloat16: return "bfloat16";
-    case DType::kFloat32: return "float32";
-    case DType::kFloat64: return "float64";
+    case DType::kBool:
+      return "bool";
+    case DType::kUInt8:
+      return "uint8";
+    case DType::kInt8:
+      return "int8";
+    case DType::kInt16:
+      return "int16";
+    case DType::kInt32:
+      return "int32";
+    case DType::kInt64:
+      return "int64";
+    case DType::kFloat16:
+      return "float16";
+    case DType::kBFloat16:
+      return "bfloat16";
+    case DType::kFloat32:
+      return "float32";
+    case DType::kFloat64:
+      return "float64";
   }
   MD_ASSERT(false);
   return {};
@@ -143,7 +153,9 @@ NdArray NdArray::allocate(DType dtype, std::vector<std::int64_t> shape) {
   return a;
 }
 
-std::int64_t NdArray::numel() const { return checked_numel(shape_); }
+std::int64_t NdArray::numel() const {
+  return checked_numel(shape_);
+}
 
 std::byte* NdArray::mutable_data() {
   MD_ASSERT(writable_);
@@ -166,19 +178,32 @@ NdArray NdArray::to_float32() const {
   };
   switch (dtype_) {
     case DType::kBool:
-    case DType::kUInt8: convert([&](std::int64_t i) { return float(at(i, std::uint8_t{})); }); break;
-    case DType::kInt8: convert([&](std::int64_t i) { return float(at(i, std::int8_t{})); }); break;
-    case DType::kInt16: convert([&](std::int64_t i) { return float(at(i, std::int16_t{})); }); break;
-    case DType::kInt32: convert([&](std::int64_t i) { return float(at(i, std::int32_t{})); }); break;
-    case DType::kInt64: convert([&](std::int64_t i) { return float(at(i, std::int64_t{})); }); break;
+    case DType::kUInt8:
+      convert([&](std::int64_t i) { return float(at(i, std::uint8_t{})); });
+      break;
+    case DType::kInt8:
+      convert([&](std::int64_t i) { return float(at(i, std::int8_t{})); });
+      break;
+    case DType::kInt16:
+      convert([&](std::int64_t i) { return float(at(i, std::int16_t{})); });
+      break;
+    case DType::kInt32:
+      convert([&](std::int64_t i) { return float(at(i, std::int32_t{})); });
+      break;
+    case DType::kInt64:
+      convert([&](std::int64_t i) { return float(at(i, std::int64_t{})); });
+      break;
     case DType::kFloat16:
       convert([&](std::int64_t i) { return half_to_float(at(i, std::uint16_t{})); });
       break;
     case DType::kBFloat16:
       convert([&](std::int64_t i) { return bfloat16_to_float(at(i, std::uint16_t{})); });
       break;
-    case DType::kFloat64: convert([&](std::int64_t i) { return float(at(i, double{})); }); break;
-    case DType::kFloat32: break;
+    case DType::kFloat64:
+      convert([&](std::int64_t i) { return float(at(i, double{})); });
+      break;
+    case DType::kFloat32:
+      break;
   }
   return out;
 }

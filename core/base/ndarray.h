@@ -14,7 +14,18 @@
 
 namespace modeldiff::core {
 
-enum class DType { kBool, kUInt8, kInt8, kInt16, kInt32, kInt64, kFloat16, kBFloat16, kFloat32, kFloat64 };
+enum class DType {
+  kBool,
+  kUInt8,
+  kInt8,
+  kInt16,
+  kInt32,
+  kInt64,
+  kFloat16,
+  kBFloat16,
+  kFloat32,
+  kFloat64
+};
 
 std::size_t dtype_size(DType dtype);
 std::string dtype_name(DType dtype);  // "float32", "uint8", ...

@@ -10,7 +10,8 @@
 using namespace modeldiff::core;
 
 TEST(InputError, MessageNamesFileKeyExpectedAndFound) {
-  InputError e = InputError("a.npy", "not a 2-D matrix").key("weight").expected("2 dims").found("3");
+  InputError e =
+      InputError("a.npy", "not a 2-D matrix").key("weight").expected("2 dims").found("3");
   EXPECT_STREQ(e.what(), "a.npy [weight]: not a 2-D matrix (expected 2 dims, found 3)");
   EXPECT_EQ(InputError("", "bad value").what(), std::string("bad value"));
 }
@@ -33,7 +34,7 @@ TEST(Half, KnownValues) {
   EXPECT_EQ(half_to_float(0x7bff), 65504.0f);
   EXPECT_EQ(half_to_float(0x0001), std::ldexp(1.0f, -24));
   EXPECT_TRUE(std::isinf(half_to_float(0x7c00)));
-  EXPECT_EQ(float_to_half(1e6f), 0x7c00);  // overflow saturates to +inf
+  EXPECT_EQ(float_to_half(1e6f), 0x7c00);                          // overflow saturates to +inf
   EXPECT_EQ(float_to_half(1.0f + std::ldexp(1.0f, -11)), 0x3c00);  // tie rounds to even
 }
 

@@ -1,0 +1,294 @@
+// ModelDiff against the reference package's outputs (../shared/fixtures/modeldiff_ref_seed0,
+// made by `modeldiff` 1.0.1 residual_pca with sklearn's exact solver, raw rows, 3 components)
+// and against invariants on synthetic data.
+#include <gtest/gtest.h>
+
+#include <Eigen/Dense>
+#include <cmath>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+
+#include "core/base/error.h"
+#include "core/diff/model_diff.h"
+#include "core/io/npy.h"
+#include "core/test_paths.h"
+
+using namespace modeldiff::core;
+using modeldiff::test::shared_fixture;
+
+namespace {
+
+NdArray reference(const std::string& name) {
+  return read_npy(shared_fixture("modeldiff_ref_seed0/" + name + ".npy")).to_float32();
+}
+
+Eigen::MatrixXd as_matrix(const NdArray& a) {
+  const Eigen::Index rows = a.dim(0);
+  const Eigen::Index cols = a.ndim() == 1 ? 1 : a.dim(1);
+  return ConstRowMapF(a.data_as<float>(), rows, cols).cast<double>();
+}
+
+ScoreInput input(const std::string& label, const std::string& source, NdArray scores) {
+  return ScoreInput{label, source, std::move(scores)};
+}
+
+double max_rel(const Eigen::MatrixXd& got, const Eigen::MatrixXd& want) {
+  return (got - want).cwiseAbs().maxCoeff() / want.cwiseAbs().maxCoeff();
+}
+
+// Compares one direction set with the reference files of `group` ("A_minus_B"/"B_minus_A").
+// first_var/second_var: our variances of the reference's first and second argument.
+void expect_matches_reference(const DirectionSet& got, const std::string& group,
+                              const Eigen::VectorXd& first_var, const Eigen::VectorXd& second_var) {
+  const Eigen::MatrixXd dirs = as_matrix(reference(group + "_directions"));   // 3 x N
+  const Eigen::MatrixXd proj = as_matrix(reference(group + "_projections"));  // T x 3
+  const Eigen::MatrixXd vf = as_matrix(reference(group + "_variance_first"));
+  const Eigen::MatrixXd vs = as_matrix(reference(group + "_variance_second"));
+  ASSERT_EQ(got.directions.rows(), 3);
+  for (int c = 0; c < 3; ++c) {
+    const Eigen::VectorXd d = got.directions.row(c).cast<double>().transpose();
+    const double cosine = d.dot(dirs.row(c).transpose()) / (d.norm() * dirs.row(c).norm());
+    EXPECT_GT(std::abs(cosine), 0.999) << group << " direction " << c;
+    const double sign = cosine < 0 ? -1.0 : 1.0;
+    EXPECT_LT(max_rel(sign * got.projections.col(c).cast<double>(), proj.col(c)), 1e-3)
+        << group << " projections " << c;
+    EXPECT_NEAR(first_var(c), vf(c, 0), 1e-3 * vf(c, 0)) << group << " variance_first " << c;
+    EXPECT_NEAR(second_var(c), vs(c, 0), 1e-3 * vs(c, 0)) << group << " variance_second " << c;
+  }
+}
+
+class ReferenceParity : public ::testing::TestWithParam<PcaSolver> {};
+
+}  // namespace
+
+TEST(Residual, RawRowsMatchReferenceWithin1e5) {
+  const NdArray a = reference("scores_A"), b = reference("scores_B");
+  ConstRowMapF ma(a.data_as<float>(), a.dim(0), a.dim(1)),
+      mb(b.data_as<float>(), b.dim(0), b.dim(1));
+  const RowStats s = compute_row_stats(ma, mb);
+  auto [ab1, ab2] = residual_coefficients(s.aa, s.bb, s.ab, false);
+  auto [ba1, ba2] = residual_coefficients(s.bb, s.aa, s.ab, false);
+  const Eigen::MatrixXd r_ab = materialize_residual(ma, mb, {ab1, ab2}).cast<double>();
+  const Eigen::MatrixXd r_ba = materialize_residual(ma, mb, {ba2, ba1}).cast<double>();
+  EXPECT_LT((r_ab - as_matrix(reference("A_minus_B_residual"))).cwiseAbs().maxCoeff(), 1e-5);
+  EXPECT_LT((r_ba - as_matrix(reference("B_minus_A_residual"))).cwiseAbs().maxCoeff(), 1e-5);
+}
+
+TEST_P(ReferenceParity, DirectionsProjectionsAndVariancesMatch) {
+  DiffOptions options;
+  options.components = 3;
+  options.normalize_rows = false;  // the package's behaviour
+  options.solver = GetParam();
+  NullProgress progress;
+  const DiffResult r =
+      run_model_diff(input("A", "scores_A.npy", reference("scores_A")),
+                     input("B", "scores_B.npy", reference("scores_B")), options, progress);
+  EXPECT_FALSE(r.normalized_rows);
+  // A minus B: the reference's first argument is A.
+  expect_matches_reference(r.a_minus_b, "A_minus_B", r.a_minus_b.variance_a,
+                           r.a_minus_b.variance_b);
+  // B minus A: the reference swaps its arguments; our labels stay with the user's A and B.
+  expect_matches_reference(r.b_minus_a, "B_minus_A", r.b_minus_a.variance_b,
+                           r.b_minus_a.variance_a);
+  EXPECT_EQ(r.b_minus_a.first, "B");
+  EXPECT_EQ(r.b_minus_a.second, "A");
+}
+
+INSTANTIATE_TEST_SUITE_P(Solvers, ReferenceParity,
+                         ::testing::Values(PcaSolver::kExact, PcaSolver::kRandomized),
+                         [](const ::testing::TestParamInfo<PcaSolver>& param_info) {
+                           return param_info.param == PcaSolver::kExact ? "Exact" : "Randomized";
+                         });
+
+TEST(PlantedSubpopulations, EachRecoveredByOneOfTheFirstThreeDirections) {
+  std::ifstream in(shared_fixture("modeldiff_ref_seed0/planted.json"));
+  ASSERT_TRUE(in) << "missing planted.json";
+  const nlohmann::json planted = nlohmann::json::parse(in);
+  for (bool normalize : {true, false}) {
+    DiffOptions options;
+    options.components = 3;
+    options.normalize_rows = normalize;
+    NullProgress progress;
+    const DiffResult r = run_model_diff(input("A", "a", reference("scores_A")),
+                                        input("B", "b", reference("scores_B")), options, progress);
+    for (const auto& group : planted["planted_A_only"]) {
+      const std::set<std::int64_t> train = group["train_idx"].get<std::set<std::int64_t>>();
+      int best = 0;
+      for (int c = 0; c < 3; ++c) {
+        const Eigen::VectorXf magnitude = r.a_minus_b.directions.row(c).cwiseAbs().transpose();
+        int hits = 0;
+        for (std::int64_t i : top_k_indices(magnitude.data(), magnitude.size(), 25, true))
+          hits += static_cast<int>(train.count(i));
+        best = std::max(best, hits);
+      }
+      EXPECT_GE(best, 24) << "normalize_rows=" << normalize;
+    }
+  }
+}
+
+namespace {
+
+// T x N scores with a shared low-rank part and an A-only planted part, plus noise.
+std::pair<NdArray, NdArray> synthetic_pair(std::int64_t t, std::int64_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  NdArray a = NdArray::allocate(DType::kFloat32, {t, n});
+  NdArray b = NdArray::allocate(DType::kFloat32, {t, n});
+  Eigen::Map<RowMatrixF> ma(a.mutable_data_as<float>(), t, n), mb(b.mutable_data_as<float>(), t, n);
+  const RowMatrixF shared_u = RowMatrixF::NullaryExpr(t, 4, [&] { return g(rng); });
+  const RowMatrixF shared_v = RowMatrixF::NullaryExpr(4, n, [&] { return g(rng); });
+  const RowMatrixF planted_u = RowMatrixF::NullaryExpr(t, 2, [&] { return g(rng); });
+  const RowMatrixF planted_v = RowMatrixF::NullaryExpr(2, n, [&] { return g(rng); });
+  ma = shared_u * shared_v + 3.0f * planted_u * planted_v;
+  mb = shared_u * shared_v;
+  ma += RowMatrixF::NullaryExpr(t, n, [&] { return 0.3f * g(rng); });
+  mb += RowMatrixF::NullaryExpr(t, n, [&] { return 0.3f * g(rng); });
+  return {a, b};
+}
+
+}  // namespace
+
+TEST(ResidualPca, RandomizedAgreesWithExactOnSyntheticData) {
+  auto [a, b] = synthetic_pair(300, 2000, 7);
+  NullProgress progress;
+  DiffOptions exact_options;
+  exact_options.components = 2;
+  exact_options.solver = PcaSolver::kExact;
+  DiffOptions randomized_options = exact_options;
+  randomized_options.solver = PcaSolver::kRandomized;
+  const DiffResult e =
+      run_model_diff(input("A", "a", a), input("B", "b", b), exact_options, progress);
+  const DiffResult r =
+      run_model_diff(input("A", "a", a), input("B", "b", b), randomized_options, progress);
+  EXPECT_EQ(e.a_minus_b.solver, "exact");
+  EXPECT_EQ(r.a_minus_b.solver, "randomized");
+  for (int c = 0; c < 2; ++c) {
+    // Same deterministic sign convention, so the directions agree without sign fixing.
+    const double cosine = e.a_minus_b.directions.row(c).cast<double>().dot(
+        r.a_minus_b.directions.row(c).cast<double>());
+    EXPECT_GT(cosine, 0.9999) << c;
+    EXPECT_NEAR(r.a_minus_b.explained_variance(c), e.a_minus_b.explained_variance(c),
+                1e-4 * e.a_minus_b.explained_variance(c));
+    EXPECT_NEAR(r.a_minus_b.explained_variance_ratio(c), e.a_minus_b.explained_variance_ratio(c),
+                1e-4);
+  }
+  // The planted part exists only in A: A's variance along A-minus-B directions dominates.
+  for (int c = 0; c < 2; ++c) EXPECT_GT(e.a_minus_b.variance_a(c), 5 * e.a_minus_b.variance_b(c));
+}
+
+TEST(ResidualPca, DirectionsAreUnitAndSignConventionHolds) {
+  auto [a, b] = synthetic_pair(120, 500, 3);
+  DiffOptions options;
+  options.components = 4;
+  NullProgress progress;
+  const DiffResult r = run_model_diff(input("A", "a", a), input("B", "b", b), options, progress);
+  for (const DirectionSet* set : {&r.a_minus_b, &r.b_minus_a}) {
+    for (int c = 0; c < 4; ++c) {
+      EXPECT_NEAR(set->directions.row(c).norm(), 1.0, 1e-5);
+      Eigen::Index arg = 0;
+      set->projections.col(c).cwiseAbs().maxCoeff(&arg);
+      EXPECT_GT(set->projections(arg, c), 0.0f);
+      if (c > 0) {
+        EXPECT_GE(set->explained_variance(c - 1), set->explained_variance(c));
+      }
+      // The top target by projection is the argmax above.
+      EXPECT_EQ(set->top_target[static_cast<std::size_t>(c)][0], arg);
+    }
+  }
+}
+
+TEST(ModelDiff, TargetSubsetEqualsDiffOfSlicedRowsWithOriginalRowNumbers) {
+  auto [a, b] = synthetic_pair(100, 400, 11);
+  std::vector<std::int64_t> rows;
+  for (std::int64_t i = 3; i < 100; i += 3) rows.push_back(i);
+  NdArray sa = NdArray::allocate(DType::kFloat32, {static_cast<std::int64_t>(rows.size()), 400});
+  NdArray sb = NdArray::allocate(DType::kFloat32, {static_cast<std::int64_t>(rows.size()), 400});
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    std::copy_n(a.data_as<float>() + rows[i] * 400, 400, sa.mutable_data_as<float>() + i * 400);
+    std::copy_n(b.data_as<float>() + rows[i] * 400, 400, sb.mutable_data_as<float>() + i * 400);
+  }
+  NullProgress progress;
+  DiffOptions options;
+  options.components = 2;
+  const DiffResult sliced =
+      run_model_diff(input("A", "a", sa), input("B", "b", sb), options, progress);
+  options.target_rows = rows;
+  const DiffResult subset =
+      run_model_diff(input("A", "a", a), input("B", "b", b), options, progress);
+  EXPECT_EQ(subset.target_rows, rows);
+  EXPECT_LT((subset.a_minus_b.directions - sliced.a_minus_b.directions).cwiseAbs().maxCoeff(),
+            1e-5);
+  EXPECT_LT((subset.a_minus_b.projections - sliced.a_minus_b.projections).cwiseAbs().maxCoeff(),
+            1e-4);
+  for (int c = 0; c < 2; ++c)
+    for (std::size_t i = 0; i < subset.a_minus_b.top_target[c].size(); ++i)
+      EXPECT_EQ(subset.a_minus_b.top_target[c][i],
+                rows[static_cast<std::size_t>(sliced.a_minus_b.top_target[c][i])]);
+}
+
+namespace {
+
+std::string error_of(const ScoreInput& a, const ScoreInput& b, DiffOptions options = {}) {
+  NullProgress progress;
+  try {
+    run_model_diff(a, b, options, progress);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(ModelDiffErrors, ShapeMismatchNamesBothShapes) {
+  auto [a, b] = synthetic_pair(20, 50, 1);
+  auto [c, d] = synthetic_pair(20, 51, 1);
+  const std::string msg = error_of(input("A", "a.npy", a), input("B", "b.npy", d), {});
+  EXPECT_NE(msg.find("b.npy"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("20 x 50"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("20 x 51"), std::string::npos) << msg;
+}
+
+TEST(ModelDiffErrors, NaNIsLocatedByRowAndColumn) {
+  auto [a, b] = synthetic_pair(20, 50, 2);
+  b.mutable_data_as<float>()[7 * 50 + 13] = std::nanf("");
+  const std::string msg = error_of(input("A", "a.npy", a), input("B", "b.npy", b));
+  EXPECT_NE(msg.find("b.npy"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("row 7"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("column 13 holds NaN"), std::string::npos) << msg;
+}
+
+TEST(ModelDiffErrors, AllZeroRowIsRefused) {
+  for (bool normalize : {true, false}) {
+    auto [a, b] = synthetic_pair(20, 50, 4);
+    std::fill_n(b.mutable_data_as<float>() + 5 * 50, 50, 0.0f);
+    DiffOptions options;
+    options.normalize_rows = normalize;
+    const std::string msg = error_of(input("A", "a.npy", a), input("B", "b.npy", b), options);
+    EXPECT_NE(msg.find("b.npy: row 5 is all zero"), std::string::npos) << msg;
+  }
+}
+
+TEST(ModelDiffErrors, ComponentsAndRowsOutOfRange) {
+  auto [a, b] = synthetic_pair(20, 50, 5);
+  DiffOptions options;
+  options.components = 21;
+  EXPECT_NE(error_of(input("A", "a", a), input("B", "b", b), options).find("components"),
+            std::string::npos);
+  options.components = 2;
+  options.target_rows = {1, 20};
+  EXPECT_NE(error_of(input("A", "a", a), input("B", "b", b), options).find("out of range"),
+            std::string::npos);
+  options.target_rows = {4, 2};
+  EXPECT_NE(error_of(input("A", "a", a), input("B", "b", b), options).find("ascending"),
+            std::string::npos);
+}
+
+TEST(TopK, OrdersByValueThenIndex) {
+  const float v[] = {0.5f, 2.0f, -1.0f, 2.0f, 0.0f};
+  EXPECT_EQ(top_k_indices(v, 5, 3, true), (std::vector<std::int64_t>{1, 3, 0}));
+  EXPECT_EQ(top_k_indices(v, 5, 2, false), (std::vector<std::int64_t>{2, 4}));
+  EXPECT_EQ(top_k_indices(v, 5, 10, true).size(), 5u);
+}
