@@ -1,0 +1,16 @@
+// Subcommands of the `modeldiff` command-line tool. Each registers its options on the CLI11
+// app and returns the function that runs it (exit code 0 on success; errors are thrown).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <string>
+
+namespace modeldiff::cli {
+
+using Command = std::function<int()>;
+
+Command add_diff_command(CLI::App& app, const std::string& command_line);
+Command add_inspect_command(CLI::App& app);
+
+}  // namespace modeldiff::cli

@@ -1,0 +1,33 @@
+// core::Progress drawn as a progress bar on stderr; Ctrl-C requests cooperative cancellation.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <string>
+
+#include "core/base/progress.h"
+
+namespace modeldiff::cli {
+
+class ConsoleProgress final : public core::Progress {
+ public:
+  ConsoleProgress();
+  ~ConsoleProgress() override;
+  void report(double fraction, std::string_view message) override;
+  bool cancelled() const override;
+  // Ends the bar's line (called before printing anything else).
+  void finish();
+
+ private:
+  bool tty_;
+  bool drawn_ = false;
+  std::string last_message_;
+  int last_percent_ = -1;
+  std::chrono::steady_clock::time_point start_, last_draw_;
+};
+
+// Installs a SIGINT handler that sets the flag ConsoleProgress::cancelled() reads; a second
+// Ctrl-C exits at once.
+void install_interrupt_handler();
+
+}  // namespace modeldiff::cli

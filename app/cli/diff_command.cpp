@@ -1,0 +1,203 @@
+// `modeldiff diff`: distinguishing directions from two precomputed score matrices.
+#include <algorithm>
+#include <cstdio>
+#include <map>
+#include <memory>
+
+#include "commands.h"
+#include "console_progress.h"
+#include "core/base/error.h"
+#include "core/base/output_directory.h"
+#include "core/base/sha256.h"
+#include "core/base/threads.h"
+#include "core/diff/diff_output.h"
+#include "core/diff/model_diff.h"
+#include "core/io/array_file.h"
+
+namespace modeldiff::cli {
+namespace {
+
+struct DiffArgs {
+  std::string scores_a, scores_b, key, key_a, key_b, transpose = "auto";
+  std::string label_a = "A", label_b = "B";
+  std::string labels, rows, out, solver = "auto";
+  std::int64_t klass = -1, num_train = -1;
+  int components = 10, top_k = 10, threads = 0;
+  bool raw_rows = false;
+  std::uint64_t seed = 0;
+};
+
+core::Transpose parse_transpose(const std::string& s) {
+  if (s == "yes") return core::Transpose::kYes;
+  if (s == "no") return core::Transpose::kNo;
+  return core::Transpose::kAuto;
+}
+
+core::PcaSolver parse_solver(const std::string& s) {
+  if (s == "exact") return core::PcaSolver::kExact;
+  if (s == "randomized") return core::PcaSolver::kRandomized;
+  return core::PcaSolver::kAuto;
+}
+
+core::InputProvenance provenance_of(const std::string& path, const std::string& key,
+                                    const core::NdArray& loaded) {
+  core::InputProvenance p;
+  p.path = path;
+  p.key = key;
+  p.format = core::format_name(core::detect_format(path));
+  p.sha256 = core::sha256_path(path);
+  for (const auto& e : core::list_arrays(path))
+    if (e.key == key || key.empty()) {
+      p.file_shape = e.shape;
+      break;
+    }
+  // A traker save_dir is stored N x T and read as T x N.
+  const bool traker = p.format == core::format_name(core::FileFormat::kTrakerSaveDir);
+  const std::vector<std::int64_t> as_read =
+      traker ? std::vector<std::int64_t>{loaded.dim(1), loaded.dim(0)} : p.file_shape;
+  p.transposed = traker || (as_read.size() == 2 && as_read[0] != loaded.dim(0));
+  return p;
+}
+
+int run_diff(const DiffArgs& args, const std::string& command_line) {
+  core::set_compute_threads(args.threads);
+  // Check the output location before any long work, so a typo fails in a second.
+  core::OutputDirectory out(args.out);
+  ConsoleProgress progress;
+
+  core::DiffOptions options;
+  options.components = args.components;
+  options.normalize_rows = !args.raw_rows;
+  options.top_k = args.top_k;
+  options.solver = parse_solver(args.solver);
+  options.seed = args.seed;
+
+  core::ScoreShapeHint hint;
+  hint.num_train = args.num_train;
+  core::DiffProvenance provenance;
+  provenance.command_line = command_line;
+  if (!args.labels.empty()) {
+    const std::vector<std::int64_t> labels = core::load_integer_vector(args.labels);
+    hint.num_targets = static_cast<std::int64_t>(labels.size());
+    for (std::size_t i = 0; i < labels.size(); ++i)
+      if (labels[i] == args.klass) options.target_rows.push_back(static_cast<std::int64_t>(i));
+    if (options.target_rows.empty())
+      throw core::InputError(args.labels, "no target has class " + std::to_string(args.klass));
+    provenance.target_selection = "targets of class " + std::to_string(args.klass) + " in " +
+                                  args.labels + " (" + std::to_string(options.target_rows.size()) +
+                                  " rows)";
+  } else if (!args.rows.empty()) {
+    options.target_rows = core::load_integer_vector(args.rows);
+    std::sort(options.target_rows.begin(), options.target_rows.end());
+    const auto dup = std::adjacent_find(options.target_rows.begin(), options.target_rows.end());
+    if (dup != options.target_rows.end())
+      throw core::InputError(args.rows, "row " + std::to_string(*dup) + " is listed twice");
+    provenance.target_selection =
+        "rows listed in " + args.rows + " (" + std::to_string(options.target_rows.size()) + ")";
+  }
+
+  const std::string key_a = args.key_a.empty() ? args.key : args.key_a;
+  const std::string key_b = args.key_b.empty() ? args.key : args.key_b;
+  const core::Transpose transpose = parse_transpose(args.transpose);
+  progress.report(0.0, "loading " + args.scores_a);
+  core::ScoreInput a{args.label_a, args.scores_a,
+                     core::load_score_matrix(args.scores_a, key_a, transpose, hint)};
+  // B must match A's orientation: A's shape settles B's when no dataset size is known.
+  core::ScoreShapeHint hint_b = hint;
+  if (hint_b.num_targets < 0) hint_b.num_targets = a.scores.dim(0);
+  if (hint_b.num_train < 0) hint_b.num_train = a.scores.dim(1);
+  progress.report(0.02, "loading " + args.scores_b);
+  core::ScoreInput b{args.label_b, args.scores_b,
+                     core::load_score_matrix(args.scores_b, key_b, transpose, hint_b)};
+
+  if (!args.labels.empty() && hint.num_targets != a.scores.dim(0))
+    throw core::InputError(args.labels, "number of labels differs from the number of targets")
+        .expected(std::to_string(a.scores.dim(0)) + " (rows of " + args.scores_a + ")")
+        .found(std::to_string(hint.num_targets));
+
+  provenance.a = provenance_of(args.scores_a, key_a, a.scores);
+  provenance.b = provenance_of(args.scores_b, key_b, b.scores);
+
+  core::SubProgress diff_progress(progress, 0.05, 0.97);
+  const core::DiffResult result = core::run_model_diff(a, b, options, diff_progress);
+
+  progress.report(0.97, "writing " + args.out);
+  core::write_diff_output(out, result, options, provenance);
+  out.commit();
+  progress.report(1.0, "done");
+  progress.finish();
+
+  std::printf("%s minus %s (%s):\n", result.label_a.c_str(), result.label_b.c_str(),
+              result.normalized_rows ? "unit-norm rows" : "raw rows");
+  for (const core::DirectionSet* set : {&result.a_minus_b, &result.b_minus_a}) {
+    if (set == &result.b_minus_a)
+      std::printf("%s minus %s:\n", set->first.c_str(), set->second.c_str());
+    for (Eigen::Index c = 0; c < set->explained_variance.size(); ++c)
+      std::printf("  direction %2ld  explained var %.4g (%.1f%%)  var %s %.4g  var %s %.4g\n",
+                  static_cast<long>(c), set->explained_variance(c),
+                  100.0 * set->explained_variance_ratio(c), result.label_a.c_str(),
+                  set->variance_a(c), result.label_b.c_str(), set->variance_b(c));
+  }
+  std::printf("wrote %s/diff.h5 and %s/summary.json\n", out.dir().c_str(), out.dir().c_str());
+  return 0;
+}
+
+}  // namespace
+
+Command add_diff_command(CLI::App& app, const std::string& command_line) {
+  auto args = std::make_shared<DiffArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "diff",
+      "Distinguishing directions of A minus B and B minus A from two score matrices (T x N, "
+      "row = target/validation example, column = training example).");
+  cmd->add_option("--scores-a", args->scores_a,
+                  "A's scores: .npy, .pt/.pth (torch.save), .safetensors, .h5 or a traker save_dir")
+      ->required();
+  cmd->add_option("--scores-b", args->scores_b, "B's scores (same formats and shape as A)")
+      ->required();
+  cmd->add_option("-c,--components", args->components, "Number of principal components")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  cmd->add_flag("--raw-rows", args->raw_rows,
+                "Do not scale rows to unit norm before the residual (the modeldiff package's "
+                "behaviour; default: unit-norm rows as in the paper)");
+  cmd->add_option("--key", args->key,
+                  "Array to read inside container files (torch dict key, safetensors/HDF5 name, "
+                  "traker experiment); default: the only array or 'weight'");
+  cmd->add_option("--key-a", args->key_a, "Like --key, for A only");
+  cmd->add_option("--key-b", args->key_b, "Like --key, for B only");
+  cmd->add_option("--transpose", args->transpose,
+                  "Whether the files hold N x T: auto (decide from --labels/--num-train sizes), "
+                  "yes, no")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "yes", "no"}));
+  auto* labels = cmd->add_option("--labels", args->labels,
+                                 "Labels of the target examples (one per row), with --class");
+  auto* klass = cmd->add_option("--class", args->klass, "Analyse only targets of this class");
+  labels->needs(klass);
+  klass->needs(labels);
+  cmd->add_option("--rows", args->rows,
+                  "Analyse only these target rows (text list or integer array file)")
+      ->excludes(labels);
+  cmd->add_option("--num-train", args->num_train,
+                  "Number of training examples N (settles the orientation with --transpose auto)");
+  cmd->add_option("--label-a", args->label_a, "Name of algorithm A in outputs")
+      ->capture_default_str();
+  cmd->add_option("--label-b", args->label_b, "Name of algorithm B in outputs")
+      ->capture_default_str();
+  cmd->add_option("--top-k", args->top_k, "Indices kept per direction in the outputs")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  cmd->add_option("--solver", args->solver,
+                  "PCA solver: auto (exact for small inputs, randomised for large), exact, "
+                  "randomized")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "exact", "randomized"}));
+  cmd->add_option("--seed", args->seed, "Seed of the randomised solver")->capture_default_str();
+  cmd->add_option("--threads", args->threads, "Compute threads (0 = all cores)")
+      ->capture_default_str();
+  cmd->add_option("-o,--out", args->out, "Output directory (diff.h5, summary.json)")->required();
+  return [args, command_line] { return run_diff(*args, command_line); };
+}
+
+}  // namespace modeldiff::cli

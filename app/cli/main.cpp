@@ -1,0 +1,61 @@
+// `modeldiff`: the headless command-line tool. Links the core only; needs no display.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <map>
+
+#include "commands.h"
+#include "console_progress.h"
+#include "core/base/error.h"
+
+namespace {
+
+std::string join_arguments(int argc, char** argv) {
+  std::string s;
+  for (int i = 0; i < argc; ++i) {
+    if (i) s += ' ';
+    s += argv[i];
+  }
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace modeldiff;
+  CLI::App app(
+      "ModelDiff Studio: how two training algorithms differ, down to the training "
+      "examples each relies on.",
+      "modeldiff");
+  app.set_version_flag("--version", std::string("modeldiff ") + MODELDIFF_VERSION);
+  app.require_subcommand(1);
+  std::map<std::string, cli::Command> commands;
+  commands["diff"] = cli::add_diff_command(app, join_arguments(argc, argv));
+  commands["inspect"] = cli::add_inspect_command(app);
+  cli::install_interrupt_handler();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "modeldiff: %s (see --help)\n", e.what());
+    return 2;
+  }
+  try {
+    for (const auto* sub : app.get_subcommands()) return commands.at(sub->get_name())();
+  } catch (const core::InputError& e) {
+    std::fprintf(stderr, "\nmodeldiff: error: %s\n", e.what());
+    return 2;
+  } catch (const core::Cancelled&) {
+    std::fprintf(stderr, "\nmodeldiff: cancelled; nothing was written\n");
+    return 130;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "\nmodeldiff: error: out of memory\n");
+    return 3;
+  }
+  return 0;
+}

@@ -1,0 +1,16 @@
+// SHA-256 of inputs, recorded in every result's provenance so a result can be traced to
+// the exact files it came from (and caches can tell when an input changed).
+#pragma once
+
+#include <string>
+
+namespace modeldiff::core {
+
+// Lower-case hex SHA-256 of a file's bytes; for a directory (a traker save_dir), of its
+// regular files' relative paths and contents in sorted order. Throws InputError.
+std::string sha256_path(const std::string& path);
+
+// Lower-case hex SHA-256 of a byte string.
+std::string sha256_bytes(const std::string& bytes);
+
+}  // namespace modeldiff::core
