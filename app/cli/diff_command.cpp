@@ -74,11 +74,13 @@ int run_diff(const DiffArgs& args, const std::string& command_line) {
 
   core::ScoreShapeHint hint;
   hint.num_train = args.num_train;
+  if (args.num_train >= 0) hint.source = "--num-train";
   core::DiffProvenance provenance;
   provenance.command_line = command_line;
   if (!args.labels.empty()) {
     const std::vector<std::int64_t> labels = core::load_integer_vector(args.labels);
     hint.num_targets = static_cast<std::int64_t>(labels.size());
+    hint.source = std::to_string(labels.size()) + " labels in " + args.labels;
     for (std::size_t i = 0; i < labels.size(); ++i)
       if (labels[i] == args.klass) options.target_rows.push_back(static_cast<std::int64_t>(i));
     if (options.target_rows.empty())
@@ -106,6 +108,7 @@ int run_diff(const DiffArgs& args, const std::string& command_line) {
   core::ScoreShapeHint hint_b = hint;
   if (hint_b.num_targets < 0) hint_b.num_targets = a.scores.dim(0);
   if (hint_b.num_train < 0) hint_b.num_train = a.scores.dim(1);
+  hint_b.source = "the shape of " + args.scores_a;
   progress.report(0.02, "loading " + args.scores_b);
   core::ScoreInput b{args.label_b, args.scores_b,
                      core::load_score_matrix(args.scores_b, key_b, transpose, hint_b)};

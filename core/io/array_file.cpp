@@ -280,7 +280,9 @@ NdArray load_score_matrix(const std::string& path, const std::string& key, Trans
            (hint.num_train < 0 || c == hint.num_train);
   };
   const std::string wanted = (hint.num_targets >= 0 ? std::to_string(hint.num_targets) : "T") +
-                             " x " + (hint.num_train >= 0 ? std::to_string(hint.num_train) : "N");
+                             " x " + (hint.num_train >= 0 ? std::to_string(hint.num_train) : "N") +
+                             " (targets x training examples" +
+                             (hint.source.empty() ? ")" : "; sizes from " + hint.source + ")");
   bool flip = false;
   if (transpose == Transpose::kYes) {
     flip = true;
@@ -289,7 +291,7 @@ NdArray load_score_matrix(const std::string& path, const std::string& key, Trans
     if (!as_is && !flipped)
       throw InputError(path, "score matrix does not match the data sizes either way")
           .key(key)
-          .expected(wanted + " (targets x training examples)")
+          .expected(wanted)
           .found(shape_to_string(a.shape()));
     if (as_is && flipped && rows != cols)
       throw InputError(path,

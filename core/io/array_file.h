@@ -43,6 +43,7 @@ enum class Transpose { kAuto, kYes, kNo };
 struct ScoreShapeHint {
   std::int64_t num_targets = -1;
   std::int64_t num_train = -1;
+  std::string source;  // where the sizes come from, for messages ("299 labels in labels.npy")
 };
 
 // A score matrix as T x N float32 (row = target example, column = training example).
