@@ -250,7 +250,7 @@ PcaSolver choose_solver(std::int64_t rows, std::int64_t cols) {
   const double work = static_cast<double>(rows) * static_cast<double>(cols) *
                       static_cast<double>(std::min(rows, cols));
   const double bytes = 8.0 * static_cast<double>(rows) * static_cast<double>(cols);
-  return (work <= 4e9 && bytes <= 256.0 * (1 << 20)) ? PcaSolver::kExact : PcaSolver::kRandomized;
+  return (work <= 5e8 && bytes <= 256.0 * (1 << 20)) ? PcaSolver::kExact : PcaSolver::kRandomized;
 }
 
 RowMatrixF materialize_residual(ConstRowMapF a, ConstRowMapF b, const ResidualCoefficients& coef) {

@@ -1,0 +1,28 @@
+// `modeldiff-gui`: the desktop application. modeldiff-gui [RESULT_DIR]
+#include <QApplication>
+#include <QCommandLineParser>
+
+#include "main_window.h"
+
+int main(int argc, char** argv) {
+  Q_INIT_RESOURCE(resources);  // the icons live in the static ui library
+  QApplication app(argc, argv);
+  QApplication::setApplicationName(QStringLiteral("ModelDiff Studio"));
+  QApplication::setOrganizationName(QStringLiteral("ModelDiff Studio"));
+  QApplication::setApplicationVersion(QStringLiteral(MODELDIFF_VERSION));
+  QApplication::setDesktopFileName(QStringLiteral("io.modeldiff.Studio"));
+
+  QCommandLineParser parser;
+  parser.setApplicationDescription(QStringLiteral("Explore how two training algorithms differ."));
+  parser.addHelpOption();
+  parser.addVersionOption();
+  parser.addPositionalArgument(QStringLiteral("result"),
+                               QStringLiteral("A result folder written by `modeldiff diff`."));
+  parser.process(app);
+
+  modeldiff::ui::MainWindow window;
+  window.show();
+  if (!parser.positionalArguments().isEmpty())
+    window.openResult(parser.positionalArguments().front());
+  return QApplication::exec();
+}
