@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# First thing to run on a fresh checkout: installs the Debian packages, builds the
+# `modeldiff` command-line tool (Release) and runs the demo job, main_job() below.
+#
+# Environment:
+#   MODELDIFF_SHARED_FIXTURES   reference fixture folder (default: ../shared/fixtures)
+#   MODELDIFF_BUILD_DIR         build folder (default: build, shared with run_tests.sh)
+#   MODELDIFF_JOBS              parallel build jobs (default: nproc)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+BUILD_DIR=${MODELDIFF_BUILD_DIR:-build}
+JOBS=${MODELDIFF_JOBS:-$(nproc)}
+FIXTURES=${MODELDIFF_SHARED_FIXTURES:-../shared/fixtures}
+MODELDIFF=$BUILD_DIR/app/modeldiff
+
+# ---------------------------------------------------------------------------------------
+# The demo job. Runs from the repository root with $MODELDIFF built.
+main_job() {
+  local out=out/demo
+  mkdir -p "$(dirname "$out")"
+  "$MODELDIFF" diff \
+    --scores-a "$FIXTURES/modeldiff_ref_seed0/scores_A.npy" \
+    --scores-b "$FIXTURES/modeldiff_ref_seed0/scores_B.npy" \
+    --components 3 --out "$out"
+  echo "summary: $(realpath "$out/summary.json")"
+}
+# ---------------------------------------------------------------------------------------
+
+step() { echo "==> $*"; }
+
+step "installing dependencies"
+bash packaging/install_deps.sh
+
+step "configuring $BUILD_DIR"
+args=(-S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DMODELDIFF_BUILD_GUI=ON)
+[[ -f $BUILD_DIR/CMakeCache.txt ]] || args+=(-G Ninja)  # an existing folder keeps its generator
+[[ -n ${MODELDIFF_SHARED_FIXTURES:-} ]] &&
+  args+=("-DMODELDIFF_SHARED_FIXTURES=$(realpath -m "$MODELDIFF_SHARED_FIXTURES")")
+cmake "${args[@]}"
+
+step "building modeldiff"
+if ! cmake --build "$BUILD_DIR" --target help | grep -qE '^modeldiff: '; then
+  echo "run_demo.sh: this checkout has no 'modeldiff' target (app/CMakeLists.txt)" >&2
+  exit 1
+fi
+cmake --build "$BUILD_DIR" -j "$JOBS" --target modeldiff
+
+step "running the demo"
+main_job
