@@ -293,11 +293,6 @@ NdArray load_score_matrix(const std::string& path, const std::string& key, Trans
           .key(key)
           .expected(wanted)
           .found(shape_to_string(a.shape()));
-    if (as_is && flipped && rows != cols)
-      throw InputError(path,
-                       "cannot tell the score matrix's orientation; pass --transpose yes or no")
-          .key(key)
-          .found(shape_to_string(a.shape()));
     flip = !as_is;
   }
   NdArray out = a.to_float32();

@@ -47,10 +47,11 @@ struct ScoreShapeHint {
 };
 
 // A score matrix as T x N float32 (row = target example, column = training example).
-// kAuto transposes a 2-D matrix only when the hint makes it unambiguous (its rows do not
-// match the known T or N but its columns do); an orientation that fits neither way, or a
-// square matrix whose orientation the hint cannot settle, is refused with a message that
-// suggests --transpose. kYes / kNo force it.
+// kAuto transposes a 2-D matrix only when the hint makes it unambiguous (the stored
+// orientation does not fit the known T or N but the transposed one does); a matrix that fits
+// neither way is refused with a message naming where the sizes came from. When both fit (a
+// square matrix), the stored orientation is kept: T x N is the documented convention, and
+// --transpose yes overrides it. kYes / kNo force the orientation and check it against the hint.
 NdArray load_score_matrix(const std::string& path, const std::string& key, Transpose transpose,
                           const ScoreShapeHint& hint = {});
 
