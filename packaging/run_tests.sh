@@ -92,8 +92,9 @@ fi
 
 if [[ ${MODELDIFF_SKIP_ASAN:-0} != 1 ]]; then
   # -O1: Eigen at -O0 makes the numeric tests crawl; assertions stay on (no NDEBUG).
+  # -g1 (line tables) is all the sanitizers' stack traces need, and compiles ~30% faster.
   if stage configure_asan configure "$ASAN_DIR" -DCMAKE_BUILD_TYPE=Debug \
-    "-DCMAKE_C_FLAGS_DEBUG=-g -O1" "-DCMAKE_CXX_FLAGS_DEBUG=-g -O1" \
+    "-DCMAKE_C_FLAGS_DEBUG=-g1 -O1" "-DCMAKE_CXX_FLAGS_DEBUG=-g1 -O1" \
     -DMODELDIFF_SANITIZE=ON -DMODELDIFF_BUILD_GUI=OFF -DMODELDIFF_BUILD_BENCHMARKS=OFF &&
     stage build_asan cmake --build "$ASAN_DIR" -j "$JOBS"; then
     # The GUI is off in this build, so all its tests are core and CLI tests.
