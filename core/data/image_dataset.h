@@ -72,12 +72,14 @@ ImageDataset load_image_folder(const std::string& root, int height = 0, int widt
 
 // Dispatches on what `images` is: a directory -> load_image_folder (its labels come from the
 // sub-folders, so `labels` must be empty); an IDX file (plain or gzipped, recognised by its
-// magic bytes) -> load_idx_dataset; a .npy file -> load_npy_dataset.
+// magic bytes) -> load_idx_dataset; a .npy file -> load_npy_dataset. The result has that
+// loader's layout (N x H x W x C uint8, or N x C x H x W float32 from a float .npy).
 ImageDataset load_dataset(const std::string& images, const std::string& labels,
                           Progress* progress = nullptr);
 
-// The images at `indices` (in that order, repeats allowed), with their labels; same layout,
-// source and class names as `data`. Throws InputError naming the first index out of range.
+// The images at `indices` (in that order, repeats allowed), with their labels: K x H x W x C
+// uint8 or K x C x H x W float32 (K = indices.size()), the layout of `data`, with its source
+// and class names. Throws InputError naming the first index out of range.
 ImageDataset subset(const ImageDataset& data, const std::vector<std::int64_t>& indices);
 
 }  // namespace modeldiff::core
