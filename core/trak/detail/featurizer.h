@@ -1,0 +1,45 @@
+// Internal (LibTorch): TRAK features of one checkpoint, batch by batch.
+#pragma once
+
+#include <torch/script.h>
+#include <torch/torch.h>
+
+#include <string>
+#include <vector>
+
+#include "core/base/progress.h"
+#include "core/trak/detail/projection.h"
+#include "core/trak/detail/sequential.h"
+#include "core/trak/trak_settings.h"
+
+namespace modeldiff::core::detail {
+
+struct Features {
+  torch::Tensor features;     // N x k float32: projected margin gradients
+  torch::Tensor out_to_loss;  // N: 1 - softmax(logits)_y
+  torch::Tensor logits;       // N x K
+};
+
+// Holds one checkpoint's layers and projection, so that its training and target examples are
+// projected alike.
+class CheckpointFeaturizer {
+ public:
+  CheckpointFeaturizer(torch::jit::Module model, std::string name, const TrakSettings& settings,
+                       int checkpoint);
+  // inputs: N x ... float32 (model input), labels: N int64.
+  Features run(const torch::Tensor& inputs, const torch::Tensor& labels, Progress& progress);
+
+  const Projector& projector() const { return projector_; }
+  const std::vector<std::string>& frozen_parameters() const { return frozen_; }
+
+ private:
+  torch::jit::Module model_;
+  std::string name_;
+  TrakSettings settings_;
+  std::vector<std::string> frozen_;
+  std::vector<Layer> layers_;
+  Projector projector_;
+  bool verified_ = false;
+};
+
+}  // namespace modeldiff::core::detail

@@ -1,0 +1,58 @@
+#include "core/trak/detail/featurizer.h"
+
+#include <algorithm>
+
+#include "core/base/error.h"
+
+namespace modeldiff::core::detail {
+namespace {
+
+std::vector<Layer> layers_of(torch::jit::Module& model, const std::string& name,
+                             std::vector<std::string>* frozen) {
+  return sequential_layers(model, name, frozen);
+}
+
+}  // namespace
+
+CheckpointFeaturizer::CheckpointFeaturizer(torch::jit::Module model, std::string name,
+                                           const TrakSettings& settings, int checkpoint)
+    : model_(std::move(model)),
+      name_(std::move(name)),
+      settings_(settings),
+      layers_(layers_of(model_, name_, &frozen_)),
+      projector_(layers_, settings_, checkpoint) {}
+
+Features CheckpointFeaturizer::run(const torch::Tensor& inputs, const torch::Tensor& labels,
+                                   Progress& progress) {
+  const std::int64_t n = inputs.size(0);
+  if (labels.dim() != 1 || labels.size(0) != n)
+    throw InputError(name_, "labels do not match the inputs")
+        .expected(std::to_string(n) + " labels")
+        .found(std::to_string(labels.numel()));
+  Features out;
+  out.features = torch::empty({n, projector_.dim()}, torch::kFloat32);
+  out.out_to_loss = torch::empty({n}, torch::kFloat32);
+  const std::int64_t batch = std::max(1, settings_.batch_size);
+  for (std::int64_t begin = 0; begin < n; begin += batch) {
+    progress.throw_if_cancelled();
+    const std::int64_t size = std::min(batch, n - begin);
+    const torch::Tensor x = inputs.narrow(0, begin, size);
+    const torch::Tensor y = labels.narrow(0, begin, size).to(torch::kLong);
+    if (!verified_) {
+      verify_chain(model_, layers_, x, name_);
+      verified_ = true;
+    }
+    const MarginGradients g = margin_gradients(layers_, x, y);
+    torch::NoGradGuard no_grad;
+    out.features.narrow(0, begin, size).copy_(projector_.project(layers_, g));
+    const torch::Tensor p = torch::softmax(g.logits, 1).gather(1, y.unsqueeze(1)).squeeze(1);
+    out.out_to_loss.narrow(0, begin, size).copy_(1.0f - p);
+    if (!out.logits.defined()) out.logits = torch::empty({n, g.logits.size(1)}, torch::kFloat32);
+    out.logits.narrow(0, begin, size).copy_(g.logits);
+    progress.report(static_cast<double>(begin + size) / static_cast<double>(n),
+                    "featurizing " + std::to_string(begin + size) + "/" + std::to_string(n));
+  }
+  return out;
+}
+
+}  // namespace modeldiff::core::detail

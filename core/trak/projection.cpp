@@ -1,0 +1,129 @@
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "core/base/error.h"
+#include "core/trak/detail/projection.h"
+
+namespace modeldiff::core::detail {
+
+std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t a, std::uint64_t b) {
+  std::uint64_t z = seed + 0x9e3779b97f4a7c15ull * (a + 1) + 0xbf58476d1ce4e5b9ull * (b + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+torch::Tensor rademacher(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
+  torch::Tensor out = torch::empty({rows, cols}, torch::kFloat32);
+  float* p = out.data_ptr<float>();
+  std::mt19937_64 rng(seed);
+  const std::int64_t n = rows * cols;
+  for (std::int64_t i = 0; i < n; i += 64) {
+    std::uint64_t bits = rng();
+    const std::int64_t end = std::min<std::int64_t>(n, i + 64);
+    for (std::int64_t j = i; j < end; ++j, bits >>= 1) p[j] = (bits & 1u) ? 1.0f : -1.0f;
+  }
+  return out;
+}
+
+namespace {
+
+std::vector<const Layer*> trainable(const std::vector<Layer>& layers) {
+  std::vector<const Layer*> out;
+  for (const auto& l : layers)
+    if (l.kind != LayerKind::kPassThrough) out.push_back(&l);
+  return out;
+}
+
+}  // namespace
+
+Projector::Projector(const std::vector<Layer>& layers, const TrakSettings& settings, int checkpoint)
+    : kind_(settings.projection) {
+  const auto layers_t = trainable(layers);
+  for (const Layer* l : layers_t) num_params_ += l->grad_rows() * l->grad_cols();
+  if (settings.proj_dim < 1)
+    throw InputError("", "projection dimension must be positive")
+        .found(std::to_string(settings.proj_dim));
+  const auto ck = static_cast<std::uint64_t>(checkpoint);
+  if (kind_ == ProjectionKind::kDense) {
+    dim_ = settings.proj_dim;
+    dense_ = rademacher(num_params_, dim_, mix_seed(settings.seed, ck, 0)) /
+             std::sqrt(static_cast<float>(num_params_));
+    return;
+  }
+  // Water-filling: layers whose whole gradient fits their share are kept exactly; the rest of
+  // the dimensions are shared in proportion to the layers' sizes.
+  const std::size_t n = layers_t.size();
+  std::vector<std::int64_t> size(n), target(n, -1);
+  for (std::size_t i = 0; i < n; ++i) size[i] = layers_t[i]->grad_rows() * layers_t[i]->grad_cols();
+  double remaining = settings.proj_dim;
+  for (bool changed = true; changed;) {
+    changed = false;
+    double pending = 0;
+    for (std::size_t i = 0; i < n; ++i)
+      if (target[i] < 0) pending += static_cast<double>(size[i]);
+    for (std::size_t i = 0; i < n && pending > 0; ++i)
+      if (target[i] < 0 && static_cast<double>(size[i]) <= remaining * size[i] / pending) {
+        target[i] = size[i];
+        remaining -= static_cast<double>(size[i]);
+        changed = true;
+      }
+  }
+  double pending = 0;
+  for (std::size_t i = 0; i < n; ++i)
+    if (target[i] < 0) pending += static_cast<double>(size[i]);
+  for (std::size_t i = 0; i < n; ++i)
+    if (target[i] < 0)
+      target[i] =
+          std::max<std::int64_t>(1, static_cast<std::int64_t>(remaining * size[i] / pending));
+
+  blocks_.resize(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::int64_t rows = layers_t[i]->grad_rows(), cols = layers_t[i]->grad_cols();
+    Block& b = blocks_[i];
+    if (target[i] >= size[i]) {
+      b.k1 = rows;
+      b.k2 = cols;
+    } else {
+      // Split the layer's dimensions between the output and input sides in proportion to
+      // their sizes (k1 / k2 ~ rows / cols).
+      const double t = static_cast<double>(target[i]);
+      b.k1 = std::clamp<std::int64_t>(std::llround(std::sqrt(t * rows / cols)), 1, rows);
+      b.k2 = std::clamp<std::int64_t>(target[i] / b.k1, 1, cols);
+    }
+    float scale = 1.0f;
+    if (b.k1 < rows) {
+      b.p_out = rademacher(rows, b.k1, mix_seed(settings.seed, ck, 2 * i + 1));
+      scale /= std::sqrt(static_cast<float>(b.k1));
+    }
+    if (b.k2 < cols) {
+      b.p_in = rademacher(cols, b.k2, mix_seed(settings.seed, ck, 2 * i + 2));
+      scale /= std::sqrt(static_cast<float>(b.k2));
+    }
+    b.scale = scale;
+    dim_ += b.k1 * b.k2;
+  }
+  // Same overall scale as the dense projection: E ||phi||^2 = (k / p) ||g||^2.
+  structured_scale_ = std::sqrt(static_cast<float>(dim_) / static_cast<float>(num_params_));
+}
+
+torch::Tensor Projector::project(const std::vector<Layer>& layers, const MarginGradients& g) const {
+  if (kind_ == ProjectionKind::kDense) return flat_gradients(layers, g).mm(dense_);
+  std::vector<torch::Tensor> parts;
+  std::size_t k = 0;
+  for (const auto& layer : layers) {
+    if (layer.kind == LayerKind::kPassThrough) continue;
+    const Block& b = blocks_[k];
+    const CapturedLayer& captured = g.layers[k++];
+    torch::Tensor delta = output_gradients(layer, captured);           // B x rows x L
+    torch::Tensor u = augmented_inputs(layer, captured);               // B x cols x L
+    if (b.p_out.defined()) delta = torch::matmul(b.p_out.t(), delta);  // B x k1 x L
+    if (b.p_in.defined()) u = torch::matmul(b.p_in.t(), u);            // B x k2 x L
+    const torch::Tensor block = torch::bmm(delta, u.transpose(1, 2));  // B x k1 x k2
+    parts.push_back(block.reshape({block.size(0), -1}) * (b.scale * structured_scale_));
+  }
+  return torch::cat(parts, 1);
+}
+
+}  // namespace modeldiff::core::detail

@@ -1,0 +1,31 @@
+// Settings of TRAK attribution (ALGORITHM.md section 1). No LibTorch here.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace modeldiff::core {
+
+enum class ProjectionKind {
+  // P^T g / sqrt(p) with a dense p x k Rademacher matrix: 2pk flops per example.
+  kDense,
+  // Per layer, a Kronecker-factored Rademacher projection of the layer's gradient
+  // Delta U^T (rows x cols): (P_out^T Delta)(P_in^T U)^T, k1 k2 dimensions, costing
+  // (rows k1 + cols k2 + k1 k2) L flops per example instead of rows cols k. Layers small
+  // enough are kept exactly. The layers' blocks are scaled so that inner products are
+  // preserved in expectation, like the dense projection.
+  kStructured,
+};
+
+struct TrakSettings {
+  int proj_dim = 2048;
+  std::uint64_t seed = 0;  // with the checkpoint index, seeds each checkpoint's projection
+  ProjectionKind projection = ProjectionKind::kStructured;
+  double lambda = 0.0;      // ridge term of the kernel Phi^T Phi + lambda I
+  bool out_to_loss = true;  // scale training columns by Q = 1 - p_y (false: Q = 1)
+  int batch_size = 256;
+};
+
+std::string describe(const TrakSettings& settings);
+
+}  // namespace modeldiff::core

@@ -1,0 +1,156 @@
+// Per-example gradients, projections and the TRAK ensemble against references computed by
+// torch one example at a time and against the closed form of logistic regression.
+#include <gtest/gtest.h>
+
+#include <Eigen/Dense>
+#include <cmath>
+
+#include "core/attribution/trak_ensemble.h"
+#include "core/base/error.h"
+#include "core/io/npy.h"
+#include "core/test_paths.h"
+#include "core/trak/detail/featurizer.h"
+
+using namespace modeldiff::core;
+using modeldiff::test::test_fixture;
+namespace mdd = modeldiff::core::detail;
+
+namespace {
+
+torch::Tensor load_tensor(const std::string& name) {
+  const NdArray a = read_npy(test_fixture(name));
+  std::vector<std::int64_t> shape = a.shape();
+  if (a.dtype() == DType::kInt64)
+    return torch::from_blob(const_cast<std::byte*>(a.data()), shape, torch::kLong).clone();
+  const NdArray f = a.to_float32();
+  return torch::from_blob(const_cast<std::byte*>(f.data()), shape, torch::kFloat32).clone();
+}
+
+torch::jit::Module load_module(const std::string& name) {
+  return torch::jit::load(test_fixture(name));
+}
+
+RowMatrixF to_eigen(const torch::Tensor& t) {
+  const torch::Tensor c = t.contiguous().to(torch::kFloat32);
+  return Eigen::Map<const RowMatrixF>(c.data_ptr<float>(), c.size(0), c.size(1));
+}
+
+}  // namespace
+
+TEST(PerExampleGradients, MatchOneBackwardPerExample) {
+  torch::jit::Module model = load_module("trak_cnn.pt");
+  std::vector<std::string> frozen;
+  const auto layers = mdd::sequential_layers(model, "trak_cnn.pt", &frozen);
+  const torch::Tensor x = load_tensor("trak_inputs.npy"), y = load_tensor("trak_labels.npy");
+  const mdd::MarginGradients g = mdd::margin_gradients(layers, x, y);
+  const torch::Tensor grads = mdd::flat_gradients(layers, g);
+  const torch::Tensor want = load_tensor("trak_grads.npy");
+  ASSERT_EQ(grads.sizes(), want.sizes());
+  const double rel = ((grads - want).abs().max() / want.abs().max()).item<double>();
+  EXPECT_LT(rel, 1e-4);
+  EXPECT_TRUE(frozen.empty());
+}
+
+TEST(PerExampleGradients, CustomForwardIsRefused) {
+  torch::jit::Module model = load_module("trak_custom.pt");
+  try {
+    mdd::sequential_layers(model, "trak_custom.pt", nullptr);
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("trak_custom.pt"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("nn.Sequential"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Projection, SeededAndDeterministic) {
+  const torch::Tensor a = mdd::rademacher(5, 7, 42), b = mdd::rademacher(5, 7, 42);
+  EXPECT_TRUE(torch::equal(a, b));
+  EXPECT_FALSE(torch::equal(a, mdd::rademacher(5, 7, 43)));
+  EXPECT_EQ(a.abs().min().item<float>(), 1.0f);
+  torch::jit::Module model = load_module("trak_cnn.pt");
+  const torch::Tensor x = load_tensor("trak_inputs.npy"), y = load_tensor("trak_labels.npy");
+  TrakSettings s;
+  s.proj_dim = 64;
+  NullProgress progress;
+  for (ProjectionKind kind : {ProjectionKind::kDense, ProjectionKind::kStructured}) {
+    s.projection = kind;
+    mdd::CheckpointFeaturizer f1(model.clone(), "m", s, 0), f2(model.clone(), "m", s, 0),
+        f3(model.clone(), "m", s, 1);
+    const auto r1 = f1.run(x, y, progress), r2 = f2.run(x, y, progress),
+               r3 = f3.run(x, y, progress);
+    EXPECT_TRUE(torch::equal(r1.features, r2.features));
+    EXPECT_FALSE(torch::equal(r1.features, r3.features));  // another checkpoint, another P
+  }
+}
+
+TEST(Projection, StructuredPreservesInnerProductsLikeDense) {
+  // With k close to p, both projections approximately preserve the gradients' Gram matrix
+  // up to the common k / p factor.
+  torch::jit::Module model = load_module("trak_cnn.pt");
+  const torch::Tensor x = load_tensor("trak_inputs.npy"), y = load_tensor("trak_labels.npy");
+  auto layers = mdd::sequential_layers(model, "m", nullptr);
+  const torch::Tensor g = mdd::flat_gradients(layers, mdd::margin_gradients(layers, x, y));
+  const double p = static_cast<double>(g.size(1));
+  const torch::Tensor gram = g.mm(g.t());
+  TrakSettings s;
+  s.proj_dim = 4096;  // more than p: every layer is kept exactly by the structured projection
+  s.projection = ProjectionKind::kStructured;
+  NullProgress progress;
+  mdd::CheckpointFeaturizer exact(model.clone(), "m", s, 0);
+  const auto fe = exact.run(x, y, progress);
+  EXPECT_EQ(exact.projector().dim(), static_cast<std::int64_t>(p));
+  const torch::Tensor gram_exact = fe.features.mm(fe.features.t());
+  EXPECT_LT(((gram_exact - gram).abs().max() / gram.abs().max()).item<double>(), 1e-5);
+  (void)p;
+}
+
+TEST(Trak, LogisticRegressionEqualsClosedForm) {
+  torch::jit::Module model = load_module("trak_logreg.pt");
+  const torch::Tensor x = load_tensor("trak_logreg_x.npy"), y = load_tensor("trak_logreg_y.npy");
+  TrakSettings s;
+  s.proj_dim = 10;
+  s.projection = ProjectionKind::kDense;
+  s.lambda = 0.01;
+  NullProgress progress;
+  mdd::CheckpointFeaturizer f(model, "logreg", s, 0);
+  const mdd::Features train = f.run(x, y, progress);
+  const mdd::Features target = f.run(x.narrow(0, 0, 5), y.narrow(0, 0, 5), progress);
+  TrakEnsemble ensemble(5, 24, s.lambda);
+  ensemble.add_checkpoint(
+      to_eigen(train.features), to_eigen(target.features),
+      Eigen::Map<const Eigen::VectorXf>(train.out_to_loss.data_ptr<float>(), 24), "logreg");
+  const NdArray scores = ensemble.scores(true);
+
+  // Closed form. Logits l = W x + b (2 classes); margin f = l_y - l_{1-y}, so
+  // d f / d W_c = (c == y ? x : -x), d f / d b_c = (c == y ? 1 : -1), parameters in order
+  // W (2 x 6, row-major) then b. Projection: the same seeded Rademacher P (p x k) / sqrt(p).
+  const Eigen::MatrixXd w = to_eigen(load_tensor("trak_logreg_w.npy")).cast<double>();
+  const Eigen::VectorXd b =
+      to_eigen(load_tensor("trak_logreg_b.npy").reshape({2, 1})).cast<double>();
+  const Eigen::MatrixXd xd = to_eigen(x).cast<double>();
+  const int p = 14;
+  Eigen::MatrixXd grads(24, p);
+  Eigen::VectorXd q(24);
+  for (int i = 0; i < 24; ++i) {
+    const int yi = static_cast<int>(y[i].item<std::int64_t>());
+    for (int c = 0; c < 2; ++c) {
+      const double sign = c == yi ? 1.0 : -1.0;
+      grads.block(i, c * 6, 1, 6) = sign * xd.row(i);
+      grads(i, 12 + c) = sign;
+    }
+    const Eigen::Vector2d logits = w * xd.row(i).transpose() + b;
+    const double py = 1.0 / (1.0 + std::exp(logits(1 - yi) - logits(yi)));
+    q(i) = 1.0 - py;
+  }
+  const Eigen::MatrixXd proj =
+      to_eigen(mdd::rademacher(p, 10, mdd::mix_seed(0, 0, 0))).cast<double>() / std::sqrt(p);
+  const Eigen::MatrixXd phi = grads * proj;  // 24 x 10
+  Eigen::MatrixXd kernel = phi.transpose() * phi;
+  kernel.diagonal().array() += 0.01;
+  const Eigen::MatrixXd expected =
+      phi.topRows(5) * kernel.ldlt().solve(phi.transpose()) * q.asDiagonal();  // 5 x 24
+  const Eigen::MatrixXd got =
+      to_eigen(torch::from_blob(const_cast<std::byte*>(scores.data()), {5, 24}, torch::kFloat32))
+          .cast<double>();
+  EXPECT_LT((got - expected).cwiseAbs().maxCoeff() / expected.cwiseAbs().maxCoeff(), 1e-4);
+}
