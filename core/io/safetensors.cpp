@@ -106,6 +106,19 @@ std::uint64_t unsigned_value(const MappedFile& file, const std::string& name, co
   return j.get<std::uint64_t>();
 }
 
+// Borrows the mapped bytes when they are aligned for the dtype (always so in files the
+// safetensors library writes: it pads the header to 8 bytes and orders tensors by alignment),
+// else copies them into an aligned buffer, so that data_as<T>() is valid on every result.
+NdArray view_or_copy(DType dtype, std::vector<std::int64_t> shape,
+                     const std::shared_ptr<const MappedFile>& file, const std::byte* data) {
+  if (reinterpret_cast<std::uintptr_t>(data) % dtype_size(dtype) == 0) {
+    return NdArray(dtype, std::move(shape), file, data);
+  }
+  NdArray copy = NdArray::allocate(dtype, std::move(shape));
+  if (copy.nbytes() > 0) std::memcpy(copy.mutable_data(), data, copy.nbytes());
+  return copy;
+}
+
 }  // namespace
 
 std::vector<NamedArray> parse_safetensors(std::shared_ptr<const MappedFile> file) {
@@ -179,8 +192,8 @@ std::vector<NamedArray> parse_safetensors(std::shared_ptr<const MappedFile> file
           .found(std::to_string(end - begin) + " bytes");
     }
     if (end > begin) spans.push_back({begin, end, out.size()});
-    out.push_back(
-        {name, NdArray(dtype, std::move(shape), file, h.data + static_cast<std::size_t>(begin))});
+    out.push_back({name, view_or_copy(dtype, std::move(shape), file,
+                                      h.data + static_cast<std::size_t>(begin))});
   }
   std::sort(spans.begin(), spans.end(), [](const Span& a, const Span& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;

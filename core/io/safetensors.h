@@ -3,8 +3,10 @@
 // "__metadata__": {...}} and the raw little-endian tensor bytes, offsets relative to the end of
 // the header.
 //
-// The arrays borrow their bytes from the memory-mapped file (zero copy; elements may be
-// unaligned, which NdArray::to_float32 handles). Everything the header claims is checked:
+// The arrays borrow their bytes from the memory-mapped file (zero copy) whenever the data is
+// aligned for its dtype, as in every file the safetensors library writes; tensors at unaligned
+// offsets are copied, so that data_as<T>() is always valid. Everything the header claims is
+// checked:
 // header length within the file, valid JSON, known dtypes (F16, BF16, F32, F64, I8, U8, I16,
 // I32, I64, BOOL), offsets inside the data, sizes equal to numel * itemsize, no two tensors
 // overlapping, no duplicate names.
