@@ -40,7 +40,8 @@ args=(-S . -B "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release -DMODELDIFF_BUILD_GUI=ON)
 cmake "${args[@]}"
 
 step "building modeldiff"
-if ! cmake --build "$BUILD_DIR" --target help | grep -qE '^modeldiff: '; then
+targets=$(cmake --build "$BUILD_DIR" --target help)
+if ! grep -qE '^(\.\.\. )?modeldiff(: |$)' <<<"$targets"; then
   echo "run_demo.sh: this checkout has no 'modeldiff' target (app/CMakeLists.txt)" >&2
   exit 1
 fi
