@@ -72,8 +72,12 @@ std::string sha256_path(const std::string& path) {
 }
 
 std::string sha256_bytes(const std::string& bytes) {
+  return sha256_data(bytes.data(), bytes.size());
+}
+
+std::string sha256_data(const void* data, std::size_t size) {
   const DigestContext ctx = new_context();
-  EVP_DigestUpdate(ctx.get(), bytes.data(), bytes.size());
+  EVP_DigestUpdate(ctx.get(), data, size);
   return finish(ctx.get());
 }
 

@@ -2,6 +2,7 @@
 // the exact files it came from (and caches can tell when an input changed).
 #pragma once
 
+#include <cstddef>
 #include <string>
 
 namespace modeldiff::core {
@@ -10,7 +11,8 @@ namespace modeldiff::core {
 // regular files' relative paths and contents in sorted order. Throws InputError.
 std::string sha256_path(const std::string& path);
 
-// Lower-case hex SHA-256 of a byte string.
+// Lower-case hex SHA-256 of a byte string / of a memory range.
 std::string sha256_bytes(const std::string& bytes);
+std::string sha256_data(const void* data, std::size_t size);
 
 }  // namespace modeldiff::core

@@ -4,12 +4,15 @@
 
 #include <Eigen/Dense>
 #include <cmath>
+#include <cstring>
+#include <filesystem>
 
 #include "core/attribution/trak_ensemble.h"
 #include "core/base/error.h"
 #include "core/io/npy.h"
 #include "core/test_paths.h"
 #include "core/trak/detail/featurizer.h"
+#include "core/trak/trak.h"
 
 using namespace modeldiff::core;
 using modeldiff::test::test_fixture;
@@ -153,4 +156,62 @@ TEST(Trak, LogisticRegressionEqualsClosedForm) {
       to_eigen(torch::from_blob(const_cast<std::byte*>(scores.data()), {5, 24}, torch::kFloat32))
           .cast<double>();
   EXPECT_LT((got - expected).cwiseAbs().maxCoeff() / expected.cwiseAbs().maxCoeff(), 1e-4);
+}
+
+namespace {
+
+TrakData small_data() {
+  TrakData d;
+  const NdArray x = read_npy(test_fixture("trak_inputs.npy")).to_float32();
+  const NdArray y = read_npy(test_fixture("trak_labels.npy"));
+  const std::int64_t per = 8 * 8;
+  d.train_inputs = NdArray::allocate(DType::kFloat32, {12, 1, 8, 8});
+  d.target_inputs = NdArray::allocate(DType::kFloat32, {4, 1, 8, 8});
+  std::copy_n(x.data_as<float>(), 12 * per, d.train_inputs.mutable_data_as<float>());
+  std::copy_n(x.data_as<float>() + 12 * per, 4 * per, d.target_inputs.mutable_data_as<float>());
+  for (int i = 0; i < 16; ++i)
+    (i < 12 ? d.train_labels : d.target_labels).push_back(y.data_as<std::int64_t>()[i]);
+  return d;
+}
+
+}  // namespace
+
+TEST(TrakScores, CachedCheckpointsAreReusedAndInvalidatedByAnyChange) {
+  const std::string dir = ::testing::TempDir() + "/trak_cache_test";
+  std::filesystem::remove_all(dir);
+  Algorithm alg{"cnn", "", {test_fixture("trak_cnn.pt"), test_fixture("trak_cnn.pt")}};
+  TrakSettings s;
+  s.proj_dim = 8;  // below N = 12 so the kernel is invertible without lambda
+  NullProgress progress;
+  TrakReport first, second, third;
+  const NdArray a = trak_scores(alg, small_data(), s, dir, progress, &first);
+  ASSERT_EQ(a.shape(), (std::vector<std::int64_t>{4, 12}));
+  for (const auto& c : first.checkpoints) EXPECT_FALSE(c.from_cache);
+  const NdArray b = trak_scores(alg, small_data(), s, dir, progress, &second);
+  for (const auto& c : second.checkpoints) EXPECT_TRUE(c.from_cache);
+  EXPECT_EQ(std::memcmp(a.data(), b.data(), a.nbytes()), 0);
+  s.seed = 1;  // another projection: nothing may come from the cache
+  trak_scores(alg, small_data(), s, dir, progress, &third);
+  for (const auto& c : third.checkpoints) EXPECT_FALSE(c.from_cache);
+  // Two checkpoints with identical weights but different projections (seeded by position)
+  // still give finite, non-trivial scores.
+  ConstRowMapF m(a.data_as<float>(), 4, 12);
+  EXPECT_TRUE(m.allFinite());
+  EXPECT_GT(m.cwiseAbs().maxCoeff(), 0.0f);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(TrakScores, SingularKernelIsExplained) {
+  Algorithm alg{"cnn", "", {test_fixture("trak_cnn.pt")}};
+  TrakSettings s;
+  s.proj_dim = 64;  // more features than the 12 training examples, lambda = 0
+  NullProgress progress;
+  try {
+    trak_scores(alg, small_data(), s, "", progress);
+    FAIL() << "expected an InputError";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("lambda"), std::string::npos) << e.what();
+  }
+  s.lambda = 1e-3;
+  EXPECT_NO_THROW(trak_scores(alg, small_data(), s, "", progress));
 }

@@ -1,0 +1,61 @@
+// TRAK attribution of one learning algorithm from its checkpoints (ALGORITHM.md section 1).
+// No LibTorch in this header.
+//
+// Inputs are model-ready arrays: float32 N x C x H x W (or N x D) training inputs and
+// T x ... target inputs, with int64 labels. The result is the T x N float32 score matrix
+// (row = target example, column = training example).
+//
+// Each checkpoint's features (training features Phi_m, target features G_m, out-to-loss
+// weights Q_m) are cached in `cache_dir` under a name derived from the SHA-256 of everything
+// they depend on (architecture and checkpoint files, input arrays, labels, TRAK settings and
+// the checkpoint's position, which seeds its projection): a killed or cancelled run resumes
+// without recomputing finished checkpoints, and any change of input misses the cache.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/base/ndarray.h"
+#include "core/base/progress.h"
+#include "core/trak/trak_settings.h"
+
+namespace modeldiff::core {
+
+struct Algorithm {
+  std::string label;                     // the user's name, e.g. "augmented"
+  std::string architecture;              // TorchScript file; "" when checkpoints are full models
+  std::vector<std::string> checkpoints;  // one file per trained model (M >= 1)
+};
+
+struct TrakData {
+  NdArray train_inputs;                     // N x ... float32
+  std::vector<std::int64_t> train_labels;   // N
+  NdArray target_inputs;                    // T x ... float32
+  std::vector<std::int64_t> target_labels;  // T
+};
+
+struct CheckpointReport {
+  std::string checkpoint;
+  bool from_cache = false;
+  double target_accuracy = 0;  // of this checkpoint on the target examples
+  double seconds = 0;          // featurization time (0 when cached)
+  std::int64_t feature_dim = 0;
+};
+
+struct TrakReport {
+  std::vector<CheckpointReport> checkpoints;
+  std::int64_t num_parameters = 0;
+  std::vector<std::string> frozen_parameters;  // parameters of layers TRAK does not follow
+};
+
+// The T x N TRAK scores of `algorithm`. `cache_dir` may be empty (no cache). Throws
+// InputError for unreadable/mismatched checkpoints and bad data; core::Cancelled when
+// `progress` is cancelled (finished checkpoints stay cached).
+NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const TrakSettings& settings,
+                    const std::string& cache_dir, Progress& progress, TrakReport* report = nullptr);
+
+// SHA-256 of the data arrays and labels (part of every cache key; computed once per run).
+std::string trak_data_fingerprint(const TrakData& data);
+
+}  // namespace modeldiff::core
