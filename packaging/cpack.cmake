@@ -60,7 +60,7 @@ libtorch1.13, libopencv-core406, libopencv-imgproc406, libopencv-imgcodecs406, \
 ${_modeldiff_extra_depends}")
   if(TARGET modeldiff-gui)
     string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS
-           ", libqt6core6, libqt6gui6, libqt6widgets6, libqcustomplot2.1")
+           ", libqt6core6, libqt6gui6, libqt6widgets6, libqcustomplot2.1-qt6")
   endif()
 endif()
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "dataset-fashion-mnist")
