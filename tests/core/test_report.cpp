@@ -1,4 +1,6 @@
-// The SVG plot writer: round ticks, pixels where the frame says, well-formed XML.
+// The SVG plot writer (round ticks, pixels where the frame says, well-formed XML) and the HTML
+// report (files it references exist, PNG sizes, escaping, errors), on synthetic ModelDiff
+// results and tiny image datasets.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -15,6 +17,11 @@
 #include <vector>
 
 #include "core/base/error.h"
+#include "core/base/progress.h"
+#include "core/data/image_dataset.h"
+#include "core/data/image_grid.h"
+#include "core/diff/model_diff.h"
+#include "core/report/html_report.h"
 #include "core/report/svg_plot.h"
 
 using namespace modeldiff::core;
@@ -26,6 +33,13 @@ std::string temp_path(const std::string& name) {
   return (fs::temp_directory_path() /
           ("modeldiff_report_" + std::to_string(::getpid()) + "_" + name))
       .string();
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::ostringstream s;
+  s << f.rdbuf();
+  return s.str();
 }
 
 // A minimal well-formedness check for the XML (and the HTML) written here: every tag closed in
@@ -189,6 +203,7 @@ TEST(SvgPlot, XmlEscapeCoversMarkupAndQuotes) {
   EXPECT_EQ(xml_escape("A<b>&\"'"), "A&lt;b&gt;&amp;&quot;&#39;");
   EXPECT_EQ(xml_escape("plain text 1.5"), "plain text 1.5");
   EXPECT_EQ(xml_escape(std::string("a\x01z", 3)), "a z");  // not allowed in XML 1.0
+  EXPECT_EQ(html_escape("A<b>&"), "A&lt;b&gt;&amp;");
 }
 
 TEST(SvgPlot, ScatterPointsLandWhereTheFrameSays) {
@@ -315,6 +330,35 @@ TEST(SvgPlot, DocumentsAreWellFormedWithHostileText) {
   fs::remove_all(dir);
 }
 
+TEST(SvgPlot, LongTextShrinksThenIsCutAtACharacterBoundary) {
+  ScatterPlot plot;
+  plot.width = 240;
+  plot.height = 200;
+  std::string long_label;
+  for (int i = 0; i < 60; ++i) long_label += "\xc3\xa9";  // "é": two bytes in UTF-8
+  plot.x_axis.label = long_label;
+  plot.y_axis.label = "short";
+  ScatterSeries s;
+  s.name = std::string(200, 'n');
+  s.x = {1};
+  s.y = {1};
+  plot.series.push_back(s);
+  const std::string svg = render_scatter_svg(plot);
+  EXPECT_TRUE(well_formed(svg, false));
+  // Both the axis label and the legend entry end in an ellipsis, and the cut label is still
+  // whole characters.
+  static const std::regex kCut(">((?:\xc3\xa9)+)&#8230;</text>");
+  EXPECT_TRUE(std::regex_search(svg, kCut)) << svg;
+  EXPECT_NE(svg.find("nnnn&#8230;</text>"), std::string::npos);
+  EXPECT_NE(svg.find("font-size=\"13.00\" text-anchor=\"middle\">short</text>"), std::string::npos);
+  const std::string dir = temp_path("svg_long");
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::ofstream(dir + "/long.svg") << svg;
+  EXPECT_TRUE(xmllint_accepts(dir + "/long.svg"));  // also checks the UTF-8
+  fs::remove_all(dir);
+}
+
 TEST(SvgPlot, HistogramBarsAndMarkerLandWhereTheFrameSays) {
   const std::vector<double> values = {0.05, 0.1, 0.3, 0.35, 0.4, 0.6, 1.0, -1.0, std::nan("")};
   const std::vector<double> counts = histogram_counts(values, 0, 1, 4);
@@ -355,4 +399,324 @@ TEST(SvgPlot, HistogramBarsAndMarkerLandWhereTheFrameSays) {
          << "\" y2=\"" << f.bottom << "\"";
   EXPECT_NE(svg.find(marker.str()), std::string::npos);
   EXPECT_NE(svg.find(">median 0.350</text>"), std::string::npos);
+}
+
+namespace {
+
+// N 8 x 8 gray images, each a different pattern (a bright square at a position given by the
+// index, over a background level given by the label).
+ImageDataset patterned_images(std::int64_t n, const std::string& source) {
+  ImageDataset d;
+  d.source = source;
+  d.images = NdArray::allocate(DType::kUInt8, {n, 8, 8, 1});
+  std::uint8_t* p = d.images.mutable_data_as<std::uint8_t>();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t label = i % 3;
+    d.labels.push_back(label);
+    for (int y = 0; y < 8; ++y)
+      for (int x = 0; x < 8; ++x) {
+        const bool square = (y / 2 == (i / 4) % 4) && (x / 2 == i % 4);
+        p[i * 64 + y * 8 + x] = static_cast<std::uint8_t>(square ? 255 : 40 + 60 * label);
+      }
+  }
+  d.class_names = {"zero", "one & <two>", "two"};
+  return d;
+}
+
+NdArray random_scores(std::int64_t t, std::int64_t n, unsigned seed, const NdArray* base) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  NdArray s = NdArray::allocate(DType::kFloat32, {t, n});
+  float* p = s.mutable_data_as<float>();
+  for (std::int64_t i = 0; i < t * n; ++i)
+    p[i] = (base ? base->data_as<float>()[i] : 0.0f) + g(rng);
+  return s;
+}
+
+struct Fixture {
+  static constexpr std::int64_t kTrain = 40, kVal = 24;
+  ImageDataset train = patterned_images(kTrain, "train-images");
+  ImageDataset val = patterned_images(kVal, "val-images");
+  DiffResult all, one_class;
+
+  Fixture() {
+    const NdArray a = random_scores(kVal, kTrain, 1, nullptr);
+    const NdArray b = random_scores(kVal, kTrain, 2, &a);
+    NullProgress progress;
+    DiffOptions options;
+    options.components = 3;
+    options.top_k = 4;  // fewer than the report shows: it picks its own from the matrices
+    all = run_model_diff({"A<b>&", "a.npy", a}, {"B", "b.npy", b}, options, progress);
+    for (std::int64_t r = 1; r < kVal; r += 3) options.target_rows.push_back(r);
+    options.components = 2;
+    one_class = run_model_diff({"A<b>&", "a.npy", a}, {"B", "b.npy", b}, options, progress);
+  }
+
+  ReportInput input() const {
+    ReportInput in;
+    in.label_a = "A<b>&";
+    in.label_b = "B";
+    in.description = "A: trained <with> augmentation & more\nB: plain";
+    in.train = &train;
+    in.val = &val;
+    in.comparisons = {{"all validation examples", &all}, {"class 1 (one & <two>)", &one_class}};
+    in.images_per_grid = 6;
+    in.facts = {{"TRAK projection", "k = 2048 <dense>"}, {"scores A", "/tmp/a&b.npy"}};
+    return in;
+  }
+};
+
+std::vector<std::string> img_sources(const std::string& html) {
+  static const std::regex kImg("<img src=\"([^\"]*)\"");
+  std::vector<std::string> out;
+  for (auto it = std::sregex_iterator(html.begin(), html.end(), kImg); it != std::sregex_iterator();
+       ++it)
+    out.push_back((*it)[1]);
+  return out;
+}
+
+// Width and height from a PNG's IHDR chunk.
+std::pair<std::uint32_t, std::uint32_t> png_size(const std::string& path) {
+  const std::string bytes = read_file(path);
+  if (bytes.size() < 24 || bytes.compare(0, 8, "\x89PNG\r\n\x1a\n") != 0 ||
+      bytes.compare(12, 4, "IHDR") != 0)
+    return {0, 0};
+  auto be32 = [&](std::size_t at) {
+    std::uint32_t v = 0;
+    for (int k = 0; k < 4; ++k) v = (v << 8) | static_cast<unsigned char>(bytes[at + k]);
+    return v;
+  };
+  return {be32(16), be32(20)};
+}
+
+class CancelAfter final : public Progress {
+ public:
+  explicit CancelAfter(int reports) : left_(reports) {}
+  void report(double, std::string_view) override { --left_; }
+  bool cancelled() const override { return left_ <= 0; }
+
+ private:
+  int left_;
+};
+
+}  // namespace
+
+TEST(HtmlReport, WritesAPageWhoseImagesAndPlotsAllExist) {
+  const Fixture fx;
+  const std::string dir = temp_path("report");
+  fs::remove_all(dir);
+  const std::string index = write_html_report(dir, fx.input());
+  EXPECT_EQ(index, dir + "/index.html");
+  ASSERT_TRUE(fs::exists(index));
+  const std::string html = read_file(index);
+  EXPECT_TRUE(well_formed(html, true));
+
+  // Titles, labels, description and facts appear escaped, never raw.
+  EXPECT_NE(html.find("all validation examples"), std::string::npos);
+  EXPECT_NE(html.find("class 1 (one &amp; &lt;two&gt;)"), std::string::npos);
+  EXPECT_NE(html.find("A&lt;b&gt;&amp; minus B"), std::string::npos);
+  EXPECT_NE(html.find("trained &lt;with&gt; augmentation &amp; more\nB: plain"), std::string::npos);
+  EXPECT_NE(html.find("k = 2048 &lt;dense&gt;"), std::string::npos);
+  EXPECT_EQ(html.find("A<b>"), std::string::npos);
+  EXPECT_EQ(html.find("<two>"), std::string::npos);
+  // Offline: no network references.
+  EXPECT_EQ(html.find("http://"), std::string::npos);
+  EXPECT_EQ(html.find("https://"), std::string::npos);
+  EXPECT_EQ(html.find("<script"), std::string::npos);
+  // Every direction of both sets of both comparisons has an anchor the contents link to.
+  for (const std::string slug : {"all-validation-examples", "class-1-one-two"})
+    for (const std::string set : {"a_minus_b", "b_minus_a"}) {
+      EXPECT_NE(html.find("href=\"#" + slug + "-" + set + "\""), std::string::npos);
+      const int components = slug == "all-validation-examples" ? 3 : 2;
+      for (int c = 0; c < components; ++c)
+        EXPECT_NE(html.find("id=\"" + slug + "-" + set + "-" + std::to_string(c) + "\""),
+                  std::string::npos);
+    }
+
+  const std::vector<std::string> sources = img_sources(html);
+  // Per comparison 2 plots; per direction 3 grids: (3 + 3) * 3 + (2 + 2) * 3 = 30 grids.
+  EXPECT_EQ(sources.size(), 2u * 2u + 30u);
+  std::set<std::string> referenced;
+  for (const auto& src : sources) {
+    EXPECT_EQ(src.find('/'), std::string::npos) << src;  // all beside index.html
+    EXPECT_TRUE(fs::exists(dir + "/" + src)) << src;
+    referenced.insert(src);
+  }
+  EXPECT_EQ(referenced.size(), sources.size()) << "a file name is used twice";
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string name = entry.path().filename().string();
+    EXPECT_TRUE(name == "index.html" || referenced.count(name)) << "stray file " << name;
+  }
+  for (const std::string name :
+       {"all-validation-examples_variance.svg", "all-validation-examples_cosine.svg",
+        "all-validation-examples_a_minus_b_dir0_top_train.png",
+        "all-validation-examples_b_minus_a_dir2_bottom_train.png",
+        "class-1-one-two_a_minus_b_dir1_top_val.png"})
+    EXPECT_TRUE(referenced.count(name)) << name;
+
+  // Grids: 6 images in one row of 96-pixel cells with caption strips, as the grid layout says.
+  GridStyle style;
+  style.columns = 6;
+  style.cell = 96;
+  const GridLayout layout = image_grid_layout(6, true, style);
+  // The second comparison has 8 validation rows: its top_val grids hold 6 images too.
+  for (const auto& src : referenced) {
+    if (src.size() > 4 && src.compare(src.size() - 4, 4, ".png") == 0) {
+      const auto [w, h] = png_size(dir + "/" + src);
+      EXPECT_EQ(w, static_cast<std::uint32_t>(layout.width)) << src;
+      EXPECT_EQ(h, static_cast<std::uint32_t>(layout.height)) << src;
+      EXPECT_NE(html.find("src=\"" + src + "\" width=\"" + std::to_string(layout.width) +
+                          "\" height=\"" + std::to_string(layout.height) + "\""),
+                std::string::npos)
+          << src;
+    } else {
+      const std::string svg = read_file(dir + "/" + src);
+      EXPECT_TRUE(well_formed(svg, false)) << src;
+      EXPECT_TRUE(xmllint_accepts(dir + "/" + src));
+    }
+  }
+  // The variance plot shows every direction of both sets, labelled with the user's names.
+  const std::string variance = read_file(dir + "/all-validation-examples_variance.svg");
+  EXPECT_NE(variance.find("variance of A&lt;b&gt;&amp;&#39;s attributions"), std::string::npos);
+  EXPECT_EQ(circles(variance).size(), 3u + 3u + 2u);  // 6 points + 2 legend dots
+  fs::remove_all(dir);
+}
+
+TEST(HtmlReport, GridImagesAreTheRightExamples) {
+  // The top training grid shows the training images with the largest loadings on direction 0:
+  // render the same grid from the matrices and compare the PNG's size and the HTML caption.
+  const Fixture fx;
+  ReportInput in = fx.input();
+  in.comparisons.resize(1);
+  in.images_per_grid = 12;  // more than the 4 the result stores; two rows of 10 columns
+  const std::string dir = temp_path("report_rows");
+  fs::remove_all(dir);
+  write_html_report(dir, in);
+  GridStyle style;
+  style.columns = 10;
+  style.cell = 96;
+  const GridLayout layout = image_grid_layout(12, true, style);
+  const auto [w, h] = png_size(dir + "/all-validation-examples_a_minus_b_dir0_top_train.png");
+  EXPECT_EQ(w, static_cast<std::uint32_t>(layout.width));
+  EXPECT_EQ(h, static_cast<std::uint32_t>(layout.height));
+  EXPECT_EQ(layout.rows, 2);
+  // The stored top-4 list is a prefix of what the report picks (same ordering rule).
+  const DirectionSet& d = fx.all.a_minus_b;
+  const auto picked = top_k_indices(d.directions.data(), Fixture::kTrain, 12, true);
+  for (std::size_t i = 0; i < d.top_train[0].size(); ++i) EXPECT_EQ(picked[i], d.top_train[0][i]);
+  fs::remove_all(dir);
+}
+
+TEST(HtmlReport, WithoutImagesListsIndicesInstead) {
+  const Fixture fx;
+  ReportInput in = fx.input();
+  in.train = nullptr;
+  in.val = nullptr;
+  in.label_a.clear();  // taken from the results
+  in.label_b.clear();
+  const std::string dir = temp_path("report_noimages");
+  fs::remove_all(dir);
+  write_html_report(dir, in);
+  const std::string html = read_file(dir + "/index.html");
+  EXPECT_TRUE(well_formed(html, true));
+  EXPECT_NE(html.find("A&lt;b&gt;&amp; minus B"), std::string::npos);
+  const auto sources = img_sources(html);
+  EXPECT_EQ(sources.size(), 4u);  // the plots only
+  const std::int64_t top = fx.all.a_minus_b.top_train[0][0];
+  EXPECT_NE(html.find("<p class=\"indices\">#" + std::to_string(top) + " ("), std::string::npos);
+  for (const auto& entry : fs::directory_iterator(dir))
+    EXPECT_NE(entry.path().extension(), ".png") << entry.path();
+  fs::remove_all(dir);
+}
+
+TEST(HtmlReport, RewritingReplacesTheEarlierReport) {
+  const Fixture fx;
+  const std::string dir = temp_path("report_again");
+  fs::remove_all(dir);
+  write_html_report(dir, fx.input());
+  ReportInput in = fx.input();
+  in.comparisons[0].title = "second run";
+  write_html_report(dir, in);
+  const std::string html = read_file(dir + "/index.html");
+  EXPECT_NE(html.find("second run"), std::string::npos);
+  EXPECT_TRUE(fs::exists(dir + "/second-run_variance.svg"));
+  // The first run's figures of the renamed comparison are gone; a user's own file stays.
+  EXPECT_FALSE(fs::exists(dir + "/all-validation-examples_variance.svg"));
+  EXPECT_FALSE(fs::exists(dir + "/all-validation-examples_a_minus_b_dir0_top_train.png"));
+  EXPECT_TRUE(fs::exists(dir + "/class-1-one-two_a_minus_b_dir0_top_train.png"));
+  std::ofstream(dir + "/notes.txt") << "mine";
+  write_html_report(dir, fx.input());
+  EXPECT_TRUE(fs::exists(dir + "/notes.txt"));
+  EXPECT_FALSE(fs::exists(dir + "/second-run_variance.svg"));
+  fs::remove_all(dir);
+}
+
+TEST(HtmlReport, DuplicateTitlesGetDistinctFileNames) {
+  EXPECT_EQ(report_slug("class 3 (Dress)"), "class-3-dress");
+  EXPECT_EQ(report_slug("  All -- Validation!! "), "all-validation");
+  EXPECT_EQ(report_slug("<>&"), "comparison");
+  EXPECT_EQ(report_slug(std::string(100, 'x')).size(), 48u);
+  const Fixture fx;
+  ReportInput in = fx.input();
+  in.comparisons[1].title = in.comparisons[0].title;
+  in.comparisons.push_back({"Provenance", &fx.all});  // the facts table's id is taken
+  const std::string dir = temp_path("report_dup");
+  fs::remove_all(dir);
+  write_html_report(dir, in);
+  EXPECT_TRUE(fs::exists(dir + "/all-validation-examples_variance.svg"));
+  EXPECT_TRUE(fs::exists(dir + "/all-validation-examples-2_variance.svg"));
+  EXPECT_TRUE(fs::exists(dir + "/provenance-2_variance.svg"));
+  const std::string html = read_file(dir + "/index.html");
+  EXPECT_NE(html.find("id=\"provenance\""), std::string::npos);
+  EXPECT_NE(html.find("id=\"provenance-2\""), std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST(HtmlReport, BadInputThrowsInputErrorAndWritesNothing) {
+  const Fixture fx;
+  const std::string base = temp_path("report_bad");
+  fs::remove_all(base);
+  fs::create_directories(base);
+
+  // Unwritable location: the parent is a regular file.
+  std::ofstream(base + "/file") << "x";
+  EXPECT_THROW(write_html_report(base + "/file/report", fx.input()), InputError);
+  EXPECT_THROW(write_html_report(base + "/missing/parent/report", fx.input()), InputError);
+
+  const std::string dir = base + "/report";
+  ReportInput in = fx.input();
+  ImageDataset short_train = patterned_images(Fixture::kTrain - 1, "short-train");
+  in.train = &short_train;
+  try {
+    write_html_report(dir, in);
+    FAIL() << "no InputError";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.file(), "short-train");
+    EXPECT_NE(std::string(e.what()).find("40"), std::string::npos) << e.what();
+  }
+  in = fx.input();
+  ImageDataset long_val = patterned_images(Fixture::kVal + 1, "long-val");
+  in.val = &long_val;
+  EXPECT_THROW(write_html_report(dir, in), InputError);
+  in = fx.input();
+  in.images_per_grid = 0;
+  EXPECT_THROW(write_html_report(dir, in), InputError);
+  in.images_per_grid = 101;
+  EXPECT_THROW(write_html_report(dir, in), InputError);
+  in = fx.input();
+  in.comparisons.clear();
+  EXPECT_THROW(write_html_report(dir, in), InputError);
+  EXPECT_FALSE(fs::exists(dir));
+
+  // Cancelled half-way: nothing reaches the target, no staging folder is left behind.
+  CancelAfter cancel(5);
+  EXPECT_THROW(write_html_report(dir, fx.input(), &cancel), Cancelled);
+  EXPECT_FALSE(fs::exists(dir));
+  std::size_t entries = 0;
+  for (const auto& entry : fs::directory_iterator(base)) {
+    (void)entry;
+    ++entries;
+  }
+  EXPECT_EQ(entries, 1u);  // just "file"
+  fs::remove_all(base);
 }
