@@ -12,5 +12,8 @@ using Command = std::function<int()>;
 
 Command add_diff_command(CLI::App& app, const std::string& command_line);
 Command add_inspect_command(CLI::App& app);
+#ifdef MODELDIFF_WITH_TORCH
+Command add_train_command(CLI::App& app);
+#endif
 
 }  // namespace modeldiff::cli

@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   std::map<std::string, cli::Command> commands;
   commands["diff"] = cli::add_diff_command(app, join_arguments(argc, argv));
   commands["inspect"] = cli::add_inspect_command(app);
+#ifdef MODELDIFF_WITH_TORCH
+  commands["train"] = cli::add_train_command(app);
+#endif
   cli::install_interrupt_handler();
 
   try {
