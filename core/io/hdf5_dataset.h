@@ -28,7 +28,7 @@ NdArray read_hdf5_dataset(const std::string& path, const std::string& dataset,
                           std::size_t max_bytes = 0);
 
 // Paths of every dataset in the file reachable through hard links, recursively, without a
-// leading '/' ("scores", "group/weight"), sorted by name within each group. Throws InputError.
+// leading '/' ("scores", "group/weight"), sorted. Throws InputError.
 std::vector<std::string> list_hdf5_datasets(const std::string& path);
 
 // As read_hdf5_dataset and list_hdf5_datasets, on an HDF5 file image of `size` bytes in memory
