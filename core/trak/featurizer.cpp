@@ -7,6 +7,8 @@
 namespace modeldiff::core::detail {
 namespace {
 
+constexpr std::int64_t kDenseCaptureBatch = 32;
+
 std::vector<Layer> layers_of(torch::jit::Module& model, const std::string& name,
                              std::vector<std::string>* frozen) {
   return sequential_layers(model, name, frozen);
@@ -33,22 +35,40 @@ Features CheckpointFeaturizer::run(const torch::Tensor& inputs, const torch::Ten
   out.features = torch::empty({n, projector_.dim()}, torch::kFloat32);
   out.out_to_loss = torch::empty({n}, torch::kFloat32);
   const std::int64_t batch = std::max(1, settings_.batch_size);
+  const bool dense = projector_.kind() == ProjectionKind::kDense;
+  // The dense projection multiplies whole batches of flat gradients (a large GEMM runs at the
+  // machine's peak), but the forward and backward passes run faster in small sub-batches whose
+  // activations stay in cache.
+  const std::int64_t capture = dense ? std::min(batch, kDenseCaptureBatch) : batch;
+  torch::Tensor flat;
   for (std::int64_t begin = 0; begin < n; begin += batch) {
-    progress.throw_if_cancelled();
     const std::int64_t size = std::min(batch, n - begin);
-    const torch::Tensor x = inputs.narrow(0, begin, size);
-    const torch::Tensor y = labels.narrow(0, begin, size).to(torch::kLong);
-    if (!verified_) {
-      verify_chain(model_, layers_, x, name_);
-      verified_ = true;
+    if (dense) flat = torch::empty({size, projector_.num_params()}, torch::kFloat32);
+    for (std::int64_t sub = 0; sub < size; sub += capture) {
+      progress.throw_if_cancelled();
+      const std::int64_t count = std::min(capture, size - sub);
+      const torch::Tensor x = inputs.narrow(0, begin + sub, count);
+      const torch::Tensor y = labels.narrow(0, begin + sub, count).to(torch::kLong);
+      if (!verified_) {
+        verify_chain(model_, layers_, x, name_);
+        verified_ = true;
+      }
+      const MarginGradients g = margin_gradients(layers_, x, y);
+      torch::NoGradGuard no_grad;
+      if (dense)
+        flat.narrow(0, sub, count).copy_(flat_gradients(layers_, g));
+      else
+        out.features.narrow(0, begin + sub, count).copy_(projector_.project(layers_, g));
+      const torch::Tensor p = torch::softmax(g.logits, 1).gather(1, y.unsqueeze(1)).squeeze(1);
+      out.out_to_loss.narrow(0, begin + sub, count).copy_(1.0f - p);
+      if (!out.logits.defined()) out.logits = torch::empty({n, g.logits.size(1)}, torch::kFloat32);
+      out.logits.narrow(0, begin + sub, count).copy_(g.logits);
     }
-    const MarginGradients g = margin_gradients(layers_, x, y);
-    torch::NoGradGuard no_grad;
-    out.features.narrow(0, begin, size).copy_(projector_.project(layers_, g));
-    const torch::Tensor p = torch::softmax(g.logits, 1).gather(1, y.unsqueeze(1)).squeeze(1);
-    out.out_to_loss.narrow(0, begin, size).copy_(1.0f - p);
-    if (!out.logits.defined()) out.logits = torch::empty({n, g.logits.size(1)}, torch::kFloat32);
-    out.logits.narrow(0, begin, size).copy_(g.logits);
+    if (dense) {
+      torch::NoGradGuard no_grad;
+      torch::Tensor target = out.features.narrow(0, begin, size);
+      torch::mm_out(target, flat, projector_.dense_matrix());
+    }
     progress.report(static_cast<double>(begin + size) / static_cast<double>(n),
                     "featurizing " + std::to_string(begin + size) + "/" + std::to_string(n));
   }

@@ -29,6 +29,11 @@ torch::Tensor rademacher(std::int64_t rows, std::int64_t cols, std::uint64_t see
 
 namespace {
 
+// A layer whose output side has at most this many rows (a classifier head, a narrow
+// convolution) keeps that side exact and spends its whole share on the input side: the output
+// side is cheap to keep and projecting it loses the most information per dimension.
+constexpr std::int64_t kExactOutputRows = 16;
+
 std::vector<const Layer*> trainable(const std::vector<Layer>& layers) {
   std::vector<const Layer*> out;
   for (const auto& l : layers)
@@ -89,7 +94,9 @@ Projector::Projector(const std::vector<Layer>& layers, const TrakSettings& setti
       // Split the layer's dimensions between the output and input sides in proportion to
       // their sizes (k1 / k2 ~ rows / cols).
       const double t = static_cast<double>(target[i]);
-      b.k1 = std::clamp<std::int64_t>(std::llround(std::sqrt(t * rows / cols)), 1, rows);
+      b.k1 = rows <= kExactOutputRows && target[i] >= rows
+                 ? rows
+                 : std::clamp<std::int64_t>(std::llround(std::sqrt(t * rows / cols)), 1, rows);
       b.k2 = std::clamp<std::int64_t>(target[i] / b.k1, 1, cols);
     }
     float scale = 1.0f;
@@ -116,12 +123,34 @@ torch::Tensor Projector::project(const std::vector<Layer>& layers, const MarginG
     if (layer.kind == LayerKind::kPassThrough) continue;
     const Block& b = blocks_[k];
     const CapturedLayer& captured = g.layers[k++];
-    torch::Tensor delta = output_gradients(layer, captured);           // B x rows x L
-    torch::Tensor u = augmented_inputs(layer, captured);               // B x cols x L
-    if (b.p_out.defined()) delta = torch::matmul(b.p_out.t(), delta);  // B x k1 x L
-    if (b.p_in.defined()) u = torch::matmul(b.p_in.t(), u);            // B x k2 x L
-    const torch::Tensor block = torch::bmm(delta, u.transpose(1, 2));  // B x k1 x k2
-    parts.push_back(block.reshape({block.size(0), -1}) * (b.scale * structured_scale_));
+    const std::int64_t batch = captured.output_grad.size(0);
+    const std::int64_t rows = layer.grad_rows(), cols = layer.grad_cols();
+    torch::Tensor block;  // B x k1 x k2
+    if (layer.kind == LayerKind::kLinear) {
+      // A rank-one gradient: project delta and [a, 1] separately, then take the outer product.
+      torch::Tensor d = bias_gradient(layer, captured);  // B x rows (= delta)
+      torch::Tensor a = captured.input.reshape({batch, -1});
+      if (layer.bias.defined()) a = torch::cat({a, torch::ones({batch, 1}, a.options())}, 1);
+      if (b.p_out.defined()) d = d.mm(b.p_out);
+      if (b.p_in.defined()) a = a.mm(b.p_in);
+      block = d.unsqueeze(2) * a.unsqueeze(1);
+    } else {
+      // P_out^T G P_in per example, both sides as GEMMs over the whole batch, in the cheaper
+      // order.
+      torch::Tensor grad = layer_gradient(layer, captured);  // B x rows x cols
+      const auto right = [&](const torch::Tensor& x) {
+        return b.p_in.defined()
+                   ? x.reshape({-1, x.size(2)}).mm(b.p_in).view({batch, x.size(1), b.k2})
+                   : x;
+      };
+      const auto left = [&](const torch::Tensor& x) {
+        return b.p_out.defined() ? torch::matmul(b.p_out.t(), x) : x;
+      };
+      const double in_first = static_cast<double>(rows) * cols * b.k2 + b.k1 * rows * b.k2;
+      const double out_first = static_cast<double>(b.k1) * rows * cols + b.k1 * cols * b.k2;
+      block = in_first <= out_first ? left(right(grad)) : right(left(grad));
+    }
+    parts.push_back(block.reshape({batch, -1}) * (b.scale * structured_scale_));
   }
   return torch::cat(parts, 1);
 }

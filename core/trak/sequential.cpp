@@ -170,30 +170,35 @@ MarginGradients margin_gradients(const std::vector<Layer>& layers, const torch::
   return out;
 }
 
-torch::Tensor augmented_inputs(const Layer& layer, const CapturedLayer& captured) {
-  torch::Tensor u;
-  if (layer.kind == LayerKind::kLinear) {
-    u = captured.input.reshape({captured.input.size(0), -1, 1});  // B x in x 1
-  } else {
-    namespace F = torch::nn::functional;
-    u = F::unfold(captured.input, F::UnfoldFuncOptions(layer.kernel)
-                                      .padding(layer.padding)
-                                      .stride(layer.stride)
-                                      .dilation(layer.dilation));  // B x C_in k k x L
-  }
-  if (layer.bias.defined())
-    u = torch::cat({u, torch::ones({u.size(0), 1, u.size(2)}, u.options())}, 1);
-  return u;
+torch::Tensor weight_gradient(const Layer& layer, const CapturedLayer& captured) {
+  const torch::Tensor& d = captured.output_grad;
+  const std::int64_t batch = d.size(0), rows = layer.grad_rows();
+  if (layer.kind == LayerKind::kLinear)  // outer products delta_b u_b^T
+    return d.reshape({batch, rows, 1}) * captured.input.reshape({batch, 1, -1});
+  // Conv2d: the B per-example weight gradients are the weight gradient of one grouped
+  // convolution whose groups are the examples (no im2col copy of the inputs).
+  const torch::Tensor& in = captured.input;
+  const std::int64_t channels = in.size(1);
+  const torch::Tensor placeholder =
+      torch::empty({batch * rows, channels, layer.kernel[0], layer.kernel[1]}, in.options());
+  const auto grads = at::convolution_backward(
+      d.reshape({1, batch * rows, d.size(2), d.size(3)}),
+      in.reshape({1, batch * channels, in.size(2), in.size(3)}), placeholder, c10::nullopt,
+      layer.stride, layer.padding, layer.dilation, /*transposed=*/false, {0, 0}, batch,
+      {false, true, false});
+  return std::get<1>(grads).view({batch, rows, -1});
 }
 
-torch::Tensor output_gradients(const Layer& layer, const CapturedLayer& captured) {
+torch::Tensor bias_gradient(const Layer& layer, const CapturedLayer& captured) {
   const torch::Tensor& d = captured.output_grad;
-  return d.reshape({d.size(0), layer.grad_rows(), -1});  // B x rows x L
+  const torch::Tensor flat = d.reshape({d.size(0), layer.grad_rows(), -1});
+  return flat.size(2) == 1 ? flat.squeeze(2) : flat.sum(2);  // B x rows
 }
 
 torch::Tensor layer_gradient(const Layer& layer, const CapturedLayer& captured) {
-  return torch::bmm(output_gradients(layer, captured),
-                    augmented_inputs(layer, captured).transpose(1, 2));  // B x rows x cols
+  torch::Tensor w = weight_gradient(layer, captured);
+  if (!layer.bias.defined()) return w;
+  return torch::cat({w, bias_gradient(layer, captured).unsqueeze(2)}, 2);  // B x rows x cols
 }
 
 torch::Tensor flat_gradients(const std::vector<Layer>& layers, const MarginGradients& g) {
@@ -201,14 +206,10 @@ torch::Tensor flat_gradients(const std::vector<Layer>& layers, const MarginGradi
   std::size_t k = 0;
   for (const auto& layer : layers) {
     if (layer.kind == LayerKind::kPassThrough) continue;
-    const torch::Tensor grad = layer_gradient(layer, g.layers[k++]);
-    const std::int64_t b = grad.size(0), cols = grad.size(2);
-    if (layer.bias.defined()) {
-      parts.push_back(grad.narrow(2, 0, cols - 1).reshape({b, -1}));
-      parts.push_back(grad.select(2, cols - 1));
-    } else {
-      parts.push_back(grad.reshape({b, -1}));
-    }
+    const CapturedLayer& captured = g.layers[k++];
+    const torch::Tensor w = weight_gradient(layer, captured);
+    parts.push_back(w.reshape({w.size(0), -1}));
+    if (layer.bias.defined()) parts.push_back(bias_gradient(layer, captured));
   }
   return torch::cat(parts, 1);
 }

@@ -30,6 +30,7 @@ class CheckpointFeaturizer {
   Features run(const torch::Tensor& inputs, const torch::Tensor& labels, Progress& progress);
 
   const Projector& projector() const { return projector_; }
+  const std::vector<Layer>& layers() const { return layers_; }
   const std::vector<std::string>& frozen_parameters() const { return frozen_; }
 
  private:

@@ -25,6 +25,9 @@ class Projector {
 
   std::int64_t dim() const { return dim_; }
   std::int64_t num_params() const { return num_params_; }
+  ProjectionKind kind() const { return kind_; }
+  // The dense projection's p x k matrix (already scaled); undefined for the structured one.
+  const torch::Tensor& dense_matrix() const { return dense_; }
   // B x dim features of a batch.
   torch::Tensor project(const std::vector<Layer>& layers, const MarginGradients& g) const;
 

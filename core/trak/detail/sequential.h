@@ -64,13 +64,11 @@ struct MarginGradients {
 MarginGradients margin_gradients(const std::vector<Layer>& layers, const torch::Tensor& x,
                                  const torch::Tensor& labels);
 
-// The per-example gradient of one trainable layer as B x rows x cols (bias as last column).
+// Per-example gradients of one trainable layer: the weight part as B x rows x (cols - 1 if
+// biased), the bias part as B x rows, and both as B x rows x cols (bias as last column).
+torch::Tensor weight_gradient(const Layer& layer, const CapturedLayer& captured);
+torch::Tensor bias_gradient(const Layer& layer, const CapturedLayer& captured);
 torch::Tensor layer_gradient(const Layer& layer, const CapturedLayer& captured);
-
-// U_i with a row of ones appended when the layer has a bias: B x cols x L (Conv2d) or
-// B x cols x 1 (Linear); and Delta_i as B x rows x L (or B x rows x 1).
-torch::Tensor augmented_inputs(const Layer& layer, const CapturedLayer& captured);
-torch::Tensor output_gradients(const Layer& layer, const CapturedLayer& captured);
 
 // All per-example gradients flattened in parameter order (each layer's weight, then bias):
 // B x p.
