@@ -13,6 +13,7 @@ using Command = std::function<int()>;
 Command add_diff_command(CLI::App& app, const std::string& command_line);
 Command add_inspect_command(CLI::App& app);
 #ifdef MODELDIFF_WITH_TORCH
+Command add_trak_command(CLI::App& app);
 Command add_train_command(CLI::App& app);
 #endif
 

@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
   commands["diff"] = cli::add_diff_command(app, join_arguments(argc, argv));
   commands["inspect"] = cli::add_inspect_command(app);
 #ifdef MODELDIFF_WITH_TORCH
+  commands["trak"] = cli::add_trak_command(app);
   commands["train"] = cli::add_train_command(app);
 #endif
   cli::install_interrupt_handler();
