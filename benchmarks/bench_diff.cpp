@@ -31,8 +31,8 @@
 #include "core/io/npy.h"
 
 extern "C" void sgesdd_(const char* jobz, const int* m, const int* n, float* a, const int* lda,
-                        float* s, float* u, const int* ldu, float* vt, const int* ldvt,
-                        float* work, const int* lwork, int* iwork, int* info);
+                        float* s, float* u, const int* ldu, float* vt, const int* ldvt, float* work,
+                        const int* lwork, int* iwork, int* info);
 
 namespace {
 
@@ -78,10 +78,12 @@ int run_baseline(const Args& args) {
     // Residual with unit-norm rows, materialised in full.
     RowMatrixF r(args.t, args.n);
     for (std::int64_t i = 0; i < args.t; ++i) {
-      const double nf = first.row(i).cast<double>().norm(), ns = second.row(i).cast<double>().norm();
+      const double nf = first.row(i).cast<double>().norm(),
+                   ns = second.row(i).cast<double>().norm();
       const double dot = first.row(i).cast<double>().dot(second.row(i).cast<double>());
-      r.row(i) = (first.row(i).cast<double>() / nf - (dot / (nf * ns * ns)) * second.row(i).cast<double>())
-                     .cast<float>();
+      r.row(i) =
+          (first.row(i).cast<double>() / nf - (dot / (nf * ns * ns)) * second.row(i).cast<double>())
+              .cast<float>();
     }
     r.rowwise() -= r.colwise().mean();
     // LAPACK is column-major: the row-major T x N residual is the column-major N x T matrix.
@@ -157,15 +159,22 @@ int main(int argc, char** argv) {
       }
       return argv[++i];
     };
-    if (a == "--targets") args.t = std::stoll(next());
-    else if (a == "--train") args.n = std::stoll(next());
-    else if (a == "--components") args.components = std::stoi(next());
-    else if (a == "--modeldiff") args.modeldiff = next();
-    else if (a == "--workdir") args.workdir = next();
-    else if (a == "--baseline-child") baseline_child = true;
+    if (a == "--targets")
+      args.t = std::stoll(next());
+    else if (a == "--train")
+      args.n = std::stoll(next());
+    else if (a == "--components")
+      args.components = std::stoi(next());
+    else if (a == "--modeldiff")
+      args.modeldiff = next();
+    else if (a == "--workdir")
+      args.workdir = next();
+    else if (a == "--baseline-child")
+      baseline_child = true;
     else {
-      std::fprintf(stderr, "usage: bench_diff [--targets T] [--train N] [--components C] "
-                           "[--modeldiff PATH] [--workdir DIR]\n");
+      std::fprintf(stderr,
+                   "usage: bench_diff [--targets T] [--train N] [--components C] "
+                   "[--modeldiff PATH] [--workdir DIR]\n");
       return 2;
     }
   }
@@ -180,14 +189,14 @@ int main(int argc, char** argv) {
   const double input_mb = static_cast<double>(args.t * args.n * 4) / (1 << 20);
 
   std::filesystem::remove_all(args.workdir + "/out");
-  const Measured ours = measure_child(
-      {args.modeldiff, "diff", "--scores-a", args.workdir + "/a.npy", "--scores-b",
-       args.workdir + "/b.npy", "--components", std::to_string(args.components), "--out",
-       args.workdir + "/out"});
-  const Measured base = measure_child(
-      {argv[0], "--baseline-child", "--targets", std::to_string(args.t), "--train",
-       std::to_string(args.n), "--components", std::to_string(args.components), "--workdir",
-       args.workdir});
+  const Measured ours =
+      measure_child({args.modeldiff, "diff", "--scores-a", args.workdir + "/a.npy", "--scores-b",
+                     args.workdir + "/b.npy", "--components", std::to_string(args.components),
+                     "--out", args.workdir + "/out"});
+  const Measured base =
+      measure_child({argv[0], "--baseline-child", "--targets", std::to_string(args.t), "--train",
+                     std::to_string(args.n), "--components", std::to_string(args.components),
+                     "--workdir", args.workdir});
   if (ours.status != 0 || base.status != 0) {
     std::fprintf(stderr, "a run failed (ours %d, baseline %d)\n", ours.status, base.status);
     return 1;
@@ -198,9 +207,11 @@ int main(int argc, char** argv) {
   double worst[2] = {1, 1};
   const char* groups[2] = {"a_minus_b", "b_minus_a"};
   for (int k = 0; k < 2; ++k) {
-    const NdArray o = read_hdf5_dataset(args.workdir + "/out/diff.h5", std::string(groups[k]) + "/directions");
+    const NdArray o =
+        read_hdf5_dataset(args.workdir + "/out/diff.h5", std::string(groups[k]) + "/directions");
     ConstRowMapF od(o.data_as<float>(), args.components, args.n);
-    ConstRowMapF bd(b_dirs.data_as<float>() + k * args.components * args.n, args.components, args.n);
+    ConstRowMapF bd(b_dirs.data_as<float>() + k * args.components * args.n, args.components,
+                    args.n);
     for (int c = 0; c < 3 && c < args.components; ++c)
       worst[k] = std::min(worst[k], std::abs(static_cast<double>(od.row(c).dot(bd.row(c)))));
   }
@@ -210,7 +221,8 @@ int main(int argc, char** argv) {
               base.peak_rss_mb, base.peak_rss_mb / input_mb);
   std::printf("%-34s %12.2f %14.0f %12.2f\n", "modeldiff diff (implicit, rand.)", ours.seconds,
               ours.peak_rss_mb, ours.peak_rss_mb / input_mb);
-  std::printf("\nspeed-up: %.1fx   one input matrix: %.0f MB\n", base.seconds / ours.seconds, input_mb);
+  std::printf("\nspeed-up: %.1fx   one input matrix: %.0f MB\n", base.seconds / ours.seconds,
+              input_mb);
   std::printf("agreement of the 3 leading directions (min |cos|): A-B %.6f, B-A %.6f\n", worst[0],
               worst[1]);
   return 0;
