@@ -5,6 +5,9 @@ include(GNUInstallDirs)
 
 if(TARGET modeldiff)
   install(TARGETS modeldiff RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  # `modeldiff demo` finds its architecture at <prefix>/share/modeldiff/demo_cnn.pt.
+  install(FILES ${PROJECT_SOURCE_DIR}/resources/demo/demo_cnn.pt
+          DESTINATION ${CMAKE_INSTALL_DATADIR}/modeldiff)
 endif()
 # The desktop integration launches modeldiff-gui, so it ships only with it.
 if(TARGET modeldiff-gui)

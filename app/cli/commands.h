@@ -15,6 +15,8 @@ Command add_inspect_command(CLI::App& app);
 #ifdef MODELDIFF_WITH_TORCH
 Command add_trak_command(CLI::App& app);
 Command add_train_command(CLI::App& app);
+Command add_run_command(CLI::App& app);
+Command add_demo_command(CLI::App& app);
 #endif
 
 }  // namespace modeldiff::cli

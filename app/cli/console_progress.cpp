@@ -54,13 +54,19 @@ void ConsoleProgress::report(double fraction, std::string_view message) {
     std::fflush(stderr);
     drawn_ = true;
   } else {
-    // Logs (CI, pipes): one line per step, and per 25% within a step.
-    if (message == last_message_ && percent / 25 == last_percent_ / 25) return;
+    // Logs (CI, pipes): a line per 5% of the whole job, and at least every 15 s.
+    if (percent / 5 == last_percent_ / 5 && now - last_draw_ < std::chrono::seconds(15)) return;
     std::fprintf(stderr, "[%3d%% %6.1fs] %s\n", percent, elapsed, std::string(message).c_str());
   }
   last_message_ = std::string(message);
   last_percent_ = percent;
   last_draw_ = now;
+}
+
+void ConsoleProgress::print_line(const std::string& line) {
+  finish();
+  std::fprintf(stderr, "%s\n", line.c_str());
+  std::fflush(stderr);
 }
 
 void ConsoleProgress::finish() {

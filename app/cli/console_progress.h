@@ -15,6 +15,8 @@ class ConsoleProgress final : public core::Progress {
   ~ConsoleProgress() override;
   void report(double fraction, std::string_view message) override;
   bool cancelled() const override;
+  // A log line on stderr above the bar.
+  void print_line(const std::string& line);
   // Ends the bar's line (called before printing anything else).
   void finish();
 

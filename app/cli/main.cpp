@@ -34,6 +34,8 @@ int main(int argc, char** argv) {
 #ifdef MODELDIFF_WITH_TORCH
   commands["trak"] = cli::add_trak_command(app);
   commands["train"] = cli::add_train_command(app);
+  commands["run"] = cli::add_run_command(app);
+  commands["demo"] = cli::add_demo_command(app);
 #endif
   cli::install_interrupt_handler();
 

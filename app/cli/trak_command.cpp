@@ -63,6 +63,13 @@ int run_trak(const TrakArgs& args) {
                 100.0 * c.target_accuracy,
                 c.from_cache ? "features from cache"
                              : ("featurized in " + std::to_string(c.seconds) + " s").c_str());
+  for (const auto& c : report.checkpoints)
+    if (c.kernel_dropped > 0)
+      std::printf(
+          "  note: %s: %lld of %lld kernel directions carry no training signal and were left "
+          "out (pseudo-inverse); a positive --lambda regularises instead\n",
+          c.checkpoint.c_str(), static_cast<long long>(c.kernel_dropped),
+          static_cast<long long>(c.feature_dim));
   std::printf(
       "wrote %s: %lld x %lld scores (row = validation example, column = training "
       "example)\n",

@@ -17,13 +17,18 @@ class TrakEnsemble {
  public:
   TrakEnsemble(std::int64_t num_targets, std::int64_t num_train, double lambda);
 
-  // Adds one checkpoint. `context` names it in errors (e.g. the checkpoint file): a singular
-  // kernel (N < k with lambda = 0, or duplicated examples) is an InputError suggesting a
-  // positive lambda or a smaller projection dimension; non-finite features likewise.
+  // Adds one checkpoint. `context` names it in errors (e.g. the checkpoint file). Feature
+  // columns that are zero for every training example are left out of the solve
+  // (dropped_columns() counts them); a kernel that is still singular (N < k with lambda = 0,
+  // duplicated examples, structural dependencies among the features) is inverted on the
+  // directions the training features span, as the pseudo-inverse would (null_directions()
+  // counts the rest). Non-finite features are an InputError.
   void add_checkpoint(const RowMatrixF& train_features, const RowMatrixF& target_features,
                       const Eigen::VectorXf& out_to_loss, const std::string& context);
 
   int num_checkpoints() const { return checkpoints_; }
+  std::int64_t dropped_columns() const { return dropped_columns_; }
+  std::int64_t null_directions() const { return null_directions_; }
   // T x N float32 scores; use_out_to_loss = false leaves Q out (Q = 1).
   NdArray scores(bool use_out_to_loss = true) const;
   // The averaged out-to-loss weights (N).
@@ -33,6 +38,8 @@ class TrakEnsemble {
   std::int64_t t_, n_;
   double lambda_;
   int checkpoints_ = 0;
+  std::int64_t dropped_columns_ = 0;
+  std::int64_t null_directions_ = 0;
   RowMatrixF sum_;         // T x N, sum over checkpoints of G K^-1 Phi^T
   Eigen::VectorXd q_sum_;  // N
 };

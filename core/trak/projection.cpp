@@ -30,8 +30,11 @@ torch::Tensor rademacher(std::int64_t rows, std::int64_t cols, std::uint64_t see
 namespace {
 
 // A layer whose output side has at most this many rows (a classifier head, a narrow
-// convolution) keeps that side exact and spends its whole share on the input side: the output
-// side is cheap to keep and projecting it loses the most information per dimension.
+// convolution) keeps rows - 1 dimensions of that side and spends the rest of its share on the
+// input side: the output side is cheap to keep and projecting it hard loses the most
+// information per dimension. Not all rows: the margin's gradient with respect to the logits
+// sums to zero, so an exact classifier head would give every example's features the same
+// k2 linear dependencies and make the kernel singular.
 constexpr std::int64_t kExactOutputRows = 16;
 
 std::vector<const Layer*> trainable(const std::vector<Layer>& layers) {
@@ -94,8 +97,8 @@ Projector::Projector(const std::vector<Layer>& layers, const TrakSettings& setti
       // Split the layer's dimensions between the output and input sides in proportion to
       // their sizes (k1 / k2 ~ rows / cols).
       const double t = static_cast<double>(target[i]);
-      b.k1 = rows <= kExactOutputRows && target[i] >= rows
-                 ? rows
+      b.k1 = rows <= kExactOutputRows && rows >= 2 && target[i] >= rows
+                 ? rows - 1
                  : std::clamp<std::int64_t>(std::llround(std::sqrt(t * rows / cols)), 1, rows);
       b.k2 = std::clamp<std::int64_t>(target[i] / b.k1, 1, cols);
     }

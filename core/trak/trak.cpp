@@ -163,7 +163,9 @@ NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const Trak
     }
     cr.target_accuracy = features.target_accuracy;
     cr.feature_dim = features.train.cols();
+    const std::int64_t dropped_before = ensemble.dropped_columns() + ensemble.null_directions();
     ensemble.add_checkpoint(features.train, features.target, features.out_to_loss, ckpt);
+    cr.kernel_dropped = ensemble.dropped_columns() + ensemble.null_directions() - dropped_before;
     rep.checkpoints.push_back(cr);
     sub.report(1.0, "done");
   }

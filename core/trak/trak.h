@@ -41,6 +41,9 @@ struct CheckpointReport {
   double target_accuracy = 0;  // of this checkpoint on the target examples
   double seconds = 0;          // featurization time (0 when cached)
   std::int64_t feature_dim = 0;
+  // Directions of the kernel left out of the solve: features zero on every training example,
+  // plus null directions of a singular kernel (inverted as the pseudo-inverse would).
+  std::int64_t kernel_dropped = 0;
 };
 
 struct TrakReport {

@@ -5,6 +5,7 @@ numpy/h5py: parity with the reference package's fixture, recovery of planted
 subpopulations, identical results from every file format, and clear errors (exit code 2,
 no output directory left behind) for bad input.
 """
+import collections
 import json
 import os
 import pathlib
@@ -21,6 +22,7 @@ CASE = sys.argv[2]
 SHARED = pathlib.Path(os.environ.get("MODELDIFF_SHARED_FIXTURES", "../shared/fixtures"))
 REF = SHARED / "modeldiff_ref_seed0"
 GOLDEN = pathlib.Path(__file__).resolve().parent / "golden"
+ARCH = pathlib.Path(__file__).resolve().parents[2] / "resources" / "demo" / "demo_cnn.pt"
 
 
 def run(*args, expect=0):
@@ -241,6 +243,134 @@ def case_output_dir_replaced_atomically(work):
     assert sorted(p.name for p in out.iterdir()) == ["diff.h5", "summary.json"]
     assert not [p for p in work.iterdir() if ".partial-" in p.name]
     del proc
+
+
+def read_json(path):
+    return json.loads(pathlib.Path(path).read_text())
+
+
+def case_demo_quick(work):
+    """`modeldiff demo --quick`: the whole main job at smoke-test size, then resumed."""
+    out = work / "demo"
+    first = run("demo", "--quick", "--threads", 2, "-o", out)
+    rec = read_json(out / "run.json")
+    assert rec["num_train"] == 1000 and rec["num_val"] == 300, rec
+    labels = {"A": "patched data", "B": "patch hidden"}
+    for key, algo in rec["algorithms"].items():
+        assert algo["label"] == labels[key]
+        assert len(algo["checkpoints"]) == 2 and algo["trained"] == 2, algo
+        assert 0.3 < algo["top20_same_label"] <= 1.0, algo  # random ranking: ~0.1
+        s = np.load(out / "scores" / f"{key}.npy")
+        assert s.shape == (300, 1000) and s.dtype == np.float32 and np.isfinite(s).all()
+    # One comparison over everything, one per class (ten classes in the validation subset).
+    assert [c["folder"] for c in rec["comparisons"]][0] == "diff/all"
+    assert len(rec["comparisons"]) == 11, rec["comparisons"]
+    with h5py.File(out / "diff" / "all" / "diff.h5", "r") as f:
+        assert f["a_minus_b"]["directions"].shape == (5, 1000)
+        assert f.attrs["label_a"] == "patched data"
+    shirt = next(c for c in rec["comparisons"] if "Shirt" in c["title"])
+    with h5py.File(out / shirt["folder"] / "diff.h5", "r") as f:
+        rows = f["target_rows"][()]
+    assert len(rows) == shirt["targets"] and 0 < len(rows) < 300
+    planted = rec["planted"]
+    assert planted["direction_set"] == "A minus B" and planted["patched_train"] > 0
+    assert 0 < planted["base_rate"] < 0.1
+    index = (out / "report" / "index.html").read_text()
+    for name in ("all-validation-examples_variance.svg", "all-validation-examples_cosine.svg",
+                 "all-validation-examples_a_minus_b_dir0_top_train.png"):
+        assert name in index and (out / "report" / name).exists(), name
+    assert "patched data" in index and "patch hidden" in index
+    # A second run resumes: no model trained again, every feature from the cache, same scores.
+    before = np.load(out / "scores" / "A.npy")
+    run("demo", "--quick", "--threads", 2, "-o", out)
+    rec2 = read_json(out / "run.json")
+    for algo in rec2["algorithms"].values():
+        assert algo["trained"] == 0 and algo["reused"] == 2 and algo["cached_features"] == 2
+    assert np.array_equal(before, np.load(out / "scores" / "A.npy"))
+    assert "report:" in first.stdout
+
+
+def make_project_data(work):
+    """Small .npy datasets and two Python-saved state dicts of the demo architecture."""
+    rng = np.random.default_rng(0)
+    n, t = 240, 60
+    def images(count):
+        labels = np.arange(count) % 3
+        x = rng.integers(0, 40, size=(count, 28, 28), dtype=np.uint8)
+        for i, y in enumerate(labels):  # a class-dependent bright bar
+            x[i, 4 + 8 * y:8 + 8 * y, 4:24] = 200
+        return x, labels
+    for name, count in (("train", n), ("val", t)):
+        x, y = images(count)
+        np.save(work / f"{name}_x.npy", x)
+        np.save(work / f"{name}_y.npy", y.astype(np.int64))
+    arch = ARCH
+    model = torch.jit.load(str(arch))
+    for m in range(2):
+        torch.manual_seed(m)
+        state = collections.OrderedDict(
+            ("module." + k, torch.randn_like(v) * 0.1) for k, v in model.state_dict().items())
+        torch.save(state, work / f"a{m}.pt")
+    return arch
+
+
+def case_run_project(work):
+    """`modeldiff run`: Python checkpoints for A, a training recipe for B, .npy data."""
+    arch = make_project_data(work)
+    project = {
+        "name": "cli test",
+        "output": "out",
+        "data": {"train": {"images": "train_x.npy", "labels": "train_y.npy"},
+                 "val": {"images": "val_x.npy", "labels": "val_y.npy", "subset": 45}},
+        "A": {"label": "python", "architecture": str(arch), "checkpoints": ["a0.pt", "a1.pt"]},
+        "B": {"label": "trained", "architecture": str(arch),
+              "train": {"models": 2, "epochs": 1, "batch_size": 32}},
+        "trak": {"proj_dim": 128},
+        "diff": {"components": 3, "class_components": 2},
+    }
+    (work / "p.json").write_text(json.dumps(project))
+    run("run", work / "p.json", "--threads", 2)
+    rec = read_json(work / "out" / "run.json")
+    assert rec["num_train"] == 240 and rec["num_val"] == 45
+    assert rec["algorithms"]["A"]["trained"] == 0 and rec["algorithms"]["B"]["trained"] == 2
+    assert len(rec["comparisons"]) == 4  # all + three classes
+    s = np.load(work / "out" / "scores" / "A.npy")
+    assert s.shape == (45, 240) and np.isfinite(s).all()
+    with h5py.File(work / "out" / "diff" / "all" / "diff.h5", "r") as f:
+        d = f["a_minus_b"]["directions"][()]
+    assert d.shape == (3, 240) and np.allclose(np.linalg.norm(d, axis=1), 1, atol=1e-4)
+
+
+def case_run_project_errors(work):
+    """Bad projects and checkpoints: exit 2 with the file and the key or parameter named."""
+    arch = make_project_data(work)
+    base = {
+        "data": {"train": {"images": "train_x.npy", "labels": "train_y.npy"},
+                 "val": {"images": "val_x.npy", "labels": "val_y.npy"}},
+        "A": {"architecture": str(arch), "checkpoints": ["a0.pt"]},
+        "B": {"architecture": str(arch), "checkpoints": ["a1.pt"]},
+        "trak": {"proj_dim": 64},
+    }
+    def expect(project, *needles):
+        (work / "bad.json").write_text(json.dumps(project))
+        proc = run("run", work / "bad.json", expect=2)
+        for needle in needles:
+            assert needle in proc.stderr, (needle, proc.stderr)
+    expect({**base, "trak": {"proj_dimm": 64}}, "bad.json", "trak.proj_dimm", "unknown key")
+    expect({**base, "trak": {"proj_dim": "big"}}, "bad.json", "trak.proj_dim", "integer")
+    expect({k: v for k, v in base.items() if k != "B"}, "bad.json", "B")
+    (work / "bad.json").write_text("{ not json")
+    assert "not valid JSON" in run("run", work / "bad.json", expect=2).stderr
+    # A checkpoint of another architecture: the missing and unexpected parameters are named.
+    torch.save({"fc.weight": torch.zeros(10, 4)}, work / "other.pt")
+    expect({**base, "B": {"architecture": str(arch), "checkpoints": ["other.pt"]}},
+           "other.pt", "fc.weight")
+    # An empty validation set.
+    np.save(work / "empty_x.npy", np.zeros((0, 28, 28), np.uint8))
+    np.save(work / "empty_y.npy", np.zeros((0,), np.int64))
+    expect({**base, "data": {**base["data"],
+                             "val": {"images": "empty_x.npy", "labels": "empty_y.npy"}}},
+           "empty_x.npy")
 
 
 def main():

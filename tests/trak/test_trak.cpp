@@ -201,17 +201,18 @@ TEST(TrakScores, CachedCheckpointsAreReusedAndInvalidatedByAnyChange) {
   std::filesystem::remove_all(dir);
 }
 
-TEST(TrakScores, SingularKernelIsExplained) {
+TEST(TrakScores, SingularKernelIsReportedAndSolvedOnItsRange) {
   Algorithm alg{"cnn", "", {test_fixture("trak_cnn.pt")}};
   TrakSettings s;
   s.proj_dim = 64;  // more features than the 12 training examples, lambda = 0
   NullProgress progress;
-  try {
-    trak_scores(alg, small_data(), s, "", progress);
-    FAIL() << "expected an InputError";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("lambda"), std::string::npos) << e.what();
-  }
+  TrakReport report;
+  const NdArray scores = trak_scores(alg, small_data(), s, "", progress, &report);
+  ASSERT_EQ(report.checkpoints.size(), 1u);
+  EXPECT_GE(report.checkpoints[0].kernel_dropped, report.checkpoints[0].feature_dim - 12);
+  const float* p = scores.data_as<float>();
+  for (std::int64_t i = 0; i < scores.numel(); ++i) ASSERT_TRUE(std::isfinite(p[i]));
   s.lambda = 1e-3;
-  EXPECT_NO_THROW(trak_scores(alg, small_data(), s, "", progress));
+  trak_scores(alg, small_data(), s, "", progress, &report);
+  EXPECT_EQ(report.checkpoints.back().kernel_dropped, 0);
 }

@@ -1,0 +1,135 @@
+// `modeldiff run PROJECT` and `modeldiff demo`: the main job, from data and models to
+// distinguishing directions, per-class comparisons and an HTML report.
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "commands.h"
+#include "console_progress.h"
+#include "core/base/error.h"
+#include "core/pipeline/project.h"
+#include "core/pipeline/run_project.h"
+
+namespace modeldiff::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string percent(double v) {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * v);
+  return buf;
+}
+
+int run(const core::Project& project) {
+  ConsoleProgress progress;
+  const auto log = [&](const std::string& line) { progress.print_line(line); };
+  const core::RunOutcome r = core::run_project(project, progress, log);
+  progress.finish();
+  std::printf("\n%s\n", project.name.c_str());
+  std::printf("%-34s %16s %16s\n", "", ("A: " + r.a.label).c_str(), ("B: " + r.b.label).c_str());
+  double acc[2] = {0, 0};
+  const core::AlgorithmOutcome* o[2] = {&r.a, &r.b};
+  for (int i = 0; i < 2; ++i) {
+    for (double a : o[i]->val_accuracy) acc[i] += a;
+    acc[i] /= std::max<std::size_t>(1, o[i]->val_accuracy.size());
+  }
+  std::printf("%-34s %16zu %16zu\n", "checkpoints", r.a.checkpoints.size(), r.b.checkpoints.size());
+  std::printf("%-34s %16s %16s\n", "mean validation accuracy", percent(acc[0]).c_str(),
+              percent(acc[1]).c_str());
+  std::printf("%-34s %16s %16s   (random ranking ~10%%)\n", "TRAK top-20 same-label rate",
+              percent(r.a.top20_same_label).c_str(), percent(r.b.top20_same_label).c_str());
+  if (r.planted.enabled) {
+    const core::PlantedCheck& pc = r.planted;
+    std::printf("\nplanted patch (%lld training images, chance %s):\n",
+                static_cast<long long>(pc.patched_train), percent(pc.base_rate).c_str());
+    std::printf("  patched among the top-k training images of %s, per direction:",
+                pc.direction_set.c_str());
+    for (double p : pc.precision) std::printf(" %s", percent(p).c_str());
+    std::printf("\n");
+    if (!pc.class_precision.empty()) {
+      std::printf("  the same within the patched class:");
+      for (double p : pc.class_precision) std::printf(" %s", percent(p).c_str());
+      std::printf("\n");
+    }
+    std::printf(
+        "  stamping the patch moves other-class predictions to the patched class: %s when "
+        "the algorithm sees it, %s when it is hidden\n",
+        percent(pc.shift_seeing).c_str(), percent(pc.shift_hidden).c_str());
+  }
+  std::printf("\n%zu comparisons in %s/diff, scores in %s/scores\n", r.comparisons.size(),
+              r.output.c_str(), r.output.c_str());
+  std::printf("report: %s\nrecord: %s\nfinished in %.0f s\n", r.report_index.c_str(),
+              r.run_json.c_str(), r.seconds);
+  return 0;
+}
+
+// The demo's architecture: beside an installed binary, else in the source tree.
+std::string demo_architecture(const char* argv0) {
+  std::vector<fs::path> candidates;
+  if (const char* env = std::getenv("MODELDIFF_DEMO_ARCHITECTURE")) candidates.emplace_back(env);
+  std::error_code ec;
+  const fs::path exe = fs::canonical("/proc/self/exe", ec);
+  if (!ec) candidates.push_back(exe.parent_path().parent_path() / "share/modeldiff/demo_cnn.pt");
+  candidates.emplace_back(MODELDIFF_SOURCE_DIR "/resources/demo/demo_cnn.pt");
+  for (const auto& c : candidates)
+    if (fs::exists(c)) return c.string();
+  (void)argv0;
+  throw core::InputError(candidates.back().string(), "the demo's architecture file is missing")
+      .expected("resources/demo/demo_cnn.pt (or MODELDIFF_DEMO_ARCHITECTURE)");
+}
+
+}  // namespace
+
+Command add_run_command(CLI::App& app) {
+  auto path = std::make_shared<std::string>();
+  auto output = std::make_shared<std::string>();
+  auto threads = std::make_shared<int>(-1);
+  CLI::App* cmd = app.add_subcommand(
+      "run",
+      "The main job: train-or-load two algorithms, TRAK both, ModelDiff both ways over all "
+      "validation examples and per class, HTML report. PROJECT is a JSON file (see the "
+      "README's 'Project files').");
+  cmd->add_option("PROJECT", *path, "Project file (JSON)")->required()->check(CLI::ExistingFile);
+  cmd->add_option("-o,--out", *output, "Output folder (default: the project's \"output\")");
+  cmd->add_option("--threads", *threads, "Threads (0 = all cores; default: the project's)");
+  return [path, output, threads] {
+    core::Project p = core::load_project(*path);
+    if (!output->empty()) p.output = *output;
+    if (*threads >= 0) p.threads = *threads;
+    return run(p);
+  };
+}
+
+Command add_demo_command(CLI::App& app) {
+  auto output = std::make_shared<std::string>("modeldiff-demo");
+  auto fashion = std::make_shared<std::string>("/usr/share/datasets/fashion-mnist");
+  auto threads = std::make_shared<int>(0);
+  auto quick = std::make_shared<bool>(false);
+  auto print = std::make_shared<bool>(false);
+  CLI::App* cmd = app.add_subcommand(
+      "demo",
+      "The built-in Fashion-MNIST project end to end: algorithm A trains on data where 30% of "
+      "the shirts carry a small white patch, B sees the patch region blanked; ModelDiff should "
+      "find the patched shirts. About 5 minutes on 2 cores.");
+  cmd->add_option("-o,--out", *output, "Output folder")->capture_default_str();
+  cmd->add_option("--fashion-mnist", *fashion, "Folder with the Fashion-MNIST IDX files")
+      ->capture_default_str();
+  cmd->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();
+  cmd->add_flag("--quick", *quick, "A smoke-test size (seconds): 1,000 training images, 2 models");
+  cmd->add_flag("--print-project", *print,
+                "Print the demo as a project file (a template for your own) and exit");
+  return [=] {
+    core::Project p = core::demo_project(demo_architecture(nullptr), *fashion, *output, *quick);
+    p.threads = *threads;
+    if (*print) {
+      std::printf("%s\n", core::project_json(p).c_str());
+      return 0;
+    }
+    return run(p);
+  };
+}
+
+}  // namespace modeldiff::cli

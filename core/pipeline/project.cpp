@@ -1,0 +1,376 @@
+#include "core/pipeline/project.h"
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "core/base/error.h"
+
+namespace modeldiff::core {
+namespace {
+
+using nlohmann::json;
+namespace fs = std::filesystem;
+
+// Typed access to one JSON object with errors that name the file and the key path, and a
+// check that every key present is a known one (a typo must not be silently ignored).
+class Section {
+ public:
+  Section(const json& j, std::string path, const std::string& source)
+      : j_(j), path_(std::move(path)), source_(source) {
+    if (!j_.is_object())
+      throw InputError(source_, "expected an object").key(path_).found(j_.type_name());
+  }
+
+  bool has(const char* key) const { return j_.contains(key) && !j_.at(key).is_null(); }
+
+  Section section(const char* key) const {
+    used_.insert(key);
+    return Section(j_.at(key), sub(key), source_);
+  }
+
+  std::string text(const char* key, std::string fallback = "") const {
+    if (!has(key)) return mark(key), fallback;
+    const json& v = value(key);
+    if (!v.is_string()) throw wrong(key, "a string", v);
+    return v.get<std::string>();
+  }
+
+  double number(const char* key, double fallback, double lo, double hi) const {
+    if (!has(key)) return mark(key), fallback;
+    const json& v = value(key);
+    if (!v.is_number()) throw wrong(key, "a number", v);
+    const double x = v.get<double>();
+    if (!std::isfinite(x) || x < lo || x > hi)
+      throw InputError(source_, "value out of range")
+          .key(sub(key))
+          .expected("a number in [" + fmt(lo) + ", " + fmt(hi) + "]")
+          .found(v.dump());
+    return x;
+  }
+
+  std::int64_t integer(const char* key, std::int64_t fallback, std::int64_t lo,
+                       std::int64_t hi) const {
+    if (!has(key)) return mark(key), fallback;
+    const json& v = value(key);
+    if (!v.is_number_integer()) throw wrong(key, "an integer", v);
+    const std::int64_t x = v.get<std::int64_t>();
+    if (x < lo || x > hi)
+      throw InputError(source_, "value out of range")
+          .key(sub(key))
+          .expected("an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]")
+          .found(v.dump());
+    return x;
+  }
+
+  bool boolean(const char* key, bool fallback) const {
+    if (!has(key)) return mark(key), fallback;
+    const json& v = value(key);
+    if (!v.is_boolean()) throw wrong(key, "true or false", v);
+    return v.get<bool>();
+  }
+
+  std::vector<std::string> texts(const char* key) const {
+    if (!has(key)) return mark(key), std::vector<std::string>{};
+    const json& v = value(key);
+    if (!v.is_array()) throw wrong(key, "a list of strings", v);
+    std::vector<std::string> out;
+    for (const auto& e : v) {
+      if (!e.is_string()) throw wrong(key, "a list of strings", v);
+      out.push_back(e.get<std::string>());
+    }
+    return out;
+  }
+
+  // Throws for keys that nothing asked for.
+  void check_known() const {
+    for (const auto& [key, v] : j_.items())
+      if (!used_.count(key)) throw InputError(source_, "unknown key (a typo?)").key(sub(key));
+  }
+
+  std::string sub(const std::string& key) const { return path_.empty() ? key : path_ + "." + key; }
+
+ private:
+  const json& value(const char* key) const {
+    used_.insert(key);
+    return j_.at(key);
+  }
+  void mark(const char* key) const { used_.insert(key); }
+  InputError wrong(const char* key, const std::string& expected, const json& v) const {
+    return InputError(source_, "wrong type").key(sub(key)).expected(expected).found(v.dump());
+  }
+  static std::string fmt(double x) {
+    std::ostringstream s;
+    s << x;
+    return s.str();
+  }
+
+  const json& j_;
+  std::string path_;
+  const std::string& source_;
+  mutable std::set<std::string> used_;
+};
+
+std::string resolve(const std::string& base, const std::string& p) {
+  if (p.empty()) return p;
+  const fs::path path(p);
+  return (path.is_absolute() ? path : fs::path(base) / path).lexically_normal().string();
+}
+
+DatasetSpec parse_dataset(const Section& s, const std::string& base, const std::string& source) {
+  DatasetSpec d;
+  d.images = resolve(base, s.text("images"));
+  if (d.images.empty())
+    throw InputError(source, "missing entry").key(s.sub("images")).expected("an image file");
+  d.labels = resolve(base, s.text("labels"));
+  d.subset = s.integer("subset", 0, 0, std::int64_t{1} << 40);
+  d.subset_seed = static_cast<std::uint64_t>(s.integer("subset_seed", 0, 0, INT64_MAX));
+  s.check_known();
+  return d;
+}
+
+AlgorithmSpec parse_algorithm(const Section& s, const char* fallback_label, const std::string& base,
+                              const std::string& source) {
+  AlgorithmSpec a;
+  a.label = s.text("label", fallback_label);
+  a.architecture = resolve(base, s.text("architecture"));
+  for (const auto& c : s.texts("checkpoints")) a.checkpoints.push_back(resolve(base, c));
+  a.hide_patch = s.boolean("hide_patch", false);
+  if (s.has("train")) {
+    const Section t = s.section("train");
+    if (!a.checkpoints.empty())
+      throw InputError(source, "an algorithm has either checkpoints or a training recipe")
+          .key(s.sub("train"));
+    a.models = static_cast<int>(t.integer("models", 4, 1, 1000));
+    TrainSettings& ts = a.train;
+    ts.epochs = static_cast<int>(t.integer("epochs", ts.epochs, 1, 100000));
+    ts.batch_size = static_cast<int>(t.integer("batch_size", ts.batch_size, 1, 1 << 20));
+    ts.lr = t.number("lr", ts.lr, 1e-12, 1e6);
+    ts.momentum = t.number("momentum", ts.momentum, 0, 0.999999);
+    ts.weight_decay = t.number("weight_decay", ts.weight_decay, 0, 1e6);
+    ts.augment = t.boolean("augment", ts.augment);
+    ts.seed = static_cast<std::uint64_t>(t.integer("seed", 0, 0, INT64_MAX));
+    ts.device = t.text("device", ts.device);
+    t.check_known();
+    if (a.architecture.empty())
+      throw InputError(source, "training needs an architecture")
+          .key(s.sub("architecture"))
+          .expected("a TorchScript file (torch.jit.script(model).save)");
+  } else if (a.checkpoints.empty()) {
+    throw InputError(source, "an algorithm needs checkpoints or a training recipe")
+        .key(s.sub("checkpoints"))
+        .expected("\"checkpoints\": [...] or \"train\": {\"models\": M, ...}");
+  }
+  s.check_known();
+  return a;
+}
+
+}  // namespace
+
+Project parse_project(const std::string& text, const std::string& base_dir,
+                      const std::string& source) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const json::parse_error& e) {
+    throw InputError(source, "not valid JSON")
+        .found(e.what())
+        .expected("a JSON project file (see `modeldiff run --help`)");
+  }
+  Project p;
+  p.source = source;
+  const Section root(j, "", source);
+  p.name = root.text("name", fs::path(source).stem().string());
+  p.output = resolve(base_dir, root.text("output", fs::path(source).stem().string() + "-run"));
+  p.threads = static_cast<int>(root.integer("threads", 0, 0, 4096));
+
+  if (!root.has("data")) throw InputError(source, "missing entry").key("data");
+  const Section data = root.section("data");
+  if (!data.has("train") || !data.has("val"))
+    throw InputError(source, "missing entry")
+        .key(data.sub(data.has("train") ? "val" : "train"))
+        .expected("{\"images\": ..., \"labels\": ...}");
+  p.train = parse_dataset(data.section("train"), base_dir, source);
+  p.val = parse_dataset(data.section("val"), base_dir, source);
+  p.class_names = data.texts("class_names");
+  const std::string prep = data.text("preprocessing");
+  if (!prep.empty()) {
+    try {
+      p.preprocessing = parse_preprocessing(prep);
+    } catch (const InputError& e) {
+      throw InputError(source, e.problem()).key(data.sub("preprocessing")).found(prep);
+    }
+  }
+  if (data.has("planted_patch")) {
+    const Section s = data.section("planted_patch");
+    PlantSpec& ps = p.plant;
+    ps.enabled = true;
+    ps.target_class = s.integer("class", -1, 0, 1 << 30);
+    if (ps.target_class < 0)
+      throw InputError(source, "missing entry").key(s.sub("class")).expected("a class label");
+    ps.train_fraction = s.number("train_fraction", ps.train_fraction, 0, 1);
+    ps.val_fraction = s.number("val_fraction", ps.val_fraction, 0, 1);
+    ps.patch.size = static_cast<int>(s.integer("size", ps.patch.size, 1, 1 << 16));
+    ps.patch.x = static_cast<int>(s.integer("x", ps.patch.x, 0, 1 << 16));
+    ps.patch.y = static_cast<int>(s.integer("y", ps.patch.y, 0, 1 << 16));
+    ps.patch.value = static_cast<std::uint8_t>(s.integer("value", ps.patch.value, 0, 255));
+    ps.seed = static_cast<std::uint64_t>(s.integer("seed", 0, 0, INT64_MAX));
+    s.check_known();
+  }
+  data.check_known();
+
+  for (const char* key : {"A", "B"})
+    if (!root.has(key))
+      throw InputError(source, "missing entry")
+          .key(key)
+          .expected("{\"architecture\": ..., \"checkpoints\": [...]} or a \"train\" recipe");
+  p.a = parse_algorithm(root.section("A"), "A", base_dir, source);
+  p.b = parse_algorithm(root.section("B"), "B", base_dir, source);
+  if (p.a.label == p.b.label)
+    throw InputError(source, "the two algorithms need different labels")
+        .key("B.label")
+        .found(p.b.label);
+  if ((p.a.hide_patch || p.b.hide_patch) && !p.plant.enabled)
+    throw InputError(source, "hide_patch needs a planted patch")
+        .key(p.a.hide_patch ? "A.hide_patch" : "B.hide_patch")
+        .expected("data.planted_patch");
+
+  if (root.has("trak")) {
+    const Section s = root.section("trak");
+    TrakSettings& t = p.trak;
+    t.proj_dim = static_cast<int>(s.integer("proj_dim", t.proj_dim, 1, 1 << 20));
+    const std::string kind = s.text("projection", "structured");
+    if (kind != "structured" && kind != "dense")
+      throw InputError(source, "unknown projection")
+          .key(s.sub("projection"))
+          .expected("structured or dense")
+          .found(kind);
+    t.projection = kind == "dense" ? ProjectionKind::kDense : ProjectionKind::kStructured;
+    t.seed = static_cast<std::uint64_t>(s.integer("seed", 0, 0, INT64_MAX));
+    t.lambda = s.number("lambda", t.lambda, 0, 1e30);
+    t.out_to_loss = s.boolean("out_to_loss", t.out_to_loss);
+    t.batch_size = static_cast<int>(s.integer("batch_size", t.batch_size, 1, 1 << 20));
+    s.check_known();
+  }
+  if (root.has("diff")) {
+    const Section s = root.section("diff");
+    p.components = static_cast<int>(s.integer("components", p.components, 1, 1000));
+    p.class_components =
+        static_cast<int>(s.integer("class_components", p.class_components, 1, 1000));
+    p.top_k = static_cast<int>(s.integer("top_k", p.top_k, 1, 100000));
+    p.per_class = s.boolean("per_class", p.per_class);
+    p.normalize_rows = !s.boolean("raw_rows", false);
+    s.check_known();
+  }
+  if (root.has("report")) {
+    const Section s = root.section("report");
+    p.images_per_grid = static_cast<int>(s.integer("images_per_grid", p.images_per_grid, 1, 100));
+    s.check_known();
+  }
+  root.check_known();
+  return p;
+}
+
+Project load_project(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw InputError(path, "cannot open the project file");
+  std::stringstream text;
+  text << f.rdbuf();
+  const fs::path abs = fs::absolute(path);
+  return parse_project(text.str(), abs.parent_path().string(), path);
+}
+
+std::string project_json(const Project& p) {
+  const auto dataset = [](const DatasetSpec& d) {
+    json j = {{"images", d.images}, {"labels", d.labels}};
+    if (d.subset > 0) j["subset"] = d.subset, j["subset_seed"] = d.subset_seed;
+    return j;
+  };
+  const auto algorithm = [](const AlgorithmSpec& a) {
+    json j = {{"label", a.label}, {"architecture", a.architecture}};
+    if (a.trains()) {
+      const TrainSettings& t = a.train;
+      j["train"] = {
+          {"models", a.models},   {"epochs", t.epochs},     {"batch_size", t.batch_size},
+          {"lr", t.lr},           {"momentum", t.momentum}, {"weight_decay", t.weight_decay},
+          {"augment", t.augment}, {"seed", t.seed},         {"device", t.device}};
+    } else {
+      j["checkpoints"] = a.checkpoints;
+    }
+    if (a.hide_patch) j["hide_patch"] = true;
+    return j;
+  };
+  json j;
+  j["name"] = p.name;
+  j["output"] = p.output;
+  j["threads"] = p.threads;
+  j["data"] = {{"train", dataset(p.train)},
+               {"val", dataset(p.val)},
+               {"preprocessing", describe(p.preprocessing)}};
+  if (!p.class_names.empty()) j["data"]["class_names"] = p.class_names;
+  if (p.plant.enabled) {
+    const PlantSpec& s = p.plant;
+    j["data"]["planted_patch"] = {{"class", s.target_class},
+                                  {"train_fraction", s.train_fraction},
+                                  {"val_fraction", s.val_fraction},
+                                  {"size", s.patch.size},
+                                  {"x", s.patch.x},
+                                  {"y", s.patch.y},
+                                  {"value", s.patch.value},
+                                  {"seed", s.seed}};
+  }
+  j["A"] = algorithm(p.a);
+  j["B"] = algorithm(p.b);
+  j["trak"] = {{"proj_dim", p.trak.proj_dim},
+               {"projection", p.trak.projection == ProjectionKind::kDense ? "dense" : "structured"},
+               {"seed", p.trak.seed},
+               {"lambda", p.trak.lambda},
+               {"out_to_loss", p.trak.out_to_loss},
+               {"batch_size", p.trak.batch_size}};
+  j["diff"] = {{"components", p.components},
+               {"class_components", p.class_components},
+               {"top_k", p.top_k},
+               {"per_class", p.per_class},
+               {"raw_rows", !p.normalize_rows}};
+  j["report"] = {{"images_per_grid", p.images_per_grid}};
+  return j.dump(2);
+}
+
+Project demo_project(const std::string& architecture, const std::string& fashion_dir,
+                     const std::string& output, bool quick) {
+  Project p;
+  p.source = "built-in Fashion-MNIST demo";
+  p.name = "Fashion-MNIST: planted patch (A) vs patch region hidden (B)";
+  p.output = output;
+  const std::string dir = fs::path(fashion_dir).string() + "/";
+  p.train = {dir + "train-images-idx3-ubyte.gz", dir + "train-labels-idx1-ubyte.gz",
+             quick ? 1000 : 10000, 0};
+  p.val = {dir + "t10k-images-idx3-ubyte.gz", dir + "t10k-labels-idx1-ubyte.gz", quick ? 300 : 2000,
+           1};
+  p.plant.enabled = true;
+  p.plant.target_class = 6;  // "Shirt": often confused with T-shirt, pullover and coat
+  p.plant.patch = PlantedPatch{3, 1, 1, 255};
+  p.plant.train_fraction = 0.3;
+  p.plant.val_fraction = 0.1;
+  for (AlgorithmSpec* a : {&p.a, &p.b}) {
+    a->architecture = architecture;
+    a->models = quick ? 2 : 8;
+    a->train.epochs = quick ? 1 : 4;
+    a->train.batch_size = 128;
+    a->train.lr = 0.05;
+  }
+  p.a.label = "patched data";
+  p.b.label = "patch hidden";
+  p.b.hide_patch = true;
+  p.b.train.seed = 1000;  // independent models, not the same initialisations as A's
+  p.trak.proj_dim = quick ? 512 : 2048;
+  p.components = 5;
+  p.class_components = quick ? 2 : 3;
+  p.images_per_grid = 10;
+  return p;
+}
+
+}  // namespace modeldiff::core

@@ -1,0 +1,117 @@
+// A ModelDiff project: everything `modeldiff run` needs to compare two training algorithms
+// end to end (the C++ counterpart of the reference package's
+// ModelDiff(modelA, modelB, ckptsA, ckptsB, train_loader).get_A_minus_B(val_loader, k)).
+//
+// A project names a labelled training set and validation set, two algorithms (each either
+// an architecture plus existing checkpoints, or an architecture plus a training recipe whose
+// checkpoints the run trains), the TRAK and diff settings, and an output folder. It is a JSON
+// file; every relative path in it is relative to the file's folder:
+//
+//   {
+//     "name": "augmentation study",
+//     "output": "runs/augmentation",                       // default: "<file stem>-run"
+//     "threads": 0,                                        // 0 = all cores
+//     "data": {
+//       "train": {"images": "train-images.idx3-ubyte.gz", "labels": "train-labels.idx1-ubyte.gz",
+//                 "subset": 10000, "subset_seed": 0},     // subset: seeded random sample
+//       "val":   {"images": "...", "labels": "...", "subset": 2000},
+//       "class_names": ["T-shirt/top", ...],              // optional
+//       "preprocessing": "scale=1/255,mean=0.5,std=0.25", // optional, preprocessing.h syntax
+//       "planted_patch": {"class": 6, "train_fraction": 0.3, "val_fraction": 0.1,
+//                         "size": 3, "x": 1, "y": 1, "value": 255, "seed": 0}   // optional
+//     },
+//     "A": {"label": "augmented", "architecture": "arch.pt", "checkpoints": ["a0.pt", ...]},
+//     "B": {"label": "plain", "architecture": "arch.pt",
+//           "train": {"models": 8, "epochs": 4, "batch_size": 128, "lr": 0.05,
+//                     "momentum": 0.9, "weight_decay": 5e-4, "augment": false, "seed": 0},
+//           "hide_patch": true},                       // B sees the patch region blanked
+//     "trak": {"proj_dim": 2048, "projection": "structured", "seed": 0, "lambda": 0,
+//              "out_to_loss": true, "batch_size": 256},
+//     "diff": {"components": 5, "class_components": 3, "top_k": 10, "per_class": true,
+//              "raw_rows": false},
+//     "report": {"images_per_grid": 10}
+//   }
+//
+// A planted patch is part of the data (both algorithms' data carry it): stamped on
+// train_fraction of the training images of `class` and on val_fraction of the validation
+// images of every class (at test time such a feature turns up anywhere). An algorithm with
+// "hide_patch" sees every image with the patch region set to 0, in training, attribution and
+// evaluation alike: a known difference between two algorithms, whose answer the run checks.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/data/planted_feature.h"
+#include "core/data/preprocessing.h"
+#include "core/trak/trainer.h"
+#include "core/trak/trak_settings.h"
+
+namespace modeldiff::core {
+
+struct DatasetSpec {
+  std::string images, labels;
+  std::int64_t subset = 0;  // > 0: a seeded random sample of this many examples
+  std::uint64_t subset_seed = 0;
+};
+
+struct PlantSpec {
+  bool enabled = false;
+  PlantedPatch patch;
+  std::int64_t target_class = -1;
+  double train_fraction = 0.3;  // of the training images of target_class
+  double val_fraction = 0.1;    // of the validation images of every class
+  std::uint64_t seed = 0;
+};
+
+struct AlgorithmSpec {
+  std::string label;
+  std::string architecture;              // TorchScript; "" when checkpoints are full models
+  std::vector<std::string> checkpoints;  // existing checkpoints; empty = train them
+  int models = 0;                        // models to train when checkpoints is empty
+  TrainSettings train;
+  bool hide_patch = false;
+  bool trains() const { return checkpoints.empty(); }
+};
+
+struct Project {
+  std::string source;  // the project file, or "built-in demo"
+  std::string name;
+  std::string output;  // the run folder
+  int threads = 0;
+  DatasetSpec train, val;
+  std::vector<std::string> class_names;
+  Preprocessing preprocessing;
+  PlantSpec plant;
+  AlgorithmSpec a, b;
+  TrakSettings trak;
+  int components = 5, class_components = 3, top_k = 10;
+  bool per_class = true;
+  bool normalize_rows = true;
+  int images_per_grid = 10;
+};
+
+// Reads and checks a project file. Throws InputError naming the file and the key for a
+// syntax error, an unknown key, a value of the wrong type or out of range, or a missing
+// required entry.
+Project load_project(const std::string& path);
+
+// The same from JSON text; relative paths are resolved against `base_dir`; `source` names the
+// text in messages.
+Project parse_project(const std::string& text, const std::string& base_dir,
+                      const std::string& source);
+
+// The project as JSON (absolute paths), for run records and for `modeldiff demo --print`.
+std::string project_json(const Project& project);
+
+// The built-in Fashion-MNIST demo: a small CNN (`architecture`, resources/demo/demo_cnn.pt)
+// trained by two algorithms on a subset of Fashion-MNIST (`fashion_dir` holds Debian's
+// dataset-fashion-mnist files): A's data carries a 3 x 3 white patch in the top-left corner of
+// 30% of the "Shirt" training images (and 10% of the validation images of every class), B sees
+// the patch region blanked. A minus B should single out the
+// patched shirts. `quick` shrinks it to a smoke test (seconds).
+Project demo_project(const std::string& architecture, const std::string& fashion_dir,
+                     const std::string& output, bool quick = false);
+
+}  // namespace modeldiff::core

@@ -1,0 +1,522 @@
+#include "core/pipeline/run_project.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "core/base/error.h"
+#include "core/base/output_directory.h"
+#include "core/base/sha256.h"
+#include "core/base/threads.h"
+#include "core/data/image_dataset.h"
+#include "core/data/planted_feature.h"
+#include "core/data/preprocessing.h"
+#include "core/diff/diff_output.h"
+#include "core/diff/model_diff.h"
+#include "core/io/npy.h"
+#include "core/report/html_report.h"
+#include "core/trak/torch_model.h"
+#include "core/trak/trainer.h"
+#include "core/trak/trak.h"
+
+namespace modeldiff::core {
+namespace {
+
+using nlohmann::ordered_json;
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t) {
+  return std::chrono::duration<double>(Clock::now() - t).count();
+}
+
+// A seeded sample of `n` of the `size` indices, ascending (the whole range when n is 0 or not
+// smaller than size).
+std::vector<std::int64_t> sample(std::int64_t size, std::int64_t n, std::uint64_t seed) {
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(size));
+  for (std::int64_t i = 0; i < size; ++i) idx[static_cast<std::size_t>(i)] = i;
+  if (n <= 0 || n >= size) return idx;
+  std::mt19937_64 rng(seed);
+  // Partial Fisher-Yates from the raw engine output: the same sample on every platform.
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto j = i + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(size - i));
+    std::swap(idx[static_cast<std::size_t>(i)], idx[static_cast<std::size_t>(j)]);
+  }
+  idx.resize(static_cast<std::size_t>(n));
+  std::sort(idx.begin(), idx.end());
+  return idx;
+}
+
+ImageDataset load_spec(const DatasetSpec& spec, const char* role) {
+  ImageDataset d = load_dataset(spec.images, spec.labels);
+  if (d.size() == 0)
+    throw InputError(spec.images, std::string("the ") + role + " set is empty")
+        .expected("at least one image");
+  if (spec.subset > 0 && spec.subset < d.size())
+    d = subset(d, sample(d.size(), spec.subset, spec.subset_seed));
+  return d;
+}
+
+void write_text(OutputDirectory& out, const std::string& name, const std::string& text) {
+  const std::string path = out.staging_path(name);
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+  f.close();
+  if (!f) throw InputError(path, "cannot write");
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+// What decides the models an algorithm's recipe trains: a run must not mix models of two
+// recipes in one folder.
+std::string recipe_of(const Project& p, const AlgorithmSpec& a, const std::string& arch_sha) {
+  ordered_json r;
+  r["architecture_sha256"] = arch_sha;
+  r["train"] = {{"images", p.train.images},
+                {"labels", p.train.labels},
+                {"subset", p.train.subset},
+                {"subset_seed", p.train.subset_seed}};
+  r["preprocessing"] = describe(p.preprocessing);
+  r["recipe"] = describe(a.train);
+  r["hide_patch"] = a.hide_patch;
+  if (p.plant.enabled)
+    r["planted_patch"] = {{"class", p.plant.target_class}, {"fraction", p.plant.train_fraction},
+                          {"size", p.plant.patch.size},    {"x", p.plant.patch.x},
+                          {"y", p.plant.patch.y},          {"value", p.plant.patch.value},
+                          {"seed", p.plant.seed}};
+  return r.dump(2) + "\n";
+}
+
+struct View {
+  ImageDataset train, val;
+};
+
+double mean(const std::vector<double>& v) {
+  double s = 0;
+  for (double x : v) s += x;
+  return v.empty() ? std::numeric_limits<double>::quiet_NaN() : s / static_cast<double>(v.size());
+}
+
+ordered_json number(double v) {
+  return std::isfinite(v) ? ordered_json(v) : ordered_json(nullptr);
+}
+
+// Share of `rows` of the model's predictions (argmax of logits) equal to `cls`.
+double share_predicted(const NdArray& logits, std::int64_t cls) {
+  const std::int64_t n = logits.dim(0), k = logits.dim(1);
+  const float* l = logits.data_as<float>();
+  std::int64_t hits = 0;
+  for (std::int64_t i = 0; i < n; ++i)
+    if (std::max_element(l + i * k, l + (i + 1) * k) - (l + i * k) == cls) ++hits;
+  return n == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(n);
+}
+
+}  // namespace
+
+double same_label_rate(const NdArray& scores, const std::vector<std::int64_t>& train_labels,
+                       const std::vector<std::int64_t>& target_labels, int k) {
+  if (scores.ndim() != 2 || scores.dtype() != DType::kFloat32)
+    throw InputError("", "scores must be a T x N float32 matrix");
+  const std::int64_t t = scores.dim(0), n = scores.dim(1);
+  if (static_cast<std::int64_t>(train_labels.size()) != n ||
+      static_cast<std::int64_t>(target_labels.size()) != t)
+    throw InputError("", "labels do not match the score matrix")
+        .expected(std::to_string(t) + " target and " + std::to_string(n) + " training labels")
+        .found(std::to_string(target_labels.size()) + " and " +
+               std::to_string(train_labels.size()));
+  if (t == 0) return std::numeric_limits<double>::quiet_NaN();
+  const int kk = static_cast<int>(std::min<std::int64_t>(k, n));
+  double total = 0;
+  for (std::int64_t i = 0; i < t; ++i) {
+    const auto top = top_k_indices(scores.data_as<float>() + i * n, n, kk, true);
+    int same = 0;
+    for (auto j : top)
+      same +=
+          train_labels[static_cast<std::size_t>(j)] == target_labels[static_cast<std::size_t>(i)];
+    total += static_cast<double>(same) / kk;
+  }
+  return total / static_cast<double>(t);
+}
+
+RunOutcome run_project(const Project& project, Progress& progress,
+                       const std::function<void(const std::string&)>& log) {
+  const auto say = [&](const std::string& line) {
+    if (log) log(line);
+  };
+  const auto start = Clock::now();
+  set_compute_threads(project.threads);
+  set_torch_threads(project.threads);
+  RunOutcome out;
+  out.output = project.output;
+  fs::create_directories(project.output);
+  { OutputDirectory check(project.output); }  // fails early on an unwritable location
+
+  const bool training = project.a.trains() || project.b.trains();
+  // Fractions of the progress bar per step.
+  const double w_train = training ? 0.45 : 0.0, w_trak = 0.9 - w_train;
+  double at = 0.02;
+
+  // 1. Data.
+  progress.report(0.0, "loading data");
+  ImageDataset train = load_spec(project.train, "training");
+  ImageDataset val = load_spec(project.val, "validation");
+  if (!project.class_names.empty()) train.class_names = val.class_names = project.class_names;
+  out.num_train = train.size();
+  out.num_val = val.size();
+  std::vector<std::int64_t> planted_train, planted_val;
+  if (project.plant.enabled) {
+    const PlantSpec& ps = project.plant;
+    planted_train = plant_patch(train, ps.patch, ps.target_class, ps.train_fraction, ps.seed);
+    // At test time the feature turns up on images of every class (as a watermark or a
+    // sensor artefact would), which is where an algorithm that learned it differs.
+    for (std::int64_t c : std::set<std::int64_t>(val.labels.begin(), val.labels.end())) {
+      const auto idx = plant_patch(val, ps.patch, c, ps.val_fraction,
+                                   ps.seed + 1 + static_cast<std::uint64_t>(c));
+      planted_val.insert(planted_val.end(), idx.begin(), idx.end());
+    }
+    std::sort(planted_val.begin(), planted_val.end());
+  }
+  say("data: " + std::to_string(out.num_train) + " training and " + std::to_string(out.num_val) +
+      " validation images (" + train.source + ", " + val.source + ")" +
+      (project.plant.enabled
+           ? ", patch planted in " + std::to_string(planted_train.size()) +
+                 " training images of class " + train.class_name(project.plant.target_class) +
+                 " and " + std::to_string(planted_val.size()) + " validation images"
+           : ""));
+  const auto view_of = [&](const AlgorithmSpec& a) {
+    View v{train, val};
+    if (a.hide_patch) {
+      hide_patch_region(v.train, project.plant.patch);
+      hide_patch_region(v.val, project.plant.patch);
+    }
+    return v;
+  };
+
+  // 2. Models: train the algorithms that have a recipe.
+  const std::string models_dir = project.output + "/models";
+  const std::string letters[2] = {"A", "B"};
+  const AlgorithmSpec* specs[2] = {&project.a, &project.b};
+  AlgorithmOutcome* outcomes[2] = {&out.a, &out.b};
+  const int trainers = (project.a.trains() ? 1 : 0) + (project.b.trains() ? 1 : 0);
+  for (int i = 0; i < 2; ++i) {
+    const AlgorithmSpec& spec = *specs[i];
+    AlgorithmOutcome& o = *outcomes[i];
+    o.label = spec.label;
+    if (!spec.trains()) {
+      o.checkpoints = spec.checkpoints;
+      continue;
+    }
+    const auto t0 = Clock::now();
+    const std::string dir = models_dir + "/" + letters[i];
+    fs::create_directories(dir);
+    const std::string recipe = recipe_of(project, spec, sha256_path(spec.architecture));
+    const std::string recipe_path = dir + "/recipe.json";
+    if (fs::exists(recipe_path) && read_text(recipe_path) != recipe)
+      throw InputError(dir, "holds models trained with another recipe or data")
+          .expected("the recipe of this project (delete the folder to retrain)")
+          .found("the recipe in " + recipe_path);
+    {
+      OutputDirectory rd(dir);
+      write_text(rd, "recipe.json", recipe);
+      rd.commit();
+    }
+    const View v = view_of(spec);
+    TrainSettings ts = spec.train;
+    ts.threads = project.threads;
+    SubProgress sub(progress, at, at + w_train / trainers, "training " + spec.label);
+    const auto results = train_ensemble(spec.architecture, v.train, &v.val, project.preprocessing,
+                                        ts, spec.models, dir, "model", sub);
+    at += w_train / trainers;
+    for (int m = 0; m < spec.models; ++m) {
+      o.checkpoints.push_back(ensemble_checkpoint_path(dir, "model", m));
+      (results[static_cast<std::size_t>(m)].reused ? o.reused : o.trained) += 1;
+    }
+    o.train_seconds = since(t0);
+    std::ostringstream line;
+    line << "trained " << spec.label << ": " << o.trained << " models (" << o.reused
+         << " kept from an earlier run) in " << static_cast<int>(o.train_seconds) << " s, "
+         << describe(ts);
+    say(line.str());
+  }
+
+  // 3. TRAK scores of both algorithms over all validation examples.
+  fs::create_directories(project.output + "/scores");
+  NdArray scores[2];
+  std::vector<std::string> frozen;
+  for (int i = 0; i < 2; ++i) {
+    const AlgorithmSpec& spec = *specs[i];
+    AlgorithmOutcome& o = *outcomes[i];
+    const auto t0 = Clock::now();
+    const View v = view_of(spec);
+    TrakData data;
+    data.train_inputs = preprocess(v.train, project.preprocessing, 0, v.train.size());
+    data.train_labels = v.train.labels;
+    data.target_inputs = preprocess(v.val, project.preprocessing, 0, v.val.size());
+    data.target_labels = v.val.labels;
+    TrakReport report;
+    SubProgress sub(progress, at, at + w_trak / 2, "TRAK " + spec.label);
+    scores[i] = trak_scores(Algorithm{spec.label, spec.architecture, o.checkpoints}, data,
+                            project.trak, project.output + "/cache", sub, &report);
+    at += w_trak / 2;
+    for (const auto& c : report.checkpoints) {
+      o.val_accuracy.push_back(c.target_accuracy);
+      o.cached += c.from_cache ? 1 : 0;
+      o.kernel_dropped += c.kernel_dropped;
+    }
+    o.trak_seconds = since(t0);
+    o.scores = project.output + "/scores/" + letters[i] + ".npy";
+    write_npy(o.scores, scores[i]);
+    o.top20_same_label = same_label_rate(scores[i], v.train.labels, v.val.labels, 20);
+    std::ostringstream line;
+    line.precision(3);
+    line << "TRAK " << spec.label << ": " << o.checkpoints.size() << " checkpoints (" << o.cached
+         << " from the cache) in " << static_cast<int>(o.trak_seconds)
+         << " s; mean validation accuracy " << 100 * mean(o.val_accuracy)
+         << "%; top-20 same-label rate " << 100 * o.top20_same_label << "%";
+    if (o.kernel_dropped > 0)
+      line << "; " << o.kernel_dropped
+           << " kernel directions without training signal left out (pseudo-inverse)";
+    say(line.str());
+  }
+
+  // 4. ModelDiff both ways: all validation examples, then each class.
+  progress.report(at, "ModelDiff");
+  const ScoreInput in_a{project.a.label, out.a.scores, scores[0]};
+  const ScoreInput in_b{project.b.label, out.b.scores, scores[1]};
+  struct Comparison {
+    std::string title;
+    DiffOptions options;
+    DiffResult result;
+    std::int64_t cls = -1;
+  };
+  std::vector<Comparison> comparisons;
+  {
+    Comparison all;
+    all.title = "all validation examples";
+    all.options.components = project.components;
+    comparisons.push_back(std::move(all));
+  }
+  if (project.per_class) {
+    std::set<std::int64_t> classes(val.labels.begin(), val.labels.end());
+    for (std::int64_t c : classes) {
+      Comparison cmp;
+      cmp.cls = c;
+      cmp.title = "class " + std::to_string(c) +
+                  (val.class_names.empty() ? "" : " (" + val.class_name(c) + ")");
+      for (std::int64_t r = 0; r < val.size(); ++r)
+        if (val.labels[static_cast<std::size_t>(r)] == c) cmp.options.target_rows.push_back(r);
+      const auto rows = static_cast<int>(cmp.options.target_rows.size());
+      if (rows < 3) continue;  // too few examples of this class for a PCA
+      cmp.options.components = std::min(project.class_components, rows - 1);
+      comparisons.push_back(std::move(cmp));
+    }
+  }
+  fs::create_directories(project.output + "/diff");
+  const double w_diff = 0.04;
+  for (std::size_t c = 0; c < comparisons.size(); ++c) {
+    Comparison& cmp = comparisons[c];
+    cmp.options.normalize_rows = project.normalize_rows;
+    cmp.options.top_k = project.top_k;
+    SubProgress sub(progress, at + w_diff * c / comparisons.size(),
+                    at + w_diff * (c + 1) / comparisons.size(), "ModelDiff " + cmp.title);
+    cmp.result = run_model_diff(in_a, in_b, cmp.options, sub);
+    const std::string slug = cmp.cls < 0 ? "all" : report_slug(cmp.title);
+    OutputDirectory dir(project.output + "/diff/" + slug);
+    DiffProvenance prov;
+    for (int i = 0; i < 2; ++i) {
+      InputProvenance& ip = i == 0 ? prov.a : prov.b;
+      ip.path = outcomes[i]->scores;
+      ip.sha256 = sha256_path(ip.path);
+      ip.format = "npy";
+      ip.file_shape = scores[i].shape();
+    }
+    prov.target_selection = cmp.cls < 0 ? "all targets" : "validation examples of " + cmp.title;
+    prov.command_line = "modeldiff run " + project.source;
+    write_diff_output(dir, cmp.result, cmp.options, prov);
+    dir.commit();
+    out.comparisons.push_back(
+        {cmp.title, "diff/" + slug, static_cast<std::int64_t>(cmp.result.target_rows.size())});
+  }
+  at += w_diff;
+  say("ModelDiff: " + std::to_string(comparisons.size()) +
+      " comparisons (all validation examples and each class), both directions");
+
+  // 5. The planted patch: does the difference show where it should?
+  if (project.plant.enabled && project.a.hide_patch != project.b.hide_patch) {
+    PlantedCheck& pc = out.planted;
+    pc.enabled = true;
+    pc.patched_train = static_cast<std::int64_t>(planted_train.size());
+    pc.patched_val = static_cast<std::int64_t>(planted_val.size());
+    pc.base_rate = static_cast<double>(planted_train.size()) / static_cast<double>(train.size());
+    const bool a_sees = project.b.hide_patch;
+    pc.direction_set = a_sees ? "A minus B" : "B minus A";
+    const std::set<std::int64_t> patched(planted_train.begin(), planted_train.end());
+    const auto precisions = [&](const DiffResult& r) {
+      const DirectionSet& ds = a_sees ? r.a_minus_b : r.b_minus_a;
+      std::vector<double> p;
+      for (const auto& top : ds.top_train) {
+        std::int64_t hit = 0;
+        for (auto j : top) hit += patched.count(j) ? 1 : 0;
+        p.push_back(top.empty() ? 0.0 : static_cast<double>(hit) / top.size());
+      }
+      return p;
+    };
+    pc.precision = precisions(comparisons[0].result);
+    for (const auto& cmp : comparisons)
+      if (cmp.cls == project.plant.target_class) pc.class_precision = precisions(cmp.result);
+
+    // The counterfactual: stamp the patch on the validation images of the other classes.
+    progress.report(at, "testing the patch on validation images");
+    std::vector<std::int64_t> others;
+    for (std::int64_t r = 0; r < val.size(); ++r)
+      if (val.labels[static_cast<std::size_t>(r)] != project.plant.target_class)
+        others.push_back(r);
+    if (!others.empty()) {
+      ImageDataset clean = subset(val, others);
+      ImageDataset stamped = clean;
+      for (std::int64_t cls : std::set<std::int64_t>(clean.labels.begin(), clean.labels.end()))
+        plant_patch(stamped, project.plant.patch, cls, 1.0, 0);  // every image of every class
+      for (int i = 0; i < 2; ++i) {
+        const AlgorithmSpec& spec = *specs[i];
+        ImageDataset before = clean, after = stamped;
+        if (spec.hide_patch) {
+          hide_patch_region(before, project.plant.patch);
+          hide_patch_region(after, project.plant.patch);
+        }
+        const NdArray xb = preprocess(before, project.preprocessing, 0, before.size());
+        const NdArray xa = preprocess(after, project.preprocessing, 0, after.size());
+        std::vector<double> shifts;
+        for (const auto& ckpt : outcomes[i]->checkpoints) {
+          progress.throw_if_cancelled();
+          const TorchModel m = TorchModel::load(spec.architecture, ckpt, spec.train.device);
+          shifts.push_back(share_predicted(m.logits(xa), project.plant.target_class) -
+                           share_predicted(m.logits(xb), project.plant.target_class));
+        }
+        (spec.hide_patch ? pc.shift_hidden : pc.shift_seeing) = mean(shifts);
+      }
+    }
+    std::ostringstream line;
+    line.precision(3);
+    line << "planted patch: " << pc.direction_set << " direction 1 top-" << project.top_k
+         << " training examples " << 100 * (pc.precision.empty() ? 0 : pc.precision[0])
+         << "% patched (chance " << 100 * pc.base_rate << "%); stamping the patch moves "
+         << 100 * pc.shift_seeing << "% of other-class predictions to "
+         << train.class_name(project.plant.target_class) << " for the algorithm that sees it, "
+         << 100 * pc.shift_hidden << "% for the one that does not";
+    say(line.str());
+  }
+
+  // 6. The report.
+  {
+    ReportInput ri;
+    ri.label_a = project.a.label;
+    ri.label_b = project.b.label;
+    std::ostringstream d;
+    d << project.name << "\n"
+      << out.num_train << " training and " << out.num_val << " validation images; "
+      << describe(project.preprocessing) << "\n";
+    for (int i = 0; i < 2; ++i) {
+      const AlgorithmSpec& s = *specs[i];
+      d << letters[i] << " = " << s.label << ": " << outcomes[i]->checkpoints.size()
+        << " checkpoints of " << (s.architecture.empty() ? "full models" : s.architecture)
+        << (s.trains() ? ", trained here: " + describe(s.train) : "")
+        << (s.hide_patch ? ", sees the patch region blanked" : "") << "\n";
+    }
+    d << "TRAK: " << describe(project.trak);
+    ri.description = d.str();
+    ri.train = &train;
+    ri.val = &val;
+    for (const auto& cmp : comparisons) ri.comparisons.push_back({cmp.title, &cmp.result});
+    ri.images_per_grid = project.images_per_grid;
+    const auto pct = [](double v) {
+      std::ostringstream s;
+      s.precision(3);
+      s << 100 * v << "%";
+      return s.str();
+    };
+    for (int i = 0; i < 2; ++i) {
+      const AlgorithmOutcome& o = *outcomes[i];
+      ri.facts.push_back({letters[i] + ": mean validation accuracy", pct(mean(o.val_accuracy))});
+      ri.facts.push_back(
+          {letters[i] + ": top-20 same-label rate of TRAK", pct(o.top20_same_label)});
+    }
+    if (out.planted.enabled) {
+      const PlantedCheck& pc = out.planted;
+      ri.facts.push_back({"planted patch: patched training images",
+                          std::to_string(pc.patched_train) + " (" + pct(pc.base_rate) + ")"});
+      if (!pc.precision.empty())
+        ri.facts.push_back({"planted patch: patched among the top training images of " +
+                                pc.direction_set + " direction 1",
+                            pct(pc.precision[0])});
+      ri.facts.push_back({"planted patch: other-class predictions moved to the patched class",
+                          pct(pc.shift_seeing) + " (sees the patch) vs " + pct(pc.shift_hidden) +
+                              " (patch hidden)"});
+    }
+    ri.facts.push_back({"project", project.source});
+    ri.facts.push_back({"modeldiff version", MODELDIFF_VERSION});
+    SubProgress sub(progress, at, 1.0, "report");
+    out.report_index = write_html_report(project.output + "/report", ri, &sub);
+  }
+
+  // 7. The run record.
+  out.seconds = since(start);
+  {
+    ordered_json r;
+    r["format"] = "modeldiff-run";
+    r["version"] = MODELDIFF_VERSION;
+    r["project"] = ordered_json::parse(project_json(project));
+    r["num_train"] = out.num_train;
+    r["num_val"] = out.num_val;
+    for (int i = 0; i < 2; ++i) {
+      const AlgorithmOutcome& o = *outcomes[i];
+      ordered_json& a = r["algorithms"][letters[i]];
+      a["label"] = o.label;
+      a["checkpoints"] = o.checkpoints;
+      a["val_accuracy"] = o.val_accuracy;
+      a["mean_val_accuracy"] = number(mean(o.val_accuracy));
+      a["top20_same_label"] = number(o.top20_same_label);
+      a["trained"] = o.trained;
+      a["reused"] = o.reused;
+      a["cached_features"] = o.cached;
+      a["kernel_directions_dropped"] = o.kernel_dropped;
+      a["train_seconds"] = o.train_seconds;
+      a["trak_seconds"] = o.trak_seconds;
+      a["scores"] = o.scores;
+    }
+    for (const auto& c : out.comparisons)
+      r["comparisons"].push_back(
+          {{"title", c.title}, {"folder", c.folder}, {"targets", c.targets}});
+    if (out.planted.enabled) {
+      const PlantedCheck& pc = out.planted;
+      r["planted"] = {{"patched_train", pc.patched_train},
+                      {"patched_val", pc.patched_val},
+                      {"base_rate", pc.base_rate},
+                      {"direction_set", pc.direction_set},
+                      {"precision_top_k", pc.precision},
+                      {"class_precision_top_k", pc.class_precision},
+                      {"prediction_shift_seeing", number(pc.shift_seeing)},
+                      {"prediction_shift_hidden", number(pc.shift_hidden)}};
+    }
+    r["report"] = "report/index.html";
+    r["seconds"] = out.seconds;
+    OutputDirectory od(project.output);
+    write_text(od, "run.json", r.dump(2) + "\n");
+    od.commit();
+    out.run_json = project.output + "/run.json";
+  }
+  progress.report(1.0, "done");
+  return out;
+}
+
+}  // namespace modeldiff::core

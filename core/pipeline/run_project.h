@@ -1,0 +1,89 @@
+// The main job: a project (project.h) from data and models to distinguishing directions and a
+// report, as `modeldiff run` and `modeldiff demo` do it.
+//
+// Steps: load both datasets (seeded subsets, planted patch, each algorithm's view of the data);
+// train the algorithms that have a recipe (resumable: finished models are kept); TRAK scores
+// of both over all validation examples (per-checkpoint features cached, so a killed run
+// resumes); ModelDiff both ways over all validation examples and over each class; the HTML
+// report. Files in the project's output folder:
+//   models/A/, models/B/   trained checkpoints (model_<m>.pt) and recipe.json
+//   cache/                 TRAK features per checkpoint
+//   scores/A.npy, B.npy    T x N float32 TRAK scores (row = validation example)
+//   diff/<slug>/           diff.h5 + summary.json per comparison ("all", "class-6-shirt", ...)
+//   report/index.html      the report (see core/report/html_report.h)
+//   run.json               the project, per-algorithm accuracies and quality numbers, timings
+// Every file is written atomically; nothing finished is lost to a later failure.
+//
+// No LibTorch in this header.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/base/ndarray.h"
+#include "core/base/progress.h"
+#include "core/pipeline/project.h"
+
+namespace modeldiff::core {
+
+struct AlgorithmOutcome {
+  std::string label;
+  std::vector<std::string> checkpoints;
+  std::vector<double> val_accuracy;  // per checkpoint, on the validation set this run uses
+  int trained = 0, reused = 0;       // models trained now / found from an earlier run
+  int cached = 0;                    // checkpoints whose TRAK features came from the cache
+  std::int64_t kernel_dropped = 0;   // kernel directions without signal, over all checkpoints
+  double train_seconds = 0, trak_seconds = 0;
+  // Average share of a validation example's 20 highest-scored training examples that have
+  // its label (10% for a random ranking over ten balanced classes).
+  double top20_same_label = std::numeric_limits<double>::quiet_NaN();
+  std::string scores;  // scores/<A|B>.npy
+};
+
+struct ComparisonOutcome {
+  std::string title;   // "all validation examples", "class 6 (Shirt)"
+  std::string folder;  // diff/<slug>
+  std::int64_t targets = 0;
+};
+
+// How well the known difference of a planted patch shows: in the direction set of the
+// algorithm that sees the patch minus the one that does not, the share of each direction's
+// top-k training examples that are patched (chance = base_rate).
+struct PlantedCheck {
+  bool enabled = false;
+  std::int64_t patched_train = 0, patched_val = 0;
+  double base_rate = 0;                 // patched training examples / N
+  std::string direction_set;            // "A minus B" or "B minus A"
+  std::vector<double> precision;        // per direction, overall comparison
+  std::vector<double> class_precision;  // per direction, comparison of the patched class
+  // Prediction shift when the patch is stamped on every validation image of another class:
+  // the share of those images each algorithm's models then assign to the patched class,
+  // minus the share before (averaged over the checkpoints).
+  double shift_seeing = std::numeric_limits<double>::quiet_NaN();
+  double shift_hidden = std::numeric_limits<double>::quiet_NaN();
+};
+
+struct RunOutcome {
+  std::string output, report_index, run_json;
+  std::int64_t num_train = 0, num_val = 0;
+  AlgorithmOutcome a, b;
+  std::vector<ComparisonOutcome> comparisons;
+  PlantedCheck planted;
+  double seconds = 0;
+};
+
+// Runs `project`. `log` receives one line per finished step (may be empty). Throws InputError
+// for bad input (naming the file), Cancelled when `progress` is cancelled; whatever finished
+// (trained models, cached features, scores) stays on disk for the next run.
+RunOutcome run_project(const Project& project, Progress& progress,
+                       const std::function<void(const std::string&)>& log = {});
+
+// Average over target rows of the share of the row's k highest-scored training examples whose
+// label equals the target's label. scores: T x N float32.
+double same_label_rate(const NdArray& scores, const std::vector<std::int64_t>& train_labels,
+                       const std::vector<std::int64_t>& target_labels, int k = 20);
+
+}  // namespace modeldiff::core
