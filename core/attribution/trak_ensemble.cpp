@@ -1,6 +1,7 @@
 #include "core/attribution/trak_ensemble.h"
 
 #include <Eigen/Cholesky>
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -52,19 +53,27 @@ void TrakEnsemble::add_checkpoint(const RowMatrixF& train_features,
     throw InputError(context, "gradient features are not finite (NaN or Inf)")
         .expected("a model whose margins and gradients are finite on every example");
   const Eigen::Index k = train_features.cols();
-  // K = Phi^T Phi + lambda I, accumulated in float32 by the BLAS and solved in double.
-  Eigen::MatrixXf gram(k, k);
-  gram.noalias() = train_features.transpose() * train_features;
+  // K = Phi^T Phi + lambda I in double: TRAK's kernels are ill-conditioned (condition numbers
+  // of 1e8 on the demo), and the directions with small eigenvalues are the rare features
+  // (a patch on a few hundred images) TRAK exists to pick out; float32 accumulation would
+  // bury them in rounding noise. Accumulated over row blocks to bound the memory.
+  Eigen::MatrixXd gram = Eigen::MatrixXd::Zero(k, k);
+  constexpr Eigen::Index kRowBlock = 4096;
+  for (Eigen::Index r = 0; r < n_; r += kRowBlock) {
+    const Eigen::Index rows = std::min<Eigen::Index>(kRowBlock, n_ - r);
+    const Eigen::MatrixXd block = train_features.middleRows(r, rows).cast<double>();
+    gram.selfadjointView<Eigen::Lower>().rankUpdate(block.transpose());
+  }
+  gram.triangularView<Eigen::StrictlyUpper>() = gram.transpose();
   // A feature that is zero on every training example (a unit no training example activates,
   // kept exactly by the structured projection) carries no information and makes the kernel
   // singular; it is left out, which is what the pseudo-inverse would do.
   std::vector<Eigen::Index> keep;
   for (Eigen::Index j = 0; j < k; ++j)
-    if (gram(j, j) > 0.0f || lambda_ > 0) keep.push_back(j);
+    if (gram(j, j) > 0.0 || lambda_ > 0) keep.push_back(j);
   dropped_columns_ += static_cast<std::int64_t>(k - static_cast<Eigen::Index>(keep.size()));
   const bool all = static_cast<Eigen::Index>(keep.size()) == k;
-  Eigen::MatrixXd kernel =
-      all ? Eigen::MatrixXd(gram.cast<double>()) : Eigen::MatrixXd(gram(keep, keep).cast<double>());
+  Eigen::MatrixXd kernel = all ? gram : Eigen::MatrixXd(gram(keep, keep));
   kernel.diagonal().array() += lambda_;
   if (keep.empty())
     throw InputError(context, "every TRAK feature is zero on every training example")
@@ -74,12 +83,11 @@ void TrakEnsemble::add_checkpoint(const RowMatrixF& train_features,
           : Eigen::MatrixXd(target_features(Eigen::all, keep).cast<double>());
   // W = K^{-1} G^T (k x T), then S_m = W^T Phi^T = (Phi W)^T: no explicit inverse.
   Eigen::MatrixXf w;
-  // Eigenvalues below this share of the largest are float32 noise in Phi^T Phi.
-  constexpr double kRelativeCutoff = 1e-6;
+  // Eigenvalues below this share of the largest are rounding noise of a double-precision
+  // Gram matrix of float32 features, i.e. exact zeros.
+  constexpr double kRelativeCutoff = 1e-11;
   Eigen::LLT<Eigen::MatrixXd> llt(kernel);
-  const bool well_posed =
-      llt.info() == Eigen::Success && llt.matrixLLT().diagonal().array().square().minCoeff() >
-                                          kRelativeCutoff * kernel.diagonal().maxCoeff();
+  const bool well_posed = llt.info() == Eigen::Success;
   if (well_posed) {
     w = llt.solve(targets.transpose()).cast<float>();
   } else {
