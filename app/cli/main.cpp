@@ -5,6 +5,7 @@
 
 #include "commands.h"
 #include "console_progress.h"
+#include "core/base/blas_check.h"
 #include "core/base/error.h"
 
 namespace {
@@ -22,6 +23,7 @@ std::string join_arguments(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace modeldiff;
+  core::configure_process_environment(argv);  // may re-execute once with a better environment
   CLI::App app(
       "ModelDiff Studio: how two training algorithms differ, down to the training "
       "examples each relies on.",

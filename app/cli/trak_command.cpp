@@ -4,6 +4,7 @@
 
 #include "commands.h"
 #include "console_progress.h"
+#include "core/base/blas_check.h"
 #include "core/base/error.h"
 #include "core/base/threads.h"
 #include "core/data/image_dataset.h"
@@ -22,7 +23,7 @@ struct TrakArgs {
   int proj_dim = 2048, threads = 0, batch_size = 256;
   std::uint64_t seed = 0;
   double lambda = 0;
-  bool no_out_to_loss = false;
+  bool out_to_loss = false;
 };
 
 int run_trak(const TrakArgs& args) {
@@ -33,7 +34,7 @@ int run_trak(const TrakArgs& args) {
   settings.proj_dim = args.proj_dim;
   settings.seed = args.seed;
   settings.lambda = args.lambda;
-  settings.out_to_loss = !args.no_out_to_loss;
+  settings.out_to_loss = args.out_to_loss;
   settings.batch_size = args.batch_size;
   settings.projection =
       args.projection == "dense" ? core::ProjectionKind::kDense : core::ProjectionKind::kStructured;
@@ -41,6 +42,8 @@ int run_trak(const TrakArgs& args) {
                                        ? core::Preprocessing{}
                                        : core::parse_preprocessing(args.preprocessing);
 
+  const core::BlasInfo blas = core::probe_blas();
+  if (blas.slow) std::fprintf(stderr, "modeldiff: warning: %s\n", core::describe(blas).c_str());
   progress.report(0.0, "loading data");
   const core::ImageDataset train = core::load_dataset(args.train_images, args.train_labels);
   const core::ImageDataset val = core::load_dataset(args.val_images, args.val_labels);
@@ -110,8 +113,9 @@ Command add_trak_command(CLI::App& app) {
       ->check(CLI::IsMember({"structured", "dense"}));
   cmd->add_option("--seed", args->seed, "Projection seed")->capture_default_str();
   cmd->add_option("--lambda", args->lambda, "Ridge term of the kernel")->capture_default_str();
-  cmd->add_flag("--no-out-to-loss", args->no_out_to_loss,
-                "Leave out the out-to-loss weights 1 - p_y (Q = 1)");
+  cmd->add_flag("--out-to-loss", args->out_to_loss,
+                "Scale training columns by TRAK's out-to-loss weights 1 - p_y, as traker does "
+                "(default: Q = 1, which ranks training examples better; see the README)");
   cmd->add_option("--preprocess", args->preprocessing,
                   "Preprocessing, e.g. 'scale=1/255,mean=0.5,std=0.25,resize=32x32' (default: "
                   "uint8 / 255)");

@@ -2,10 +2,12 @@
 #include <QApplication>
 #include <QCommandLineParser>
 
+#include "core/base/blas_check.h"
 #include "main_window.h"
 
 int main(int argc, char** argv) {
-  Q_INIT_RESOURCE(resources);  // the icons live in the static ui library
+  modeldiff::core::configure_process_environment(argv);  // may re-execute once
+  Q_INIT_RESOURCE(resources);                            // the icons live in the static ui library
   QApplication app(argc, argv);
   QApplication::setApplicationName(QStringLiteral("ModelDiff Studio"));
   QApplication::setOrganizationName(QStringLiteral("ModelDiff Studio"));

@@ -26,7 +26,7 @@
 //                     "momentum": 0.9, "weight_decay": 5e-4, "augment": false, "seed": 0},
 //           "hide_patch": true},                       // B sees the patch region blanked
 //     "trak": {"proj_dim": 2048, "projection": "structured", "seed": 0, "lambda": 0,
-//              "out_to_loss": true, "batch_size": 256},
+//              "out_to_loss": false, "batch_size": 256},
 //     "diff": {"components": 5, "class_components": 3, "top_k": 10, "per_class": true,
 //              "raw_rows": false},
 //     "report": {"images_per_grid": 10}

@@ -10,6 +10,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/base/blas_check.h"
 #include "core/base/error.h"
 #include "core/base/output_directory.h"
 #include "core/base/sha256.h"
@@ -166,6 +167,10 @@ RunOutcome run_project(const Project& project, Progress& progress,
   // Fractions of the progress bar per step.
   const double w_train = training ? 0.45 : 0.0, w_trak = 0.9 - w_train;
   double at = 0.02;
+
+  const BlasInfo blas = probe_blas();
+  out.blas = describe(blas);
+  say(out.blas);
 
   // 1. Data.
   progress.report(0.0, "loading data");
@@ -506,8 +511,11 @@ RunOutcome run_project(const Project& project, Progress& progress,
                       {"precision_top_k", pc.precision},
                       {"class_precision_top_k", pc.class_precision},
                       {"prediction_shift_seeing", number(pc.shift_seeing)},
-                      {"prediction_shift_hidden", number(pc.shift_hidden)}};
+                      {"prediction_shift_hidden", number(pc.shift_hidden)},
+                      {"patched_train_indices", planted_train},
+                      {"patched_val_indices", planted_val}};
     }
+    r["blas"] = {{"library", blas.library}, {"gflops", blas.gflops}, {"slow", blas.slow}};
     r["report"] = "report/index.html";
     r["seconds"] = out.seconds;
     OutputDirectory od(project.output);

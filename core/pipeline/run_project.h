@@ -68,6 +68,7 @@ struct PlantedCheck {
 
 struct RunOutcome {
   std::string output, report_index, run_json;
+  std::string blas;  // the BLAS and its measured speed (a warning when slow)
   std::int64_t num_train = 0, num_val = 0;
   AlgorithmOutcome a, b;
   std::vector<ComparisonOutcome> comparisons;
