@@ -21,8 +21,11 @@ struct TrakSettings {
   int proj_dim = 2048;
   std::uint64_t seed = 0;  // with the checkpoint index, seeds each checkpoint's projection
   ProjectionKind projection = ProjectionKind::kStructured;
-  double lambda = 0.0;      // ridge term of the kernel Phi^T Phi + lambda I
-  bool out_to_loss = true;  // scale training columns by Q = 1 - p_y (false: Q = 1)
+  double lambda = 0.0;  // ridge term of the kernel Phi^T Phi + lambda I
+  // Scale training columns by TRAK's out-to-loss weights Q = 1 - p_y (what `traker` does).
+  // Off by default: on the Fashion-MNIST demo Q = 1 gives a top-20 same-label rate of 96%
+  // instead of 62% and recovers the planted patch (README, "Choosing Q").
+  bool out_to_loss = false;
   int batch_size = 256;
 };
 
