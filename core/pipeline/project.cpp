@@ -1,9 +1,11 @@
 #include "core/pipeline/project.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -168,7 +170,54 @@ AlgorithmSpec parse_algorithm(const Section& s, const char* fallback_label, cons
   return a;
 }
 
+// A seeded sample of `n` of the `size` indices, ascending (the whole range when n is 0 or not
+// smaller than size).
+std::vector<std::int64_t> sample(std::int64_t size, std::int64_t n, std::uint64_t seed) {
+  std::vector<std::int64_t> idx(static_cast<std::size_t>(size));
+  for (std::int64_t i = 0; i < size; ++i) idx[static_cast<std::size_t>(i)] = i;
+  if (n <= 0 || n >= size) return idx;
+  std::mt19937_64 rng(seed);
+  // Partial Fisher-Yates from the raw engine output: the same sample on every platform.
+  for (std::int64_t i = 0; i < n; ++i) {
+    const auto j = i + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(size - i));
+    std::swap(idx[static_cast<std::size_t>(i)], idx[static_cast<std::size_t>(j)]);
+  }
+  idx.resize(static_cast<std::size_t>(n));
+  std::sort(idx.begin(), idx.end());
+  return idx;
+}
+
+ImageDataset load_spec(const DatasetSpec& spec, const char* role) {
+  ImageDataset d = load_dataset(spec.images, spec.labels);
+  if (d.size() == 0)
+    throw InputError(spec.images, std::string("the ") + role + " set is empty")
+        .expected("at least one image");
+  if (spec.subset > 0 && spec.subset < d.size())
+    d = subset(d, sample(d.size(), spec.subset, spec.subset_seed));
+  return d;
+}
+
 }  // namespace
+
+ProjectData load_project_data(const Project& project) {
+  ProjectData pd;
+  pd.train = load_spec(project.train, "training");
+  pd.val = load_spec(project.val, "validation");
+  if (!project.class_names.empty()) pd.train.class_names = pd.val.class_names = project.class_names;
+  if (project.plant.enabled) {
+    const PlantSpec& ps = project.plant;
+    pd.planted_train = plant_patch(pd.train, ps.patch, ps.target_class, ps.train_fraction, ps.seed);
+    // At test time the feature turns up on images of every class (as a watermark or a
+    // sensor artefact would), which is where an algorithm that learned it differs.
+    for (std::int64_t c : std::set<std::int64_t>(pd.val.labels.begin(), pd.val.labels.end())) {
+      const auto idx = plant_patch(pd.val, ps.patch, c, ps.val_fraction,
+                                   ps.seed + 1 + static_cast<std::uint64_t>(c));
+      pd.planted_val.insert(pd.planted_val.end(), idx.begin(), idx.end());
+    }
+    std::sort(pd.planted_val.begin(), pd.planted_val.end());
+  }
+  return pd;
+}
 
 Project parse_project(const std::string& text, const std::string& base_dir,
                       const std::string& source) {

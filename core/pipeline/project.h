@@ -43,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "core/data/image_dataset.h"
 #include "core/data/planted_feature.h"
 #include "core/data/preprocessing.h"
 #include "core/trak/trainer.h"
@@ -91,6 +92,15 @@ struct Project {
   bool normalize_rows = true;
   int images_per_grid = 10;
 };
+
+// The data of a project exactly as `modeldiff run` uses it (and as the GUI shows it): both
+// datasets loaded, sampled (seeded subsets) and with the planted patch stamped; raw pixels.
+struct ProjectData {
+  ImageDataset train, val;
+  std::vector<std::int64_t> planted_train, planted_val;  // stamped indices, ascending
+};
+// Throws InputError naming the file for unreadable or empty datasets.
+ProjectData load_project_data(const Project& project);
 
 // Reads and checks a project file. Throws InputError naming the file and the key for a
 // syntax error, an unknown key, a value of the wrong type or out of range, or a missing

@@ -37,33 +37,6 @@ double since(Clock::time_point t) {
   return std::chrono::duration<double>(Clock::now() - t).count();
 }
 
-// A seeded sample of `n` of the `size` indices, ascending (the whole range when n is 0 or not
-// smaller than size).
-std::vector<std::int64_t> sample(std::int64_t size, std::int64_t n, std::uint64_t seed) {
-  std::vector<std::int64_t> idx(static_cast<std::size_t>(size));
-  for (std::int64_t i = 0; i < size; ++i) idx[static_cast<std::size_t>(i)] = i;
-  if (n <= 0 || n >= size) return idx;
-  std::mt19937_64 rng(seed);
-  // Partial Fisher-Yates from the raw engine output: the same sample on every platform.
-  for (std::int64_t i = 0; i < n; ++i) {
-    const auto j = i + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(size - i));
-    std::swap(idx[static_cast<std::size_t>(i)], idx[static_cast<std::size_t>(j)]);
-  }
-  idx.resize(static_cast<std::size_t>(n));
-  std::sort(idx.begin(), idx.end());
-  return idx;
-}
-
-ImageDataset load_spec(const DatasetSpec& spec, const char* role) {
-  ImageDataset d = load_dataset(spec.images, spec.labels);
-  if (d.size() == 0)
-    throw InputError(spec.images, std::string("the ") + role + " set is empty")
-        .expected("at least one image");
-  if (spec.subset > 0 && spec.subset < d.size())
-    d = subset(d, sample(d.size(), spec.subset, spec.subset_seed));
-  return d;
-}
-
 void write_text(OutputDirectory& out, const std::string& name, const std::string& text) {
   const std::string path = out.staging_path(name);
   std::ofstream f(path, std::ios::binary);
@@ -174,24 +147,13 @@ RunOutcome run_project(const Project& project, Progress& progress,
 
   // 1. Data.
   progress.report(0.0, "loading data");
-  ImageDataset train = load_spec(project.train, "training");
-  ImageDataset val = load_spec(project.val, "validation");
-  if (!project.class_names.empty()) train.class_names = val.class_names = project.class_names;
+  ProjectData pd = load_project_data(project);
+  ImageDataset& train = pd.train;
+  ImageDataset& val = pd.val;
   out.num_train = train.size();
   out.num_val = val.size();
-  std::vector<std::int64_t> planted_train, planted_val;
-  if (project.plant.enabled) {
-    const PlantSpec& ps = project.plant;
-    planted_train = plant_patch(train, ps.patch, ps.target_class, ps.train_fraction, ps.seed);
-    // At test time the feature turns up on images of every class (as a watermark or a
-    // sensor artefact would), which is where an algorithm that learned it differs.
-    for (std::int64_t c : std::set<std::int64_t>(val.labels.begin(), val.labels.end())) {
-      const auto idx = plant_patch(val, ps.patch, c, ps.val_fraction,
-                                   ps.seed + 1 + static_cast<std::uint64_t>(c));
-      planted_val.insert(planted_val.end(), idx.begin(), idx.end());
-    }
-    std::sort(planted_val.begin(), planted_val.end());
-  }
+  const std::vector<std::int64_t>& planted_train = pd.planted_train;
+  const std::vector<std::int64_t>& planted_val = pd.planted_val;
   say("data: " + std::to_string(out.num_train) + " training and " + std::to_string(out.num_val) +
       " validation images (" + train.source + ", " + val.source + ")" +
       (project.plant.enabled
