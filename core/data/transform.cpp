@@ -1,0 +1,377 @@
+#include "core/data/transform.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+#include <random>
+#include <set>
+#include <sstream>
+
+#include "core/base/error.h"
+
+namespace modeldiff::core {
+namespace {
+
+struct KindSpec {
+  const char* kind;
+  std::vector<const char*> keys;
+  const char* strength;  // the key a sweep varies
+};
+
+const std::vector<KindSpec>& kinds() {
+  static const std::vector<KindSpec> k = {
+      {"patch", {"x", "y", "w", "h", "size", "value", "r", "g", "b", "pattern"}, "size"},
+      {"paste", {"image", "x", "y", "scale"}, "scale"},
+      {"texture", {"image", "delta", "seed"}, "delta"},
+      {"tint", {"r", "g", "b", "alpha"}, "alpha"},
+      {"grayscale", {"alpha"}, "alpha"},
+      {"blur", {"sigma"}, "sigma"},
+      {"noise", {"sigma", "seed"}, "sigma"},
+      {"rotate", {"degrees"}, "degrees"},
+      {"crop_resize", {"aspect"}, "aspect"},
+  };
+  return k;
+}
+
+const KindSpec& spec_of(const std::string& kind, const std::string& text) {
+  for (const auto& k : kinds())
+    if (kind == k.kind) return k;
+  std::string known;
+  for (const auto& k : kinds()) known += std::string(known.empty() ? "" : ", ") + k.kind;
+  throw InputError("", "unknown transformation step").key(text).expected(known).found(kind);
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string part;
+  std::istringstream in(s);
+  while (std::getline(in, part, sep)) out.push_back(trim(part));
+  return out;
+}
+
+double number(const TransformStep& s, const char* key, double fallback) {
+  const auto it = s.args.find(key);
+  if (it == s.args.end()) return fallback;
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(it->second, &used);
+    if (used != it->second.size() || !std::isfinite(v)) throw std::invalid_argument("");
+    return v;
+  } catch (const std::exception&) {
+    throw InputError("", "not a number")
+        .key(s.kind + "." + key)
+        .expected("a finite number")
+        .found(it->second);
+  }
+}
+
+std::string text_arg(const TransformStep& s, const char* key) {
+  const auto it = s.args.find(key);
+  return it == s.args.end() ? "" : it->second;
+}
+
+void check_range(const TransformStep& s, const char* key, double v, double lo, double hi) {
+  if (v < lo || v > hi)
+    throw InputError("", "value out of range")
+        .key(s.kind + "." + key)
+        .expected("[" + std::to_string(lo) + ", " + std::to_string(hi) + "]")
+        .found(std::to_string(v));
+}
+
+std::string canonical(const std::vector<TransformStep>& steps) {
+  std::string t;
+  for (const auto& s : steps) {
+    if (!t.empty()) t += ";";
+    t += s.kind;
+    char sep = ':';
+    for (const auto& [k, v] : s.args) {
+      t += sep + k + "=" + v;
+      sep = ',';
+    }
+  }
+  return t;
+}
+
+std::string fmt(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// Checks each step's values (everything but the image fitting, which apply checks).
+void validate(const TransformStep& s) {
+  if (s.kind == "patch") {
+    for (const char* k : {"x", "y", "w", "h", "size"}) check_range(s, k, number(s, k, 0), 0, 1e5);
+    for (const char* k : {"value", "r", "g", "b"}) check_range(s, k, number(s, k, 255), 0, 255);
+    const std::string p = text_arg(s, "pattern");
+    if (!p.empty() && p != "solid" && p != "checker")
+      throw InputError("", "unknown patch pattern")
+          .key("patch.pattern")
+          .expected("solid or checker")
+          .found(p);
+  } else if (s.kind == "paste" || s.kind == "texture") {
+    const std::string image = text_arg(s, "image");
+    if (image.empty())
+      throw InputError("", "missing image file").key(s.kind + ".image").expected("a path");
+    if (!std::filesystem::exists(image))
+      throw InputError(image, "image file not found").key(s.kind + ".image");
+    if (s.kind == "paste") check_range(s, "scale", number(s, "scale", 1), 0, 100);
+    if (s.kind == "texture") check_range(s, "delta", number(s, "delta", 0.3), 0, 1);
+  } else if (s.kind == "tint") {
+    for (const char* k : {"r", "g", "b"}) check_range(s, k, number(s, k, 0), 0, 255);
+    check_range(s, "alpha", number(s, "alpha", 0.3), 0, 1);
+  } else if (s.kind == "grayscale") {
+    check_range(s, "alpha", number(s, "alpha", 1), 0, 1);
+  } else if (s.kind == "blur" || s.kind == "noise") {
+    check_range(s, "sigma", number(s, "sigma", 1), 0, 1e4);
+  } else if (s.kind == "rotate") {
+    check_range(s, "degrees", number(s, "degrees", 15), -360, 360);
+  } else if (s.kind == "crop_resize") {
+    check_range(s, "aspect", number(s, "aspect", 1), 0.01, 100);
+  }
+}
+
+std::uint64_t seed_for(const TransformStep& s, std::int64_t index) {
+  std::uint64_t z = static_cast<std::uint64_t>(number(s, "seed", 0)) * 0x9e3779b97f4a7c15ull +
+                    static_cast<std::uint64_t>(index) + 1;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+
+cv::Mat load_image(const std::string& path, int flags) {
+  cv::Mat m = cv::imread(path, flags);
+  if (m.empty()) throw InputError(path, "cannot read the image").expected("a PNG, JPEG, ... file");
+  return m;
+}
+
+// `img`: H x W x C uint8 (C = 1 or 3, RGB), modified in place.
+void apply_step(const TransformStep& s, cv::Mat& img, std::int64_t index,
+                const std::string& source) {
+  const int h = img.rows, w = img.cols, c = img.channels();
+  if (s.kind == "patch") {
+    const int size = static_cast<int>(number(s, "size", 3));
+    const int pw = static_cast<int>(number(s, "w", size)),
+              ph = static_cast<int>(number(s, "h", size));
+    const int x = static_cast<int>(number(s, "x", 0)), y = static_cast<int>(number(s, "y", 0));
+    if (pw == 0 || ph == 0) return;
+    if (x + pw > w || y + ph > h)
+      throw InputError(source, "the patch does not fit the image")
+          .key("patch")
+          .expected("x + w <= " + std::to_string(w) + " and y + h <= " + std::to_string(h))
+          .found("x=" + std::to_string(x) + ",y=" + std::to_string(y) + ",w=" + std::to_string(pw) +
+                 ",h=" + std::to_string(ph));
+    const double v = number(s, "value", 255);
+    const double rgb[3] = {number(s, "r", v), number(s, "g", v), number(s, "b", v)};
+    const bool checker = text_arg(s, "pattern") == "checker";
+    for (int r = y; r < y + ph; ++r)
+      for (int q = x; q < x + pw; ++q) {
+        const bool flip = checker && ((r - y + q - x) % 2 == 1);
+        for (int ch = 0; ch < c; ++ch) {
+          const double value = c == 1 ? v : rgb[ch];
+          img.ptr<std::uint8_t>(r)[q * c + ch] =
+              static_cast<std::uint8_t>(std::lround(flip ? 255 - value : value));
+        }
+      }
+  } else if (s.kind == "paste") {
+    const double scale = number(s, "scale", 1);
+    if (scale == 0) return;
+    cv::Mat src = load_image(text_arg(s, "image"), cv::IMREAD_UNCHANGED);
+    if (scale != 1)
+      cv::resize(src, src, cv::Size(), scale, scale, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    const int x = static_cast<int>(number(s, "x", 0)), y = static_cast<int>(number(s, "y", 0));
+    cv::Mat alpha;
+    if (src.channels() == 4) cv::extractChannel(src, alpha, 3);
+    cv::Mat color;
+    if (c == 1 && src.channels() == 1)
+      color = src;
+    else if (c == 1)
+      cv::cvtColor(src, color, src.channels() == 4 ? cv::COLOR_BGRA2GRAY : cv::COLOR_BGR2GRAY);
+    else if (src.channels() == 1)
+      cv::cvtColor(src, color, cv::COLOR_GRAY2RGB);
+    else
+      cv::cvtColor(src, color, src.channels() == 4 ? cv::COLOR_BGRA2RGB : cv::COLOR_BGR2RGB);
+    for (int r = 0; r < color.rows && y + r < h; ++r)
+      for (int q = 0; q < color.cols && x + q < w; ++q) {
+        const double a = alpha.empty() ? 1.0 : alpha.at<std::uint8_t>(r, q) / 255.0;
+        for (int ch = 0; ch < c; ++ch) {
+          std::uint8_t& dst = img.ptr<std::uint8_t>(y + r)[(x + q) * c + ch];
+          dst = static_cast<std::uint8_t>(
+              std::lround((1 - a) * dst + a * color.ptr<std::uint8_t>(r)[q * c + ch]));
+        }
+      }
+  } else if (s.kind == "texture") {
+    const double delta = number(s, "delta", 0.3);
+    if (delta == 0) return;
+    cv::Mat tex =
+        load_image(text_arg(s, "image"), c == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
+    if (c == 3) cv::cvtColor(tex, tex, cv::COLOR_BGR2RGB);
+    if (tex.cols < w || tex.rows < h) {
+      const double f =
+          std::max(static_cast<double>(w) / tex.cols, static_cast<double>(h) / tex.rows);
+      cv::resize(tex, tex, cv::Size(), f, f, cv::INTER_LINEAR);
+    }
+    std::mt19937_64 rng(seed_for(s, index));
+    const int ox = static_cast<int>(rng() % static_cast<std::uint64_t>(tex.cols - w + 1));
+    const int oy = static_cast<int>(rng() % static_cast<std::uint64_t>(tex.rows - h + 1));
+    for (int r = 0; r < h; ++r)
+      for (int q = 0; q < w * c; ++q) {
+        std::uint8_t& dst = img.ptr<std::uint8_t>(r)[q];
+        dst = static_cast<std::uint8_t>(
+            std::lround((1 - delta) * dst + delta * tex.ptr<std::uint8_t>(oy + r)[ox * c + q]));
+      }
+  } else if (s.kind == "tint" || s.kind == "grayscale") {
+    const double alpha = number(s, "alpha", s.kind == "tint" ? 0.3 : 1.0);
+    for (int r = 0; r < h; ++r)
+      for (int q = 0; q < w; ++q) {
+        std::uint8_t* p = img.ptr<std::uint8_t>(r) + q * c;
+        double target[3];
+        if (s.kind == "tint") {
+          const double v[3] = {number(s, "r", 0), number(s, "g", 0), number(s, "b", 0)};
+          for (int ch = 0; ch < 3; ++ch) target[ch] = v[ch];
+          if (c == 1) target[0] = 0.299 * v[0] + 0.587 * v[1] + 0.114 * v[2];
+        } else {
+          const double lum = c == 1 ? p[0] : 0.299 * p[0] + 0.587 * p[1] + 0.114 * p[2];
+          target[0] = target[1] = target[2] = lum;
+        }
+        for (int ch = 0; ch < c; ++ch)
+          p[ch] = static_cast<std::uint8_t>(std::lround((1 - alpha) * p[ch] + alpha * target[ch]));
+      }
+  } else if (s.kind == "blur") {
+    const double sigma = number(s, "sigma", 1);
+    if (sigma == 0) return;
+    const int k = 2 * static_cast<int>(std::ceil(3 * sigma)) + 1;
+    cv::GaussianBlur(img, img, cv::Size(k, k), sigma, sigma, cv::BORDER_REFLECT_101);
+  } else if (s.kind == "noise") {
+    const double sigma = number(s, "sigma", 1);
+    if (sigma == 0) return;
+    std::mt19937_64 rng(seed_for(s, index));
+    for (int r = 0; r < h; ++r)
+      for (int q = 0; q < w * c; ++q) {
+        // Box-Muller from the raw engine: the same noise with every standard library.
+        const double u1 = (static_cast<double>(rng() >> 11) + 0.5) / 9007199254740992.0;
+        const double u2 = static_cast<double>(rng() >> 11) / 9007199254740992.0;
+        const double z = std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
+        std::uint8_t& p = img.ptr<std::uint8_t>(r)[q];
+        p = static_cast<std::uint8_t>(std::clamp<long>(std::lround(p + sigma * z), 0, 255));
+      }
+  } else if (s.kind == "rotate") {
+    const double degrees = number(s, "degrees", 15);
+    if (degrees == 0) return;
+    const cv::Mat m =
+        cv::getRotationMatrix2D(cv::Point2f((w - 1) / 2.0f, (h - 1) / 2.0f), degrees, 1.0);
+    cv::Mat out;
+    cv::warpAffine(img, out, m, img.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT,
+                   cv::Scalar::all(0));
+    img = out;
+  } else if (s.kind == "crop_resize") {
+    const double aspect = number(s, "aspect", 1);
+    if (aspect == 1) return;
+    int cw = w, ch = h;
+    if (aspect > static_cast<double>(w) / h)
+      ch = std::max(1, static_cast<int>(std::lround(w / aspect)));
+    else
+      cw = std::max(1, static_cast<int>(std::lround(h * aspect)));
+    const cv::Mat crop = img(cv::Rect((w - cw) / 2, (h - ch) / 2, cw, ch)).clone();
+    cv::Mat out;
+    cv::resize(crop, out, img.size(), 0, 0, cv::INTER_LINEAR);
+    img = out;
+  }
+}
+
+}  // namespace
+
+Transform parse_transform(const std::string& text) {
+  Transform t;
+  for (const std::string& part : split(text, ';')) {
+    if (part.empty()) continue;
+    TransformStep s;
+    const auto colon = part.find(':');
+    s.kind = trim(part.substr(0, colon));
+    const KindSpec& spec = spec_of(s.kind, part);
+    if (colon != std::string::npos) {
+      for (const std::string& kv : split(part.substr(colon + 1), ',')) {
+        if (kv.empty()) continue;
+        const auto eq = kv.find('=');
+        if (eq == std::string::npos)
+          throw InputError("", "expected key=value").key(s.kind).found(kv);
+        const std::string key = trim(kv.substr(0, eq));
+        if (std::find_if(spec.keys.begin(), spec.keys.end(),
+                         [&](const char* k) { return key == k; }) == spec.keys.end()) {
+          std::string keys;
+          for (const char* k : spec.keys) keys += std::string(keys.empty() ? "" : ", ") + k;
+          throw InputError("", "unknown key").key(s.kind + "." + key).expected(keys);
+        }
+        s.args[key] = trim(kv.substr(eq + 1));
+      }
+    }
+    validate(s);
+    t.steps.push_back(std::move(s));
+  }
+  if (t.steps.empty())
+    throw InputError("", "empty transformation").expected("e.g. patch:x=1,y=1,w=3,h=3,value=255");
+  t.text = canonical(t.steps);
+  return t;
+}
+
+Transform with_strength(const Transform& t, double value) {
+  Transform out = t;
+  TransformStep& s = out.steps.front();
+  const std::string key = spec_of(s.kind, s.kind).strength;
+  if (s.kind == "patch") {
+    s.args.erase("w");
+    s.args.erase("h");
+  }
+  s.args[key] = fmt(value);
+  validate(s);
+  out.text = canonical(out.steps);
+  return out;
+}
+
+double strength_of(const Transform& t) {
+  const TransformStep& s = t.steps.front();
+  const std::string key = spec_of(s.kind, s.kind).strength;
+  if (s.kind == "patch") return number(s, "w", number(s, "size", 3));
+  static const std::map<std::string, double> defaults = {
+      {"paste", 1}, {"texture", 0.3}, {"tint", 0.3},  {"grayscale", 1},
+      {"blur", 1},  {"noise", 1},     {"rotate", 15}, {"crop_resize", 1}};
+  return number(s, key.c_str(), defaults.at(s.kind));
+}
+
+ImageDataset apply_transform(const ImageDataset& data, const Transform& t,
+                             const std::vector<std::int64_t>& indices) {
+  if (!data.channels_last || data.images.dtype() != DType::kUInt8)
+    throw InputError(data.source, "transformations work on stored uint8 pixels")
+        .expected("N x H x W x C uint8 images (IDX, uint8 .npy, image folders)")
+        .found("float32 images (already model input)");
+  std::vector<std::int64_t> idx = indices;
+  if (idx.empty())
+    for (std::int64_t i = 0; i < data.size(); ++i) idx.push_back(i);
+  ImageDataset out = subset(data, idx);
+  const int h = data.height(), w = data.width(), c = data.channels();
+  const std::size_t bytes = static_cast<std::size_t>(h) * w * c;
+  std::uint8_t* pixels = out.images.mutable_data_as<std::uint8_t>();
+  for (std::size_t i = 0; i < idx.size(); ++i) {
+    cv::Mat img(h, w, c == 1 ? CV_8UC1 : CV_8UC3, pixels + i * bytes);
+    for (const auto& s : t.steps) {
+      apply_step(s, img, idx[i], data.source);
+      if (img.data != pixels + i * bytes) {  // a step that produced a new matrix
+        std::memcpy(pixels + i * bytes, img.data, bytes);
+        img = cv::Mat(h, w, c == 1 ? CV_8UC1 : CV_8UC3, pixels + i * bytes);
+      }
+    }
+  }
+  return out;
+}
+
+}  // namespace modeldiff::core
