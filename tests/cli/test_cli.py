@@ -373,6 +373,51 @@ def case_run_project_errors(work):
            "empty_x.npy")
 
 
+def case_counterfactual(work):
+    """Models trained here: A sees a patch planted on shirts, B has the region blanked. The
+    patch moves A's predictions toward Shirt (95% interval above 0), not B's (includes 0)."""
+    fm = pathlib.Path("/usr/share/datasets/fashion-mnist")
+    common = ["--model", ARCH, "--train-images", fm / "train-images-idx3-ubyte.gz",
+              "--train-labels", fm / "train-labels-idx1-ubyte.gz", "--train-subset", 3000,
+              "-m", 3, "--epochs", 2, "--threads", 2, "--plant-size", 3, "--plant-x", 1,
+              "--plant-y", 1]
+    run("train", *common, "--plant-class", 6, "--plant-fraction", 0.5, "--out", work / "a")
+    run("train", *common, "--hide-patch", "--out", work / "b")
+    ckpts = lambda d: sorted(str(p) for p in (work / d).glob("*.pt"))
+    out = work / "cf"
+    run("counterfactual", "--model-a", ARCH, "--checkpoints-a", *ckpts("a"),
+        "--model-b", ARCH, "--checkpoints-b", *ckpts("b"),
+        "--view-b", "patch:x=1,y=1,size=3,value=0",
+        "--images", fm / "t10k-images-idx3-ubyte.gz", "--labels", fm / "t10k-labels-idx1-ubyte.gz",
+        "--transform", "patch:x=1,y=1,w=3,h=3,value=255", "--target-class", 6,
+        "--exclude-class", 6, "--max-images", 400, "--sweep", "size=0,3", "--threads", 2,
+        "--out", out)
+    effects = read_json(out / "effects.json")
+    assert effects["target_class"] == 6
+    rows = {(r["algorithm"], r["strength"]): r for r in effects["results"]}
+    assert set(rows) == {("A", 0.0), ("A", 3.0), ("B", 0.0), ("B", 3.0)}
+    for alg in "AB":  # strength 0 is the control: no change at all
+        assert rows[(alg, 0.0)]["mean_delta_p"] == 0 and rows[(alg, 0.0)]["ci95"] == [0, 0]
+    a, b = rows[("A", 3.0)], rows[("B", 3.0)]
+    assert a["n_images"] == 400 and a["n_checkpoints"] == 3
+    assert a["ci95"][0] > 0, a
+    assert b["ci95"][0] <= 0 <= b["ci95"][1], b
+    lo, hi = a["ci95"]
+    assert lo <= a["mean_delta_p"] <= hi
+    assert np.isclose(a["mean_delta_p"], np.mean(a["per_checkpoint_delta_p"]))
+    csv_rows = (out / "effects.csv").read_text().strip().splitlines()
+    assert len(csv_rows) == 1 + 6 and csv_rows[0].startswith("algorithm,label,strength")
+    png = (out / "effects.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # A transformation with a typo: exit 2, named.
+    proc = run("counterfactual", "--checkpoints-a", *ckpts("a"), "--model-a", ARCH,
+               "--checkpoints-b", *ckpts("b"), "--model-b", ARCH,
+               "--images", fm / "t10k-images-idx3-ubyte.gz", "--labels",
+               fm / "t10k-labels-idx1-ubyte.gz", "--transform", "patch:wdth=3",
+               "--target-class", 6, "--out", work / "bad", expect=2)
+    assert "patch.wdth" in proc.stderr
+
+
 def main():
     case = globals().get("case_" + CASE)
     if case is None:

@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include "core/base/error.h"
+#include "core/pipeline/counterfactual.h"
 #include "core/pipeline/project.h"
 #include "core/pipeline/run_project.h"
 
@@ -100,4 +101,26 @@ TEST(SameLabelRate, CountsTheTopKLabels) {
   EXPECT_DOUBLE_EQ(same_label_rate(s, {0, 0, 1, 1}, {0, 1}, 2), 0.75);
   EXPECT_DOUBLE_EQ(same_label_rate(s, {0, 0, 1, 1}, {0, 1}, 4), 0.5);
   EXPECT_THROW(same_label_rate(s, {0, 0, 1}, {0, 1}, 2), InputError);
+}
+
+TEST(Counterfactual, BootstrapIntervalOverCheckpoints) {
+  // Identical checkpoints: no spread.
+  const Interval same = bootstrap_interval({0.2, 0.2, 0.2}, {}, 1);
+  EXPECT_DOUBLE_EQ(same.mean, 0.2);
+  EXPECT_DOUBLE_EQ(same.low, 0.2);
+  EXPECT_DOUBLE_EQ(same.high, 0.2);
+  // The interval holds the mean, lies within the values' range, and is seeded.
+  const std::vector<double> v = {0.1, 0.3, 0.2, 0.5, 0.0, 0.4};
+  const Interval i = bootstrap_interval(v, {}, 7);
+  EXPECT_NEAR(i.mean, 0.25, 1e-12);
+  EXPECT_LT(i.low, i.mean);
+  EXPECT_GT(i.high, i.mean);
+  EXPECT_GE(i.low, 0.0);
+  EXPECT_LE(i.high, 0.5);
+  const Interval again = bootstrap_interval(v, {}, 7);
+  EXPECT_EQ(i.low, again.low);
+  // A minus B: the difference of the means.
+  const Interval d = bootstrap_interval(v, {0.05, 0.05}, 7);
+  EXPECT_NEAR(d.mean, 0.2, 1e-12);
+  EXPECT_NEAR(d.low, i.low - 0.05, 0.05);
 }
