@@ -301,6 +301,12 @@ class TorchArchive {
       fail_at("unsupported kind of tensor (" + callable.global_name() +
               "): only dense CPU tensors of real dtypes can be read");
     }
+    // LibTorch's torch::pickle_save wraps typed containers as restore_type_tag(obj, "Dict[...]"):
+    // the contents are the first argument.
+    if (v.is_call_to("torch.jit._pickle", "restore_type_tag")) {
+      const PickleValue args = v.args();
+      if (args.is(Kind::kTuple) && args.item_count() >= 1) return walk(args.item(0), depth + 1);
+    }
     // OrderedDict([(key, value), ...]) form (the usual form is OrderedDict() + SETITEMS).
     if (v.is_call_to("collections", "OrderedDict")) {
       const PickleValue args = v.args();
