@@ -12,6 +12,7 @@
 #include <opencv2/imgproc.hpp>
 #include <random>
 
+#include "core/base/atomic_file.h"
 #include "core/base/error.h"
 #include "core/data/preprocessing.h"
 
@@ -87,39 +88,6 @@ void draw_text_centred(cv::Mat& canvas, const std::string& text, int x, int y, i
     cv::putText(canvas, line, cv::Point(x + (width - w) / 2, top + ag.height), kFont, scale, colour,
                 1, cv::LINE_AA);
     top += pitch;
-  }
-}
-
-// Writes `bytes` to `path` through a temporary file beside it, renamed when complete.
-void write_file_atomically(const std::string& path, const std::vector<unsigned char>& bytes) {
-  std::random_device random;
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    static const char kChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    tmp = path + ".tmp-";
-    for (int i = 0; i < 6; ++i) tmp += kChars[random() % (sizeof(kChars) - 1)];
-    // 0666: the umask applies as for any ordinary save.
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0)
-    throw InputError(
-        path, std::string("cannot create temporary file for writing: ") + std::strerror(errno));
-  int err = 0;
-  std::size_t done = 0;
-  while (err == 0 && done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno != EINTR) err = errno;
-    if (n > 0) done += static_cast<std::size_t>(n);
-  }
-  // fsync before rename: otherwise a crash can leave `path` renamed but empty.
-  if (err == 0 && ::fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && err == 0) err = errno;
-  if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-  if (err != 0) {
-    ::unlink(tmp.c_str());
-    throw InputError(path, std::string("cannot write file: ") + std::strerror(err));
   }
 }
 
@@ -219,7 +187,7 @@ void write_image_grid_png(const std::string& path, const ImageDataset& data,
     throw InputError(path, "cannot encode the grid as PNG").found(e.what());
   }
   if (!ok) throw InputError(path, "cannot encode the grid as PNG");
-  write_file_atomically(path, png);
+  write_file_atomically(path, {{png.data(), png.size()}});
 }
 
 }  // namespace modeldiff::core

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/base/atomic_file.h"
 #include "core/base/error.h"
 
 namespace modeldiff::core {
@@ -484,21 +485,6 @@ std::string npy_header(const std::string& path, const NdArray& array) {
   return out;
 }
 
-// Returns 0 or the errno of the failed write.
-int write_all(int fd, const void* data, std::size_t size) {
-  const auto* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, size);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno;
-    }
-    p += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return 0;
-}
-
 }  // namespace
 
 NdArray parse_npy(std::shared_ptr<const MappedFile> file) {
@@ -569,32 +555,7 @@ NdArray read_npy(const std::string& path) {
 void write_npy(const std::string& path, const NdArray& array) {
   const std::string header = npy_header(path, array);
 
-  // Temporary file beside the target (same file system, so rename is atomic). Created with
-  // mode 0666 so that the umask applies as for any ordinary save.
-  std::random_device random;
-  std::string tmp;
-  int fd = -1;
-  for (int attempt = 0; attempt < 100 && fd < 0; ++attempt) {
-    static const char kChars[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    tmp = path + ".tmp-";
-    for (int i = 0; i < 6; ++i) tmp += kChars[random() % (sizeof(kChars) - 1)];
-    fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd < 0 && errno != EEXIST) break;
-  }
-  if (fd < 0) {
-    throw InputError(
-        path, std::string("cannot create temporary file for writing: ") + std::strerror(errno));
-  }
-  int err = write_all(fd, header.data(), header.size());
-  if (err == 0) err = write_all(fd, array.data(), array.nbytes());
-  // fsync before rename: otherwise a crash can leave `path` renamed but empty.
-  if (err == 0 && ::fsync(fd) != 0) err = errno;
-  if (::close(fd) != 0 && err == 0) err = errno;
-  if (err == 0 && ::rename(tmp.c_str(), path.c_str()) != 0) err = errno;
-  if (err != 0) {
-    ::unlink(tmp.c_str());
-    throw InputError(path, std::string("cannot write file: ") + std::strerror(err));
-  }
+  write_file_atomically(path, {{header.data(), header.size()}, {array.data(), array.nbytes()}});
 }
 
 }  // namespace modeldiff::core

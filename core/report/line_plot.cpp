@@ -9,6 +9,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "core/base/atomic_file.h"
 #include "core/base/error.h"
 
 namespace modeldiff::core {
@@ -84,15 +85,7 @@ void write_line_plot_png(const std::string& path, const LinePlot& plot) {
   }
   std::vector<unsigned char> png;
   if (!cv::imencode(".png", img, png)) throw InputError(path, "cannot encode the plot as PNG");
-  const std::string tmp = path + ".partial";
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f.write(reinterpret_cast<const char*>(png.data()), static_cast<std::streamsize>(png.size()));
-    if (!f) throw InputError(path, "cannot write the plot");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw InputError(path, "cannot write the plot").found(ec.message());
+  write_file_atomically(path, {{png.data(), png.size()}});
 }
 
 }  // namespace modeldiff::core
