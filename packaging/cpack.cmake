@@ -58,7 +58,7 @@ if(MODELDIFF_DPKG_SHLIBDEPS)
 else()
   # Without dpkg-dev: the Debian 12 runtime libraries of what the project uses.
   set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "libc6, libstdc++6, libgcc-s1, libgomp1, libhdf5-103-1, libzip4, zlib1g, libssl3, \
+      "libc6, libstdc++6, libgcc-s1, libgomp1, libhdf5-103-1, libzip4, zlib1g, \
 libtorch1.13, libopencv-core406, libopencv-imgproc406, libopencv-imgcodecs406, \
 ${_modeldiff_extra_depends}")
   if(TARGET modeldiff-gui)

@@ -9,7 +9,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config git dpkg-dev file
   clang libclang-rt-14-dev libomp-14-dev clang-format  # fuzzers (libFuzzer) and format check
   # core
-  libeigen3-dev libhdf5-dev libzip-dev zlib1g-dev libssl-dev nlohmann-json3-dev
+  libeigen3-dev libhdf5-dev libzip-dev zlib1g-dev nlohmann-json3-dev
   libtomlplusplus-dev libtorch-dev libopencv-dev
   libopenblas0-pthread  # fast BLAS behind libblas.so.3 (see docs/DATA.md)
   # applications

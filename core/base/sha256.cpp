@@ -1,13 +1,12 @@
 #include "core/base/sha256.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
+#include <array>
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <memory>
 #include <vector>
 
 #include "core/base/error.h"
@@ -15,35 +14,119 @@
 namespace modeldiff::core {
 namespace {
 
-using DigestContext = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
+// SHA-256 as FIPS 180-4 specifies it (sections 4.1.2, 4.2.2, 5.1.1, 5.3.3, 6.2), streaming:
+// update() any number of times, then finish() once.
+class Sha256 {
+ public:
+  void update(const void* data, std::size_t size) {
+    if (size == 0) return;  // `data` may be null then
+    const auto* p = static_cast<const unsigned char*>(data);
+    length_ += size;
+    if (used_ > 0) {
+      const std::size_t take = std::min(size, block_.size() - used_);
+      std::memcpy(block_.data() + used_, p, take);
+      used_ += take;
+      p += take;
+      size -= take;
+      if (used_ < block_.size()) return;
+      compress(block_.data());
+      used_ = 0;
+    }
+    for (; size >= 64; p += 64, size -= 64) compress(p);
+    std::memcpy(block_.data(), p, size);
+    used_ = size;
+  }
 
-DigestContext new_context() {
-  DigestContext ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  MD_ASSERT(ctx && EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) == 1);
-  return ctx;
-}
+  std::array<unsigned char, 32> finish() {
+    const std::uint64_t bits = length_ * 8;  // the message length in bits, modulo 2^64
+    static const unsigned char kPad[64] = {0x80};
+    update(kPad, used_ < 56 ? 56 - used_ : 120 - used_);
+    unsigned char tail[8];
+    for (int i = 0; i < 8; ++i) tail[i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
+    update(tail, 8);
+    std::array<unsigned char, 32> digest;
+    for (int i = 0; i < 8; ++i)
+      for (int j = 0; j < 4; ++j)
+        digest[static_cast<std::size_t>(4 * i + j)] =
+            static_cast<unsigned char>(h_[i] >> (24 - 8 * j));
+    return digest;
+  }
 
-void update_with_file(EVP_MD_CTX* ctx, const std::string& path) {
+ private:
+  static std::uint32_t rotr(std::uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+
+  void compress(const unsigned char* block) {
+    static const std::uint32_t kK[64] = {
+        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
+        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
+        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
+        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
+        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
+        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
+        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
+        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
+        0xc67178f2};
+    std::uint32_t w[64];
+    for (int t = 0; t < 16; ++t)
+      w[t] = std::uint32_t(block[4 * t]) << 24 | std::uint32_t(block[4 * t + 1]) << 16 |
+             std::uint32_t(block[4 * t + 2]) << 8 | std::uint32_t(block[4 * t + 3]);
+    for (int t = 16; t < 64; ++t) {
+      const std::uint32_t s0 = rotr(w[t - 15], 7) ^ rotr(w[t - 15], 18) ^ (w[t - 15] >> 3);
+      const std::uint32_t s1 = rotr(w[t - 2], 17) ^ rotr(w[t - 2], 19) ^ (w[t - 2] >> 10);
+      w[t] = w[t - 16] + s0 + w[t - 7] + s1;
+    }
+    std::uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4], f = h_[5], g = h_[6],
+                  h = h_[7];
+    for (int t = 0; t < 64; ++t) {
+      const std::uint32_t t1 =
+          h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + kK[t] + w[t];
+      const std::uint32_t t2 =
+          (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
+      h = g;
+      g = f;
+      f = e;
+      e = d + t1;
+      d = c;
+      c = b;
+      b = a;
+      a = t1 + t2;
+    }
+    h_[0] += a;
+    h_[1] += b;
+    h_[2] += c;
+    h_[3] += d;
+    h_[4] += e;
+    h_[5] += f;
+    h_[6] += g;
+    h_[7] += h;
+  }
+
+  std::uint32_t h_[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
+                         0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
+  std::array<unsigned char, 64> block_{};
+  std::size_t used_ = 0;      // bytes waiting in block_
+  std::uint64_t length_ = 0;  // bytes hashed so far
+};
+
+void update_with_file(Sha256& sha, const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, std::string("cannot open file: ") + std::strerror(errno));
   std::vector<char> buffer(1 << 20);
   while (in) {
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
     const auto n = in.gcount();
-    if (n > 0) EVP_DigestUpdate(ctx, buffer.data(), static_cast<std::size_t>(n));
+    if (n > 0) sha.update(buffer.data(), static_cast<std::size_t>(n));
   }
   if (in.bad()) throw InputError(path, "cannot read file");
 }
 
-std::string finish(EVP_MD_CTX* ctx) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  MD_ASSERT(EVP_DigestFinal_ex(ctx, digest, &len) == 1);
+std::string finish(Sha256& sha) {
   static const char* hex = "0123456789abcdef";
   std::string out;
-  for (unsigned int i = 0; i < len; ++i) {
-    out += hex[digest[i] >> 4];
-    out += hex[digest[i] & 15];
+  for (const unsigned char byte : sha.finish()) {
+    out += hex[byte >> 4];
+    out += hex[byte & 15];
   }
   return out;
 }
@@ -53,7 +136,7 @@ std::string finish(EVP_MD_CTX* ctx) {
 std::string sha256_path(const std::string& path) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  const DigestContext ctx = new_context();
+  Sha256 sha;
   if (fs::is_directory(path, ec)) {
     std::vector<std::string> files;
     for (auto it = fs::recursive_directory_iterator(path, ec); !ec && it != fs::end(it);
@@ -62,13 +145,13 @@ std::string sha256_path(const std::string& path) {
     if (ec) throw InputError(path, "cannot list directory: " + ec.message());
     std::sort(files.begin(), files.end());
     for (const auto& f : files) {
-      EVP_DigestUpdate(ctx.get(), f.c_str(), f.size() + 1);  // name and its terminating NUL
-      update_with_file(ctx.get(), path + "/" + f);
+      sha.update(f.c_str(), f.size() + 1);  // name and its terminating NUL
+      update_with_file(sha, path + "/" + f);
     }
   } else {
-    update_with_file(ctx.get(), path);
+    update_with_file(sha, path);
   }
-  return finish(ctx.get());
+  return finish(sha);
 }
 
 std::string sha256_bytes(const std::string& bytes) {
@@ -76,9 +159,9 @@ std::string sha256_bytes(const std::string& bytes) {
 }
 
 std::string sha256_data(const void* data, std::size_t size) {
-  const DigestContext ctx = new_context();
-  EVP_DigestUpdate(ctx.get(), data, size);
-  return finish(ctx.get());
+  Sha256 sha;
+  sha.update(data, size);
+  return finish(sha);
 }
 
 }  // namespace modeldiff::core
