@@ -1,13 +1,14 @@
 #include "core/trak/trak.h"
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 
 #include "core/attribution/trak_ensemble.h"
 #include "core/base/error.h"
+#include "core/base/output_directory.h"
 #include "core/base/sha256.h"
-#include "core/io/hdf5_dataset.h"
-#include "core/io/hdf5_writer.h"
+#include "core/io/npy.h"
 #include "core/trak/detail/featurizer.h"
 #include "core/trak/detail/torch_model_impl.h"
 #include "core/trak/torch_model.h"
@@ -41,14 +42,25 @@ std::string settings_key(const TrakSettings& s) {
          std::to_string(static_cast<int>(s.projection));  // lambda and Q are applied later
 }
 
-bool read_cache(const std::string& path, CachedFeatures* out) {
+// One cache entry is a folder of .npy files, CACHE_DIR/features-<key>/ (kCacheFiles). It is
+// written into a staging folder beside it and renamed into place in one step, so an entry
+// either is complete or does not exist; a killed run leaves at most a staging folder, which
+// is never read.
+constexpr const char* kCacheFiles[] = {"train_features.npy", "target_features.npy",
+                                       "out_to_loss.npy", "target_accuracy.npy"};
+
+bool read_cache(const std::string& dir, const TrakData& data, CachedFeatures* out) {
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec)) return false;
+  if (!std::filesystem::is_directory(dir, ec)) return false;
   try {
-    const NdArray train = read_hdf5_dataset(path, "train_features").to_float32();
-    const NdArray target = read_hdf5_dataset(path, "target_features").to_float32();
-    const NdArray q = read_hdf5_dataset(path, "out_to_loss").to_float32();
-    const NdArray acc = read_hdf5_dataset(path, "target_accuracy").to_float32();
+    const NdArray train = read_npy(dir + "/" + kCacheFiles[0]).to_float32();
+    const NdArray target = read_npy(dir + "/" + kCacheFiles[1]).to_float32();
+    const NdArray q = read_npy(dir + "/" + kCacheFiles[2]).to_float32();
+    const NdArray acc = read_npy(dir + "/" + kCacheFiles[3]).to_float32();
+    const std::int64_t n = data.train_inputs.dim(0), t = data.target_inputs.dim(0);
+    if (train.ndim() != 2 || target.ndim() != 2 || train.dim(0) != n || target.dim(0) != t ||
+        target.dim(1) != train.dim(1) || q.ndim() != 1 || q.dim(0) != n || acc.numel() != 1)
+      return false;  // not what this key's features look like: recomputed
     out->train = Eigen::Map<const RowMatrixF>(train.data_as<float>(), train.dim(0), train.dim(1));
     out->target =
         Eigen::Map<const RowMatrixF>(target.data_as<float>(), target.dim(0), target.dim(1));
@@ -56,26 +68,31 @@ bool read_cache(const std::string& path, CachedFeatures* out) {
     out->target_accuracy = acc.data_as<float>()[0];
     return true;
   } catch (const InputError&) {
-    return false;  // a damaged cache entry (e.g. from a killed run) is recomputed
+    return false;  // a damaged cache entry is recomputed
   }
 }
 
-void write_cache(const std::string& path, const CachedFeatures& f) {
-  const std::string tmp = path + ".tmp";
-  {
-    Hdf5Writer h5(tmp);
-    h5.write("train_features", f.train.data(), {f.train.rows(), f.train.cols()});
-    h5.write("target_features", f.target.data(), {f.target.rows(), f.target.cols()});
-    h5.write("out_to_loss", f.out_to_loss.data(), {f.out_to_loss.size()});
-    const float acc = static_cast<float>(f.target_accuracy);
-    h5.write("target_accuracy", &acc, {1});
-    h5.set_attribute("/", "orientation",
-                     "train_features N x k, target_features T x k (row = example)");
-    h5.close();
-  }
+NdArray float_array(const float* values, std::vector<std::int64_t> shape) {
+  NdArray a = NdArray::allocate(DType::kFloat32, std::move(shape));
+  if (a.nbytes() > 0) std::memcpy(a.mutable_data(), values, a.nbytes());
+  return a;
+}
+
+void write_cache(const std::string& dir, const CachedFeatures& f) {
   std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) throw InputError(path, "cannot write TRAK cache entry: " + ec.message());
+  // An entry that exists but could not be read is replaced as a whole.
+  if (std::filesystem::exists(dir, ec)) std::filesystem::remove_all(dir, ec);
+  if (ec) throw InputError(dir, "cannot replace a damaged TRAK cache entry: " + ec.message());
+  OutputDirectory entry(dir);  // stages beside `dir`; commit() renames the staging folder
+  write_npy(entry.staging_path(kCacheFiles[0]),
+            float_array(f.train.data(), {f.train.rows(), f.train.cols()}));
+  write_npy(entry.staging_path(kCacheFiles[1]),
+            float_array(f.target.data(), {f.target.rows(), f.target.cols()}));
+  write_npy(entry.staging_path(kCacheFiles[2]),
+            float_array(f.out_to_loss.data(), {f.out_to_loss.size()}));
+  const float acc = static_cast<float>(f.target_accuracy);
+  write_npy(entry.staging_path(kCacheFiles[3]), float_array(&acc, {1}));
+  entry.commit();
 }
 
 }  // namespace
@@ -133,8 +150,8 @@ NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const Trak
     if (!cache_dir.empty()) {
       const std::string key = sha256_bytes(arch_hash + "|" + sha256_path(ckpt) + "|" + data_key +
                                            "|" + settings_key(settings) + "|" + std::to_string(i));
-      cache_path = cache_dir + "/features-" + key.substr(0, 24) + ".h5";
-      cr.from_cache = read_cache(cache_path, &features);
+      cache_path = cache_dir + "/features-" + key.substr(0, 24);
+      cr.from_cache = read_cache(cache_path, data, &features);
     }
     if (!cr.from_cache) {
       const auto start = std::chrono::steady_clock::now();

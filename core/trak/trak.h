@@ -9,7 +9,10 @@
 // weights Q_m) are cached in `cache_dir` under a name derived from the SHA-256 of everything
 // they depend on (architecture and checkpoint files, input arrays, labels, TRAK settings and
 // the checkpoint's position, which seeds its projection): a killed or cancelled run resumes
-// without recomputing finished checkpoints, and any change of input misses the cache.
+// without recomputing finished checkpoints, and any change of input misses the cache. An entry
+// is a folder `features-<key>/` of float32 .npy files (train_features N x k, target_features
+// T x k, out_to_loss N, target_accuracy 1), staged beside it and renamed into place whole, so
+// a killed run never leaves a partial entry.
 #pragma once
 
 #include <cstdint>

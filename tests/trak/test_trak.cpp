@@ -190,6 +190,24 @@ TEST(TrakScores, CachedCheckpointsAreReusedAndInvalidatedByAnyChange) {
   const NdArray b = trak_scores(alg, small_data(), s, dir, progress, &second);
   for (const auto& c : second.checkpoints) EXPECT_TRUE(c.from_cache);
   EXPECT_EQ(std::memcmp(a.data(), b.data(), a.nbytes()), 0);
+  // One folder of .npy files per checkpoint, nothing else (no staging folder left behind).
+  std::vector<std::string> entries;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    entries.push_back(e.path().filename().string());
+    EXPECT_EQ(entries.back().rfind("features-", 0), 0u) << entries.back();
+    for (const char* f :
+         {"train_features.npy", "target_features.npy", "out_to_loss.npy", "target_accuracy.npy"})
+      EXPECT_TRUE(std::filesystem::is_regular_file(e.path() / f)) << e.path() << " " << f;
+  }
+  ASSERT_EQ(entries.size(), 2u);
+  // A damaged entry is recomputed (and rewritten); the other one still comes from the cache.
+  std::filesystem::remove(std::filesystem::path(dir) / entries[0] / "target_features.npy");
+  TrakReport damaged;
+  const NdArray recomputed = trak_scores(alg, small_data(), s, dir, progress, &damaged);
+  EXPECT_EQ(damaged.checkpoints[0].from_cache + damaged.checkpoints[1].from_cache, 1);
+  EXPECT_EQ(std::memcmp(a.data(), recomputed.data(), a.nbytes()), 0);
+  EXPECT_TRUE(std::filesystem::is_regular_file(std::filesystem::path(dir) / entries[0] /
+                                               "target_features.npy"));
   s.seed = 1;  // another projection: nothing may come from the cache
   trak_scores(alg, small_data(), s, dir, progress, &third);
   for (const auto& c : third.checkpoints) EXPECT_FALSE(c.from_cache);
