@@ -10,6 +10,7 @@
 
 namespace {
 
+#ifndef MODELDIFF_TORCH_ONLY
 std::string join_arguments(int argc, char** argv) {
   std::string s;
   for (int i = 0; i < argc; ++i) {
@@ -18,6 +19,7 @@ std::string join_arguments(int argc, char** argv) {
   }
   return s;
 }
+#endif
 
 }  // namespace
 
@@ -31,13 +33,17 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("modeldiff ") + MODELDIFF_VERSION);
   app.require_subcommand(1);
   std::map<std::string, cli::Command> commands;
+#ifndef MODELDIFF_TORCH_ONLY
   commands["diff"] = cli::add_diff_command(app, join_arguments(argc, argv));
   commands["inspect"] = cli::add_inspect_command(app);
+#endif
 #ifdef MODELDIFF_WITH_TORCH
   commands["trak"] = cli::add_trak_command(app);
   commands["train"] = cli::add_train_command(app);
+#ifndef MODELDIFF_TORCH_ONLY
   commands["run"] = cli::add_run_command(app);
   commands["demo"] = cli::add_demo_command(app);
+#endif
 #endif
   cli::install_interrupt_handler();
 

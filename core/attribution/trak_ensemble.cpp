@@ -1,23 +1,36 @@
 #include "core/attribution/trak_ensemble.h"
 
 #include <Eigen/Cholesky>
+#if !MODELDIFF_HAVE_LAPACK
+#include <Eigen/Eigenvalues>
+#endif
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "core/base/error.h"
 
+#if MODELDIFF_HAVE_LAPACK
 extern "C" void dsyevd_(const char* jobz, const char* uplo, const int* n, double* a, const int* lda,
                         double* w, double* work, const int* lwork, int* iwork, const int* liwork,
                         int* info);
+#endif
 
 namespace modeldiff::core {
 namespace {
 
 // Eigenvalues (ascending) and eigenvectors of the symmetric matrix `a` (overwritten by the
 // eigenvectors) with LAPACK's divide and conquer (multi-threaded in OpenBLAS; several times
-// faster than Eigen's own solver at k = 2048).
+// faster than Eigen's own solver at k = 2048). Builds without LAPACK (MODELDIFF_TORCH_ONLY)
+// use Eigen's solver.
 bool symmetric_eigen(Eigen::MatrixXd& a, Eigen::VectorXd& values) {
+#if !MODELDIFF_HAVE_LAPACK
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> solver(a, Eigen::ComputeEigenvectors);
+  if (solver.info() != Eigen::Success) return false;
+  values = solver.eigenvalues();
+  a = solver.eigenvectors();
+  return true;
+#else
   const int n = static_cast<int>(a.rows());
   int info = 0, lwork = -1, liwork = -1, iwork_query = 0;
   double work_query = 0;
@@ -31,6 +44,7 @@ bool symmetric_eigen(Eigen::MatrixXd& a, Eigen::VectorXd& values) {
   dsyevd_("V", "L", &n, a.data(), &n, values.data(), work.data(), &lwork, iwork.data(), &liwork,
           &info);
   return info == 0;
+#endif
 }
 
 }  // namespace

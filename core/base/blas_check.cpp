@@ -3,6 +3,10 @@
 #include <dlfcn.h>
 #include <unistd.h>
 
+#if !MODELDIFF_HAVE_BLAS
+#include <Eigen/Core>
+#endif
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -11,9 +15,11 @@
 #include <string>
 #include <vector>
 
+#if MODELDIFF_HAVE_BLAS
 extern "C" void sgemm_(const char* transa, const char* transb, const int* m, const int* n,
                        const int* k, const float* alpha, const float* a, const int* lda,
                        const float* b, const int* ldb, const float* beta, float* c, const int* ldc);
+#endif
 
 namespace modeldiff::core {
 namespace {
@@ -36,6 +42,29 @@ bool cpu_has(const char* flag) {
 
 }  // namespace
 
+#if !MODELDIFF_HAVE_BLAS
+// A build without a BLAS (MODELDIFF_TORCH_ONLY): the core's few matrix products run in Eigen's
+// own kernels and LibTorch brings its own BLAS, so there is nothing to advise; the rate of an
+// Eigen product is measured for the logs.
+BlasInfo probe_blas() {
+  BlasInfo info;
+  info.library = "none (Eigen's own kernels; LibTorch uses its own BLAS)";
+  constexpr int n = 512;
+  const Eigen::MatrixXf a = Eigen::MatrixXf::Constant(n, n, 0.5f);
+  const Eigen::MatrixXf b = Eigen::MatrixXf::Constant(n, n, 0.25f);
+  Eigen::MatrixXf c(n, n);
+  c.noalias() = a * b;  // warm
+  double best = 1e30;
+  for (int r = 0; r < 3; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    c.noalias() = a * b;
+    best = std::min(best,
+                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  info.gflops = 2.0 * n * n * n / best / 1e9;
+  return info;
+}
+#else
 BlasInfo probe_blas() {
   BlasInfo info;
   const std::string core = openblas_core();
@@ -69,6 +98,7 @@ BlasInfo probe_blas() {
   }
   return info;
 }
+#endif
 
 std::string describe(const BlasInfo& info) {
   char buf[64];

@@ -4,9 +4,11 @@
 #include <cctype>
 #include <cstring>
 #include <filesystem>
+#if MODELDIFF_HAVE_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
+#endif
 #include <system_error>
 #include <utility>
 
@@ -45,7 +47,7 @@ bool is_image_file_name(const fs::path& path) {
                      [&](const char* e) { return ext == e; });
 }
 
-bool is_hidden(const fs::path& path) {
+[[maybe_unused]] bool is_hidden(const fs::path& path) {  // unused without OpenCV
   const std::string name = path.filename().string();
   return !name.empty() && name[0] == '.';
 }
@@ -105,6 +107,7 @@ bool looks_like_fashion_mnist(const std::string& path) {
          p.find("fashionmnist") != std::string::npos;
 }
 
+#if MODELDIFF_HAVE_OPENCV
 // An 8-bit, 1- or 3-channel (RGB) image as OpenCV decodes `path`; InputError when unreadable.
 cv::Mat read_image_file(const std::string& path) {
   cv::Mat m;
@@ -130,6 +133,7 @@ cv::Mat read_image_file(const std::string& path) {
   }
   return m;
 }
+#endif
 
 }  // namespace
 
@@ -179,6 +183,7 @@ ImageDataset load_npy_dataset(const std::string& images, const std::string& labe
   return data;
 }
 
+#if MODELDIFF_HAVE_OPENCV
 ImageDataset load_image_folder(const std::string& root, int height, int width, Progress* progress) {
   NullProgress no_progress;
   Progress& report = progress != nullptr ? *progress : no_progress;
@@ -290,6 +295,14 @@ ImageDataset load_image_folder(const std::string& root, int height, int width, P
   report.report(1.0, "reading images");
   return data;
 }
+#else
+ImageDataset load_image_folder(const std::string& root, int, int, Progress*) {
+  throw InputError(root,
+                   "an image folder, but this build of modeldiff cannot decode image files (it "
+                   "has no OpenCV)")
+      .expected("the images as .npy (N x H x W [x C] uint8) or IDX with a label file");
+}
+#endif
 
 ImageDataset load_dataset(const std::string& images, const std::string& labels,
                           Progress* progress) {

@@ -7,8 +7,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#if MODELDIFF_HAVE_OPENCV
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
+#endif
 
 #include "core/base/error.h"
 
@@ -130,8 +132,18 @@ NdArray preprocess(const ImageDataset& data, const Preprocessing& p, std::int64_
   const int oh = p.resize_height > 0 ? p.resize_height : h;
   const int ow = p.resize_width > 0 ? p.resize_width : w;
   const bool resize = oh != h || ow != w;
+#if MODELDIFF_HAVE_OPENCV
   const int filter =
       resize_filter_for(h, w, oh, ow) == ResizeFilter::kArea ? cv::INTER_AREA : cv::INTER_LINEAR;
+#else
+  if (resize)
+    throw InputError(data.source,
+                     "resizing the images (resize= in the preprocessing) needs OpenCV, and this "
+                     "build of modeldiff has none")
+        .expected("images of the model's input size, without resize=")
+        .found(std::to_string(h) + " x " + std::to_string(w) + " images, resize to " +
+               std::to_string(oh) + " x " + std::to_string(ow));
+#endif
   const bool normalise = !p.mean.empty() || !p.stddev.empty();
   const auto mean_of = [&](int c) { return p.mean.empty() ? 0.0f : p.mean[std::size_t(c)]; };
   const auto std_of = [&](int c) { return p.stddev.empty() ? 1.0f : p.stddev[std::size_t(c)]; };
@@ -170,12 +182,14 @@ NdArray preprocess(const ImageDataset& data, const Preprocessing& p, std::int64_
         src = data.images.data_as<float>() + (static_cast<std::size_t>(i) * c_count + c) * in_plane;
         if (!resize) std::memcpy(dst, src, in_plane * sizeof(float));
       }
+#if MODELDIFF_HAVE_OPENCV
       if (resize) {
         const cv::Mat from(h, w, CV_32F, const_cast<float*>(src));
         cv::Mat to(oh, ow, CV_32F, dst);
         cv::resize(from, to, cv::Size(ow, oh), 0, 0, filter);
         MD_ASSERT(to.data == reinterpret_cast<unsigned char*>(dst));
       }
+#endif
       if (normalise && (resize || !data.channels_last)) {
         const float m = mean_of(c), s = std_of(c);
         for (std::size_t k = 0; k < out_plane; ++k) dst[k] = (dst[k] - m) / s;

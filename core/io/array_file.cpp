@@ -11,7 +11,9 @@
 
 #include "core/base/error.h"
 #include "core/base/mapped_file.h"
+#if MODELDIFF_HAVE_HDF5
 #include "core/io/hdf5_dataset.h"
+#endif
 #include "core/io/idx.h"
 #include "core/io/npy.h"
 #include "core/io/safetensors.h"
@@ -20,6 +22,20 @@
 
 namespace modeldiff::core {
 namespace {
+
+#if !MODELDIFF_HAVE_HDF5
+// A build without libhdf5 (MODELDIFF_TORCH_ONLY) still recognises HDF5 files, to say so.
+[[noreturn]] void no_hdf5(const std::string& path) {
+  throw InputError(path, "an HDF5 file, but this build of modeldiff has no HDF5 support")
+      .expected("the array as .npy, torch.save or safetensors");
+}
+std::vector<std::string> list_hdf5_datasets(const std::string& path) {
+  no_hdf5(path);
+}
+NdArray read_hdf5_dataset(const std::string& path, const std::string&) {
+  no_hdf5(path);
+}
+#endif
 
 bool is_directory(const std::string& path) {
   struct stat st {};

@@ -1,6 +1,8 @@
 #include "core/io/idx.h"
 
+#if MODELDIFF_HAVE_ZLIB
 #include <zlib.h>
+#endif
 
 #include <algorithm>
 #include <climits>
@@ -16,12 +18,14 @@ namespace modeldiff::core {
 namespace {
 
 constexpr bool kHostLittleEndian = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__;
+#if MODELDIFF_HAVE_ZLIB
 // Deflate cannot expand beyond 1032:1 (a 258-byte match coded in 2 bits; see the zlib FAQ), so a
 // header declaring more than 1032 times the compressed size is a lie we can refuse up front.
 constexpr std::uint64_t kMaxDeflateRatio = 1032;
+constexpr std::size_t kGrowStep = std::size_t{1} << 20;
+#endif
 // Far above any IDX data set in use (EMNIST, the largest, is under 1 GB); stops absurd requests.
 constexpr std::uint64_t kMaxIdxBytes = std::uint64_t{16} << 30;
-constexpr std::size_t kGrowStep = std::size_t{1} << 20;
 
 struct Header {
   DType dtype;
@@ -99,6 +103,7 @@ void to_host_order(std::byte* data, std::size_t bytes, std::size_t elem) {
   for (std::size_t i = 0; i + elem <= bytes; i += elem) std::reverse(data + i, data + i + elem);
 }
 
+#if MODELDIFF_HAVE_ZLIB
 // Inflates a gzip file (one or more members, as gzip(1) allows) on demand.
 class GzipReader {
  public:
@@ -209,6 +214,14 @@ NdArray parse_gzip(const std::string& name, const std::byte* data, std::size_t s
   const std::byte* p = buffer->data();
   return NdArray(dtype, h.shape, std::move(buffer), p);
 }
+#else
+NdArray parse_gzip(const std::string& name, const std::byte*, std::size_t) {
+  throw InputError(name,
+                   "a gzipped IDX file, but this build of modeldiff has no gzip support (built "
+                   "without zlib)")
+      .expected("an uncompressed IDX file: gunzip it first");
+}
+#endif
 
 // `owner`, when set, keeps `data` alive so that byte arrays can borrow it.
 NdArray parse_idx(const std::string& name, const std::byte* data, std::size_t size,

@@ -1,6 +1,8 @@
 #include "core/io/torch_archive.h"
 
+#if MODELDIFF_HAVE_LIBZIP
 #include <zip.h>
+#endif
 
 #include <algorithm>
 #include <cstring>
@@ -12,6 +14,7 @@
 
 #include "core/base/error.h"
 #include "core/io/pickle.h"
+#include "core/io/zip_reader.h"
 
 namespace modeldiff::core {
 
@@ -28,8 +31,10 @@ constexpr std::size_t kMaxNameLength = 4096;
 // Tensors with overlapping strides (e.g. expand()) hold more elements than their storage; the
 // bytes such tensors add when made contiguous are capped per file.
 constexpr std::uint64_t kMaxExpansionBytes = std::uint64_t{256} << 20;
+#if MODELDIFF_HAVE_LIBZIP
 // Deflate cannot compress better than about 1032:1.
 constexpr std::uint64_t kMaxDeflateRatio = 1100;
+#endif
 
 // The byte sequence torch.save's legacy format starts with: PROTO 2, LONG1 of 10 bytes holding
 // the magic number 0x1950a86a20f9469cfc6c.
@@ -40,10 +45,12 @@ bool is_legacy_torch_file(const std::byte* data, std::size_t size) {
          std::memcmp(data + 2, kMagic, sizeof kMagic) == 0;
 }
 
+#if MODELDIFF_HAVE_LIBZIP
 struct ZipDeleter {
   void operator()(zip_t* z) const { zip_discard(z); }
   void operator()(zip_file_t* f) const { zip_fclose(f); }
 };
+#endif
 
 struct Storage {
   std::shared_ptr<std::byte[]> bytes;
@@ -100,6 +107,7 @@ class TorchArchive {
     }
   }
 
+#if MODELDIFF_HAVE_LIBZIP
   void open_zip() {
     zip_error_t err;
     zip_error_init(&err);
@@ -120,16 +128,37 @@ class TorchArchive {
     zip_.reset(z);
   }
 
+  // The names of the archive's entries, by index (null where libzip has none).
+  std::vector<const char*> entry_names() const {
+    std::vector<const char*> names;
+    const zip_int64_t n = zip_get_num_entries(zip_.get(), 0);
+    for (zip_int64_t i = 0; i < n; ++i)
+      names.push_back(zip_get_name(zip_.get(), static_cast<zip_uint64_t>(i), ZIP_FL_ENC_RAW));
+    return names;
+  }
+#else
+  // Without libzip: our own reader of the central directory (stored entries only, which is
+  // what torch.save writes).
+  void open_zip() {
+    zip_ = std::make_unique<ZipReader>(path_, file_->data(), file_->size());
+  }
+
+  std::vector<const char*> entry_names() const {
+    std::vector<const char*> names;
+    for (const ZipEntry& e : zip_->entries()) names.push_back(e.name.c_str());
+    return names;
+  }
+#endif
+
   // Finds `<prefix>/data.pkl` (the prefix is the archive's top folder, named after the file
   // torch.save wrote first) and indexes all entries by name.
   void find_entries() {
-    const zip_int64_t n = zip_get_num_entries(zip_.get(), 0);
+    const std::vector<const char*> names = entry_names();
     std::string pkl;
-    for (zip_int64_t i = 0; i < n; ++i) {
-      const char* name = zip_get_name(zip_.get(), static_cast<zip_uint64_t>(i), ZIP_FL_ENC_RAW);
-      if (name == nullptr) continue;
-      const std::string s(name);
-      entries_.emplace(s, static_cast<zip_uint64_t>(i));  // first of duplicates wins
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (names[i] == nullptr) continue;
+      const std::string s(names[i]);
+      entries_.emplace(s, static_cast<std::uint64_t>(i));  // first of duplicates wins
       const auto slash = s.find('/');
       const bool top_level = slash == std::string::npos || s.find('/', slash + 1) == s.npos;
       if (pkl.empty() && top_level &&
@@ -164,7 +193,8 @@ class TorchArchive {
 
   // The uncompressed bytes of entry `index`; refuses entries larger than `max_size` and sizes
   // the compressed data cannot hold.
-  Storage read_entry(zip_uint64_t index, const std::string& name,
+#if MODELDIFF_HAVE_LIBZIP
+  Storage read_entry(std::uint64_t index, const std::string& name,
                      std::uint64_t max_size = std::numeric_limits<std::uint64_t>::max()) const {
     zip_stat_t st;
     zip_stat_init(&st);
@@ -212,6 +242,24 @@ class TorchArchive {
     }
     return s;
   }
+#else
+  Storage read_entry(std::uint64_t index, const std::string& name,
+                     std::uint64_t max_size = std::numeric_limits<std::uint64_t>::max()) const {
+    const ZipEntry& entry = zip_->entries().at(static_cast<std::size_t>(index));
+    if (entry.size > max_size) {
+      throw InputError(path_, "zip entry has an impossible size")
+          .key(name)
+          .found(std::to_string(entry.size) + " bytes");
+    }
+    const ZipBytes bytes = zip_->read(entry);
+    Storage s;
+    s.size = bytes.size;
+    s.bytes = std::shared_ptr<std::byte[]>(new std::byte[bytes.size > 0 ? bytes.size : 1]);
+    if (bytes.size > 0)
+      std::memcpy(s.bytes.get(), bytes.data, static_cast<std::size_t>(bytes.size));
+    return s;
+  }
+#endif
 
   PickleValue parse(const Storage& pkl, const std::string& name) const {
     try {
@@ -575,9 +623,13 @@ class TorchArchive {
 
   std::shared_ptr<const MappedFile> file_;
   const std::string& path_;
+#if MODELDIFF_HAVE_LIBZIP
   std::unique_ptr<zip_t, ZipDeleter> zip_;
-  std::string prefix_;  // "<top folder>/" or ""
-  std::map<std::string, zip_uint64_t> entries_;
+#else
+  std::unique_ptr<ZipReader> zip_;
+#endif
+  std::string prefix_;                            // "<top folder>/" or ""
+  std::map<std::string, std::uint64_t> entries_;  // name -> index
   std::map<std::string, Storage> storages_;
   std::unordered_map<std::uint32_t, NdArray> tensors_;  // by pickle node: shared tensors
   std::vector<std::string_view> parts_;                 // the name of what walk() is at
