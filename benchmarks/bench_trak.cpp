@@ -5,7 +5,8 @@
 // plus the measured GEMM rate and the dense ceiling it implies (2 p k flops per example).
 //
 //   bench_trak [--model ARCH.pt] [--examples N] [--proj-dim K] [--batch B] [--threads T]
-//              [--reps R]   (each rate is the best of R runs, default 3)
+//              [--reps R] [--device cpu|cuda|cuda:N]   (each rate is the best of R runs,
+//              default 3)
 // Inputs are Fashion-MNIST training images when installed, random images otherwise.
 #include <algorithm>
 #include <chrono>
@@ -36,6 +37,7 @@ int main(int argc, char** argv) {
   std::string model_path = MODELDIFF_SOURCE_DIR "/resources/demo/demo_cnn.pt";
   std::int64_t n = 4096;
   int k = 2048, batch = 256, threads = 0, reps = 3;
+  std::string device = "cpu";
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string a = argv[i], v = argv[i + 1];
     if (a == "--model")
@@ -50,6 +52,8 @@ int main(int argc, char** argv) {
       threads = std::stoi(v);
     else if (a == "--reps")
       reps = std::max(1, std::stoi(v));
+    else if (a == "--device")
+      device = v;
   }
   set_compute_threads(threads);
   set_torch_threads(threads);
@@ -65,7 +69,12 @@ int main(int argc, char** argv) {
     x = torch::rand({n, 1, 28, 28});
     y = torch::randint(0, 10, {n});
   }
-  TorchModel model = TorchModel::load(model_path, "");
+  TorchModel model = TorchModel::load(model_path, "", device);
+  const torch::Device dev = model.impl().device;
+  // The featurizer takes CPU inputs and moves each batch (as `modeldiff trak` does); the
+  // breakdown below works on inputs already on the device.
+  const torch::Tensor xd = x.to(dev), yd = y.to(dev);
+  const auto options = torch::TensorOptions().dtype(torch::kFloat32).device(dev);
   std::printf("bench_trak: %s, %lld examples, k = %d, batch %d, %d torch threads\n",
               model.describe().c_str(), static_cast<long long>(n), k, batch, torch_threads());
 
@@ -75,6 +84,7 @@ int main(int argc, char** argv) {
     for (int r = 0; r < reps; ++r) {
       const auto t0 = Clock::now();
       fn();
+      if (dev.is_cuda()) torch::cuda::synchronize();
       best = std::max(best, static_cast<double>(count) / seconds_since(t0));
     }
     return best;
@@ -82,7 +92,7 @@ int main(int argc, char** argv) {
 
   // GEMM rate at the dense projection's shape.
   const std::int64_t p = model.num_parameters();
-  const torch::Tensor g = torch::randn({batch, p}), proj = torch::randn({p, k});
+  const torch::Tensor g = torch::randn({batch, p}, options), proj = torch::randn({p, k}, options);
   g.mm(proj);
   const double gemm_rate = best_rate(batch, [&] { g.mm(proj); });  // rows per second
   const double gflops = gemm_rate * 2.0 * p * k / 1e9;
@@ -109,13 +119,13 @@ int main(int argc, char** argv) {
   const double capture_rate = best_rate(n, [&] {
     for (std::int64_t b = 0; b < n; b += batch) {
       const std::int64_t size = std::min<std::int64_t>(batch, n - b);
-      mdd::margin_gradients(layers, x.narrow(0, b, size), y.narrow(0, b, size));
+      mdd::margin_gradients(layers, xd.narrow(0, b, size), yd.narrow(0, b, size));
     }
   });
   const double materialise_rate = best_rate(n, [&] {
     for (std::int64_t b = 0; b < n; b += batch) {
       const std::int64_t size = std::min<std::int64_t>(batch, n - b);
-      const auto gr = mdd::margin_gradients(layers, x.narrow(0, b, size), y.narrow(0, b, size));
+      const auto gr = mdd::margin_gradients(layers, xd.narrow(0, b, size), yd.narrow(0, b, size));
       torch::NoGradGuard no_grad;
       mdd::flat_gradients(layers, gr);
     }
@@ -127,10 +137,10 @@ int main(int argc, char** argv) {
   std::vector<torch::Tensor> params;
   for (const auto& prm : m.parameters()) params.push_back(prm);
   const double baseline = best_rate(nb, [&] {
-    torch::Tensor rows = torch::empty({nb, p});
+    torch::Tensor rows = torch::empty({nb, p}, options);
     for (std::int64_t i = 0; i < nb; ++i) {
-      const torch::Tensor logits = m.forward({x.narrow(0, i, 1)}).toTensor();
-      const torch::Tensor fm = mdd::margins(logits, y.narrow(0, i, 1)).sum();
+      const torch::Tensor logits = m.forward({xd.narrow(0, i, 1)}).toTensor();
+      const torch::Tensor fm = mdd::margins(logits, yd.narrow(0, i, 1)).sum();
       const auto grads = torch::autograd::grad({fm}, params);
       std::vector<torch::Tensor> flat;
       for (const auto& gr : grads) flat.push_back(gr.reshape({-1}));

@@ -18,7 +18,7 @@ namespace {
 
 struct TrakArgs {
   std::string model, train_images, train_labels, val_images, val_labels, out, cache;
-  std::string projection = "structured", preprocessing;
+  std::string projection = "structured", preprocessing, device = "cpu";
   std::vector<std::string> checkpoints;
   int proj_dim = 2048, threads = 0, batch_size = 256;
   std::uint64_t seed = 0;
@@ -36,6 +36,7 @@ int run_trak(const TrakArgs& args) {
   settings.lambda = args.lambda;
   settings.out_to_loss = args.out_to_loss;
   settings.batch_size = args.batch_size;
+  settings.device = args.device;
   settings.projection =
       args.projection == "dense" ? core::ProjectionKind::kDense : core::ProjectionKind::kStructured;
   const core::Preprocessing prep = args.preprocessing.empty()
@@ -122,6 +123,9 @@ Command add_trak_command(CLI::App& app) {
   cmd->add_option("--batch-size", args->batch_size, "Examples per batch")->capture_default_str();
   cmd->add_option("--cache", args->cache,
                   "Folder for per-checkpoint features: an interrupted run resumes from it");
+  cmd->add_option("--device", args->device,
+                  "Where the models run: cpu, cuda or cuda:N (the kernel solve stays on the CPU)")
+      ->capture_default_str();
   cmd->add_option("--threads", args->threads, "Threads (0 = all cores)")->capture_default_str();
   cmd->add_option("-o,--out", args->out, "Output .npy file (T x N float32)")->required();
   return [args] { return run_trak(*args); };

@@ -22,7 +22,13 @@ CheckpointFeaturizer::CheckpointFeaturizer(torch::jit::Module model, std::string
       name_(std::move(name)),
       settings_(settings),
       layers_(layers_of(model_, name_, &frozen_)),
-      projector_(layers_, settings_, checkpoint) {}
+      projector_(layers_, settings_, checkpoint) {
+  for (const auto& p : model_.parameters()) {
+    device_ = p.device();
+    break;
+  }
+  if (!device_.is_cpu()) projector_.to(device_);
+}
 
 Features CheckpointFeaturizer::run(const torch::Tensor& inputs, const torch::Tensor& labels,
                                    Progress& progress) {
@@ -43,12 +49,14 @@ Features CheckpointFeaturizer::run(const torch::Tensor& inputs, const torch::Ten
   torch::Tensor flat;
   for (std::int64_t begin = 0; begin < n; begin += batch) {
     const std::int64_t size = std::min(batch, n - begin);
-    if (dense) flat = torch::empty({size, projector_.num_params()}, torch::kFloat32);
+    if (dense)
+      flat = torch::empty({size, projector_.num_params()},
+                          torch::TensorOptions().dtype(torch::kFloat32).device(device_));
     for (std::int64_t sub = 0; sub < size; sub += capture) {
       progress.throw_if_cancelled();
       const std::int64_t count = std::min(capture, size - sub);
-      const torch::Tensor x = inputs.narrow(0, begin + sub, count);
-      const torch::Tensor y = labels.narrow(0, begin + sub, count).to(torch::kLong);
+      const torch::Tensor x = inputs.narrow(0, begin + sub, count).to(device_);
+      const torch::Tensor y = labels.narrow(0, begin + sub, count).to(device_, torch::kLong);
       if (!verified_) {
         verify_chain(model_, layers_, x, name_);
         verified_ = true;
@@ -67,7 +75,10 @@ Features CheckpointFeaturizer::run(const torch::Tensor& inputs, const torch::Ten
     if (dense) {
       torch::NoGradGuard no_grad;
       torch::Tensor target = out.features.narrow(0, begin, size);
-      torch::mm_out(target, flat, projector_.dense_matrix());
+      if (device_.is_cpu())
+        torch::mm_out(target, flat, projector_.dense_matrix());
+      else
+        target.copy_(flat.mm(projector_.dense_matrix()));
     }
     progress.report(static_cast<double>(begin + size) / static_cast<double>(n),
                     "featurizing " + std::to_string(begin + size) + "/" + std::to_string(n));

@@ -118,6 +118,14 @@ Projector::Projector(const std::vector<Layer>& layers, const TrakSettings& setti
   structured_scale_ = std::sqrt(static_cast<float>(dim_) / static_cast<float>(num_params_));
 }
 
+void Projector::to(const torch::Device& device) {
+  if (dense_.defined()) dense_ = dense_.to(device);
+  for (Block& b : blocks_) {
+    if (b.p_out.defined()) b.p_out = b.p_out.to(device);
+    if (b.p_in.defined()) b.p_in = b.p_in.to(device);
+  }
+}
+
 torch::Tensor Projector::project(const std::vector<Layer>& layers, const MarginGradients& g) const {
   if (kind_ == ProjectionKind::kDense) return flat_gradients(layers, g).mm(dense_);
   std::vector<torch::Tensor> parts;

@@ -155,7 +155,7 @@ NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const Trak
     }
     if (!cr.from_cache) {
       const auto start = std::chrono::steady_clock::now();
-      TorchModel model = TorchModel::load(algorithm.architecture, ckpt);
+      TorchModel model = TorchModel::load(algorithm.architecture, ckpt, settings.device);
       if (!train_x.defined()) {
         train_x = as_tensor(data.train_inputs);
         train_y = as_labels(data.train_labels);

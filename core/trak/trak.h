@@ -12,7 +12,7 @@
 // without recomputing finished checkpoints, and any change of input misses the cache. An entry
 // is a folder `features-<key>/` of float32 .npy files (train_features N x k, target_features
 // T x k, out_to_loss N, target_accuracy 1), staged beside it and renamed into place whole, so
-// a killed run never leaves a partial entry.
+// a killed run never leaves a partial entry. The device (settings.device) is not in the key.
 #pragma once
 
 #include <cstdint>

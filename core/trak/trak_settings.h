@@ -27,6 +27,9 @@ struct TrakSettings {
   // instead of 62% and recovers the planted patch (README, "Choosing Q").
   bool out_to_loss = false;
   int batch_size = 256;
+  // Where the models run: "cpu", "cuda" or "cuda:N" (features are the same up to rounding, so
+  // the device is not part of the feature cache's key).
+  std::string device = "cpu";
 };
 
 std::string describe(const TrakSettings& settings);

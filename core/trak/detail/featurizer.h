@@ -21,12 +21,13 @@ struct Features {
 };
 
 // Holds one checkpoint's layers and projection, so that its training and target examples are
-// projected alike.
+// projected alike. Runs on the device of the model's parameters (inputs are moved there batch
+// by batch); the features come back on the CPU.
 class CheckpointFeaturizer {
  public:
   CheckpointFeaturizer(torch::jit::Module model, std::string name, const TrakSettings& settings,
                        int checkpoint);
-  // inputs: N x ... float32 (model input), labels: N int64.
+  // inputs: N x ... float32 (model input), labels: N int64, both on the CPU.
   Features run(const torch::Tensor& inputs, const torch::Tensor& labels, Progress& progress);
 
   const Projector& projector() const { return projector_; }
@@ -40,6 +41,7 @@ class CheckpointFeaturizer {
   std::vector<std::string> frozen_;
   std::vector<Layer> layers_;
   Projector projector_;
+  torch::Device device_{torch::kCPU};
   bool verified_ = false;
 };
 

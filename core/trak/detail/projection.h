@@ -28,6 +28,8 @@ class Projector {
   ProjectionKind kind() const { return kind_; }
   // The dense projection's p x k matrix (already scaled); undefined for the structured one.
   const torch::Tensor& dense_matrix() const { return dense_; }
+  // Moves the projection matrices to `device` (that of the gradients project() will get).
+  void to(const torch::Device& device);
   // B x dim features of a batch.
   torch::Tensor project(const std::vector<Layer>& layers, const MarginGradients& g) const;
 
