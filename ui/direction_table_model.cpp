@@ -44,7 +44,7 @@ QVariant DirectionTableModel::data(const QModelIndex& index, int role) const {
   if (role == Qt::ToolTipRole && index.column() == kSet)
     return tr("Direction %1 of the residual of %2's attributions after removing what %3's "
               "explain")
-        .arg(component)
+        .arg(component + 1)
         .arg(QString::fromStdString(s.first), QString::fromStdString(s.second));
   if (role != Qt::DisplayRole) return {};
   switch (index.column()) {
@@ -52,7 +52,7 @@ QVariant DirectionTableModel::data(const QModelIndex& index, int role) const {
       return QStringLiteral("%1 − %2").arg(QString::fromStdString(s.first),
                                            QString::fromStdString(s.second));
     case kComponent:
-      return component;
+      return component + 1;  // people count directions from 1, as the report does
     case kExplained:
       return QStringLiteral("%1 (%2%)")
           .arg(s.explained_variance[c], 0, 'g', 4)

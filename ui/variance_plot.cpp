@@ -22,6 +22,8 @@ VariancePlot::VariancePlot(QWidget* parent) : QCustomPlot(parent) {
       QCPScatterStyle(QCPScatterStyle::ssCircle, QPen(Qt::black, 2), QBrush(), 14));
   highlight_->removeFromLegend();
   highlight_->setSelectable(QCP::stNone);
+  // Axes below the points: a click near an axis line selects the point, not the axis.
+  for (QCPAxis* axis : {xAxis, yAxis, xAxis2, yAxis2}) axis->setLayer(QStringLiteral("grid"));
   legend->setVisible(true);
   axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
   setInteractions(QCP::iRangeDrag | QCP::iRangeZoom | QCP::iSelectPlottables);
@@ -57,8 +59,10 @@ void VariancePlot::setSummary(const core::DiffSummary* summary) {
   const QString b = summary ? QString::fromStdString(summary->label_b) : QStringLiteral("B");
   xAxis->setLabel(tr("variance of %1's attributions").arg(a));
   yAxis->setLabel(tr("variance of %1's attributions").arg(b));
-  xAxis->setRange(0, top);
-  yAxis->setRange(0, top);
+  // A little room below 0, so that points of (almost) zero variance do not sit on an axis
+  // line, where the axis (drawn above the points) would take their clicks.
+  xAxis->setRange(-0.03 * top, top);
+  yAxis->setRange(-0.03 * top, top);
   highlight_->data()->clear();
   replot();
 }

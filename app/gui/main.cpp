@@ -1,4 +1,4 @@
-// `modeldiff-gui`: the desktop application. modeldiff-gui [RESULT_DIR]
+// `modeldiff-gui`: the desktop application. modeldiff-gui [RUN_OR_RESULT_DIR]
 #include <QApplication>
 #include <QCommandLineParser>
 
@@ -18,13 +18,14 @@ int main(int argc, char** argv) {
   parser.setApplicationDescription(QStringLiteral("Explore how two training algorithms differ."));
   parser.addHelpOption();
   parser.addVersionOption();
-  parser.addPositionalArgument(QStringLiteral("result"),
-                               QStringLiteral("A result folder written by `modeldiff diff`."));
+  parser.addPositionalArgument(
+      QStringLiteral("folder"),
+      QStringLiteral("A run folder (`modeldiff run`, `modeldiff demo`) or a result folder "
+                     "(`modeldiff diff`)."));
   parser.process(app);
 
   modeldiff::ui::MainWindow window;
   window.show();
-  if (!parser.positionalArguments().isEmpty())
-    window.openResult(parser.positionalArguments().front());
+  if (!parser.positionalArguments().isEmpty()) window.open(parser.positionalArguments().front());
   return QApplication::exec();
 }

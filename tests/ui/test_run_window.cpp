@@ -1,0 +1,286 @@
+// The main window on a real run folder: `modeldiff demo --quick` (the CLI itself, started with
+// QProcess) writes one; the window opens it, switches comparisons and directions, and its
+// image grids must list exactly the indices the comparison's summary.json stores. Also: k
+// changes the grids' row counts, a corrupt or incomplete run folder gives one error message.
+// Writes screenshots when MODELDIFF_SCREENSHOT_DIR is set.
+#include <QComboBox>
+#include <QDir>
+#include <QFile>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QLabel>
+#include <QListView>
+#include <QMessageBox>
+#include <QProcess>
+#include <QSignalSpy>
+#include <QSpinBox>
+#include <QTableView>
+#include <QTemporaryDir>
+#include <QtTest>
+#include <algorithm>
+
+#include "core/diff/diff_summary.h"
+#include "direction_table_model.h"
+#include "image_grid_model.h"
+#include "main_window.h"
+#include "variance_plot.h"
+
+using namespace modeldiff;
+
+class RunWindowTest : public QObject {
+  Q_OBJECT
+
+ private Q_SLOTS:
+  void initTestCase();
+  void opensRunAndListsEveryComparison();
+  void gridsShowTheSummarysIndices();
+  void imageCountChangesTheGrids();
+  void patchedImagesAreCounted();
+  void corruptRunJsonShowsAnError();
+  void missingComparisonFolderShowsAnError();
+
+ private:
+  void openRun(ui::MainWindow& w);
+  void saveScreenshot(QWidget& w, const QString& name);
+  static std::vector<std::int64_t> indices(const ui::ImageGridModel* model);
+  QTemporaryDir dir_;
+  QString run_;
+  QJsonObject record_;  // run.json, read independently of the GUI
+};
+
+void RunWindowTest::initTestCase() {
+#ifndef MODELDIFF_EXECUTABLE
+  QSKIP("built without LibTorch: no `modeldiff demo` to make a run folder");
+#else
+  if (!QFile::exists(
+          QStringLiteral("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")))
+    QSKIP("Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed");
+  QVERIFY(dir_.isValid());
+  run_ = dir_.filePath(QStringLiteral("run"));
+  QProcess cli;
+  cli.setProcessChannelMode(QProcess::MergedChannels);
+  cli.start(QStringLiteral(MODELDIFF_EXECUTABLE),
+            {QStringLiteral("demo"), QStringLiteral("--quick"), QStringLiteral("-o"), run_,
+             QStringLiteral("--threads"), QStringLiteral("2")});
+  QVERIFY2(cli.waitForStarted(10000), qPrintable(cli.errorString()));
+  if (!cli.waitForFinished(300000)) {
+    cli.kill();
+    QFAIL("modeldiff demo --quick took more than 5 minutes");
+  }
+  const QByteArray log = cli.readAll();
+  QVERIFY2(cli.exitStatus() == QProcess::NormalExit && cli.exitCode() == 0, log.constData());
+  QFile f(run_ + QStringLiteral("/run.json"));
+  QVERIFY(f.open(QIODevice::ReadOnly));
+  record_ = QJsonDocument::fromJson(f.readAll()).object();
+  QVERIFY(record_.value(QStringLiteral("comparisons")).toArray().size() > 1);
+#endif
+}
+
+void RunWindowTest::openRun(ui::MainWindow& w) {
+  QSignalSpy loaded(&w, &ui::MainWindow::resultLoaded);
+  QSignalSpy failed(&w, &ui::MainWindow::loadFailed);
+  QVERIFY(w.open(run_));
+  QVERIFY(loaded.wait(120000));
+  QCOMPARE(failed.size(), 0);
+}
+
+void RunWindowTest::saveScreenshot(QWidget& w, const QString& name) {
+  const QString dir = qEnvironmentVariable("MODELDIFF_SCREENSHOT_DIR");
+  if (dir.isEmpty()) return;
+  QDir().mkpath(dir);
+  QVERIFY(w.grab().save(dir + QLatin1Char('/') + name));
+}
+
+std::vector<std::int64_t> RunWindowTest::indices(const ui::ImageGridModel* model) {
+  std::vector<std::int64_t> out;
+  for (int r = 0; r < model->rowCount(); ++r)
+    out.push_back(model->data(model->index(r), ui::ImageGridModel::kIndexRole).toLongLong());
+  return out;
+}
+
+void RunWindowTest::opensRunAndListsEveryComparison() {
+  ui::MainWindow w;
+  w.resize(1400, 900);
+  w.show();
+  openRun(w);
+  const QJsonArray comparisons = record_.value(QStringLiteral("comparisons")).toArray();
+  QCOMPARE(w.comparisonBox()->count(), comparisons.size());
+  for (int i = 0; i < comparisons.size(); ++i)
+    QCOMPARE(w.comparisonBox()->itemText(i),
+             comparisons[i].toObject().value(QStringLiteral("title")).toString());
+  QCOMPARE(w.comparisonBox()->itemText(0), QStringLiteral("all validation examples"));
+  QCOMPARE(w.comparisonBox()->itemText(1), QStringLiteral("class 0 (T-shirt/top)"));
+  QVERIFY(w.run() != nullptr && w.run()->is_run);
+  QCOMPARE(static_cast<qint64>(w.run()->train->size()),
+           record_.value(QStringLiteral("num_train")).toInteger());
+  QCOMPARE(static_cast<qint64>(w.run()->val->size()),
+           record_.value(QStringLiteral("num_val")).toInteger());
+  QCOMPARE(w.directionView()->selectionModel()->selectedRows().size(), 1);
+  QVERIFY(w.gridModel(ui::MainWindow::kTopTrain)->rowCount() > 0);
+  QTRY_VERIFY_WITH_TIMEOUT(!w.thumbnailsPending(), 20000);
+  QCoreApplication::processEvents();
+  saveScreenshot(w, QStringLiteral("run_window.png"));
+}
+
+void RunWindowTest::gridsShowTheSummarysIndices() {
+  ui::MainWindow w;
+  w.resize(1400, 900);
+  w.show();
+  openRun(w);
+  const QJsonArray comparisons = record_.value(QStringLiteral("comparisons")).toArray();
+  for (int comparison : {1, static_cast<int>(comparisons.size()) - 1}) {
+    w.selectComparison(comparison);
+    QCOMPARE(w.currentComparison(), comparison);
+    const QString folder = QDir(run_).filePath(
+        comparisons[comparison].toObject().value(QStringLiteral("folder")).toString());
+    const core::DiffSummary s = core::read_diff_summary(folder.toStdString());
+    QCOMPARE(w.directionModel()->rowCount(),
+             static_cast<int>(s.a_minus_b.explained_variance.size() +
+                              s.b_minus_a.explained_variance.size()));
+    QCOMPARE(w.variancePlot()->pointCount(0),
+             static_cast<int>(s.a_minus_b.explained_variance.size()));
+    for (int set : {0, 1}) {
+      const core::DirectionSummary& d = set == 0 ? s.a_minus_b : s.b_minus_a;
+      const int component = std::min<int>(1, static_cast<int>(d.top_train.size()) - 1);
+      w.selectDirection(set, component);
+      const auto c = static_cast<std::size_t>(component);
+      const int k = w.imageCountBox()->value();
+      QCOMPARE(w.imageCountBox()->maximum(), static_cast<int>(d.top_train[c].size()));
+      auto first_k = [k](const std::vector<std::int64_t>& v) {
+        return std::vector<std::int64_t>(v.begin(), v.begin() + std::min<std::size_t>(k, v.size()));
+      };
+      QCOMPARE(indices(w.gridModel(ui::MainWindow::kTopTrain)), first_k(d.top_train[c]));
+      QCOMPARE(indices(w.gridModel(ui::MainWindow::kBottomTrain)), first_k(d.bottom_train[c]));
+      QCOMPARE(indices(w.gridModel(ui::MainWindow::kTopVal)), first_k(d.top_target[c]));
+      const QString title = w.gridTitle(ui::MainWindow::kTopTrain)->text();
+      QVERIFY2(title.contains(QStringLiteral("direction %1").arg(component + 1)),
+               qPrintable(title));
+      QVERIFY2(title.contains(QStringLiteral("largest loadings")), qPrintable(title));
+    }
+  }
+  // Items: caption "#index class", tooltip with the value, a thumbnail once rendered.
+  ui::ImageGridModel* top = w.gridModel(ui::MainWindow::kTopTrain);
+  const QModelIndex first = top->index(0);
+  const qint64 index = top->data(first, ui::ImageGridModel::kIndexRole).toLongLong();
+  const std::string label =
+      w.run()->train->class_name(w.run()->train->labels[static_cast<std::size_t>(index)]);
+  QCOMPARE(top->data(first, Qt::DisplayRole).toString(),
+           QStringLiteral("#%1 %2").arg(index).arg(QString::fromStdString(label)));
+  QVERIFY(top->data(first, Qt::ToolTipRole).toString().contains(QStringLiteral("loading: ")));
+  QVERIFY(top->data(first, ui::ImageGridModel::kValueRole).isValid());
+  QTRY_VERIFY_WITH_TIMEOUT(!w.thumbnailsPending(), 20000);
+  const QPixmap thumb = top->data(first, Qt::DecorationRole).value<QPixmap>();
+  QCOMPARE(thumb.size(), QSize(64, 64));
+  // The largest loadings come first.
+  QVERIFY(top->data(top->index(0), ui::ImageGridModel::kValueRole).toDouble() >=
+          top->data(top->index(1), ui::ImageGridModel::kValueRole).toDouble());
+}
+
+void RunWindowTest::imageCountChangesTheGrids() {
+  ui::MainWindow w;
+  w.show();
+  openRun(w);
+  QSpinBox* k = w.imageCountBox();
+  QVERIFY(k->isEnabled());
+  QCOMPARE(k->value(), std::min(10, k->maximum()));
+  k->setValue(3);
+  for (auto grid :
+       {ui::MainWindow::kTopTrain, ui::MainWindow::kBottomTrain, ui::MainWindow::kTopVal})
+    QCOMPARE(w.gridModel(grid)->rowCount(), 3);
+  k->setValue(k->maximum());
+  QCOMPARE(w.gridModel(ui::MainWindow::kTopTrain)->rowCount(), k->maximum());
+  // k stays when the direction changes.
+  k->setValue(4);
+  w.selectDirection(1, 0);
+  QCOMPARE(w.gridModel(ui::MainWindow::kBottomTrain)->rowCount(), 4);
+}
+
+void RunWindowTest::patchedImagesAreCounted() {
+  const QJsonObject planted = record_.value(QStringLiteral("planted")).toObject();
+  if (planted.isEmpty()) QSKIP("the quick demo planted no patch");
+  std::vector<std::int64_t> patched;
+  for (const QJsonValue& v : planted.value(QStringLiteral("patched_train_indices")).toArray())
+    patched.push_back(v.toInteger());
+  std::sort(patched.begin(), patched.end());
+  ui::MainWindow w;
+  w.resize(1400, 900);
+  w.show();
+  openRun(w);
+  // The patched class's comparison shows the patch most clearly.
+  const QJsonArray comparisons = record_.value(QStringLiteral("comparisons")).toArray();
+  int shirt = 0;
+  for (int i = 0; i < comparisons.size(); ++i)
+    if (comparisons[i]
+            .toObject()
+            .value(QStringLiteral("title"))
+            .toString()
+            .contains(QStringLiteral("Shirt")))
+      shirt = i;
+  w.selectComparison(shirt);
+  const int set =
+      planted.value(QStringLiteral("direction_set")).toString().startsWith(QStringLiteral("A")) ? 0
+                                                                                                : 1;
+  w.selectDirection(set, 0);
+  ui::ImageGridModel* top = w.gridModel(ui::MainWindow::kTopTrain);
+  int expected = 0;
+  for (std::int64_t i : indices(top))
+    expected += std::binary_search(patched.begin(), patched.end(), i) ? 1 : 0;
+  QCOMPARE(top->patchedCount(), expected);
+  for (int r = 0; r < top->rowCount(); ++r) {
+    const qint64 i = top->data(top->index(r), ui::ImageGridModel::kIndexRole).toLongLong();
+    QCOMPARE(top->data(top->index(r), ui::ImageGridModel::kPatchedRole).toBool(),
+             std::binary_search(patched.begin(), patched.end(), i));
+  }
+  const QString label = w.patchLabel()->text();
+  QVERIFY2(label.contains(QStringLiteral("%1 of the %2").arg(expected).arg(top->rowCount())),
+           qPrintable(label));
+  QTRY_VERIFY_WITH_TIMEOUT(!w.thumbnailsPending(), 20000);
+  QCoreApplication::processEvents();
+  saveScreenshot(w, QStringLiteral("run_window_patched_class.png"));
+}
+
+void RunWindowTest::corruptRunJsonShowsAnError() {
+  const QString bad = dir_.filePath(QStringLiteral("corrupt-run"));
+  QVERIFY(QDir().mkpath(bad));
+  QFile f(bad + QStringLiteral("/run.json"));
+  QVERIFY(f.open(QIODevice::WriteOnly));
+  f.write("{\"format\": \"modeldiff-run\", \"project\": {\"name\": ");  // truncated
+  f.close();
+  ui::MainWindow w;
+  w.show();
+  QSignalSpy failed(&w, &ui::MainWindow::loadFailed);
+  QSignalSpy loaded(&w, &ui::MainWindow::resultLoaded);
+  QVERIFY(w.open(bad));
+  QVERIFY(failed.wait(20000));
+  QVERIFY2(failed.front().front().toString().contains(QStringLiteral("run.json")),
+           qPrintable(failed.front().front().toString()));
+  QCOMPARE(loaded.size(), 0);
+  auto* box = w.findChild<QMessageBox*>();
+  QVERIFY(box != nullptr);
+  QVERIFY(box->isVisible());
+  QVERIFY(w.run() == nullptr);
+  QCOMPARE(w.gridModel(ui::MainWindow::kTopTrain)->rowCount(), 0);
+}
+
+void RunWindowTest::missingComparisonFolderShowsAnError() {
+  // A run.json whose comparison folders are not there (copied without diff/).
+  const QString bad = dir_.filePath(QStringLiteral("incomplete-run"));
+  QVERIFY(QDir().mkpath(bad));
+  QVERIFY(QFile::copy(run_ + QStringLiteral("/run.json"), bad + QStringLiteral("/run.json")));
+  ui::MainWindow w;
+  w.show();
+  QSignalSpy failed(&w, &ui::MainWindow::loadFailed);
+  QVERIFY(w.open(bad + QStringLiteral("/run.json")));
+  QVERIFY(failed.wait(60000));
+  QVERIFY2(failed.front().front().toString().contains(QStringLiteral("diff/all")),
+           qPrintable(failed.front().front().toString()));
+  QVERIFY(w.run() == nullptr);
+}
+
+int runRunWindowTests(int argc, char** argv) {
+  RunWindowTest test;
+  return QTest::qExec(&test, argc, argv);
+}
+
+#include "test_run_window.moc"

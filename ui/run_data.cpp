@@ -1,0 +1,209 @@
+#include "run_data.h"
+
+#include <QDir>
+#include <QFileInfo>
+#include <algorithm>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <unordered_map>
+
+#include "core/base/error.h"
+#include "core/io/hdf5_dataset.h"
+#if MODELDIFF_UI_RUNS
+#include "core/pipeline/project.h"
+#endif
+
+namespace modeldiff::ui {
+
+namespace {
+
+using nlohmann::ordered_json;
+
+std::string readText(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw core::InputError(path, "cannot be opened");
+  std::ostringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// Reads the values behind the summary's index lists from the result's diff.h5.
+void readValues(const QString& folder, const core::DiffSummary& summary,
+                DirectionValues (&values)[2]) {
+  const std::string h5 = QDir(folder).filePath(QStringLiteral("diff.h5")).toStdString();
+  const core::NdArray rows_array = core::read_hdf5_dataset(h5, "target_rows");
+  if (rows_array.dtype() != core::DType::kInt64 || rows_array.ndim() != 1)
+    throw core::InputError(h5, "target_rows is not a vector of int64");
+  std::unordered_map<std::int64_t, std::int64_t> row_of;  // original row -> projections row
+  const auto* rows = rows_array.data_as<std::int64_t>();
+  for (std::int64_t i = 0; i < rows_array.dim(0); ++i) row_of.emplace(rows[i], i);
+
+  for (int set = 0; set < 2; ++set) {
+    const std::string group = set == 0 ? "a_minus_b/" : "b_minus_a/";
+    const core::DirectionSummary& s = set == 0 ? summary.a_minus_b : summary.b_minus_a;
+    const core::NdArray directions = core::read_hdf5_dataset(h5, group + "directions").to_float32();
+    const core::NdArray projections =
+        core::read_hdf5_dataset(h5, group + "projections").to_float32();
+    const auto components = static_cast<std::int64_t>(s.top_train.size());
+    if (directions.ndim() != 2 || directions.dim(0) < components || projections.ndim() != 2 ||
+        projections.dim(1) < components || projections.dim(0) != rows_array.dim(0))
+      throw core::InputError(h5, group + "directions or projections do not match summary.json");
+    const std::int64_t n = directions.dim(1), c_total = projections.dim(1);
+    const float* d = directions.data_as<float>();
+    const float* p = projections.data_as<float>();
+    auto loadings = [&](const std::vector<std::vector<std::int64_t>>& lists) {
+      std::vector<std::vector<double>> out(lists.size());
+      for (std::size_t c = 0; c < lists.size(); ++c)
+        for (std::int64_t index : lists[c]) {
+          if (index < 0 || index >= n)
+            throw core::InputError(
+                h5, "training index " + std::to_string(index) + " of summary.json is out of range");
+          out[c].push_back(d[static_cast<std::int64_t>(c) * n + index]);
+        }
+      return out;
+    };
+    DirectionValues& v = values[set];
+    v.top_train = loadings(s.top_train);
+    v.bottom_train = loadings(s.bottom_train);
+    v.top_target.assign(s.top_target.size(), {});
+    for (std::size_t c = 0; c < s.top_target.size(); ++c)
+      for (std::int64_t row : s.top_target[c]) {
+        const auto it = row_of.find(row);
+        if (it == row_of.end())
+          throw core::InputError(
+              h5, "target row " + std::to_string(row) + " of summary.json was not analysed");
+        v.top_target[c].push_back(p[it->second * c_total + static_cast<std::int64_t>(c)]);
+      }
+  }
+}
+
+AlgorithmInfo algorithmInfo(const ordered_json& j, const QString& fallback) {
+  AlgorithmInfo info;
+  info.label = fallback;
+  if (!j.is_object()) return info;
+  if (j.contains("label") && j["label"].is_string())
+    info.label = QString::fromStdString(j["label"].get<std::string>());
+  if (j.contains("mean_val_accuracy") && j["mean_val_accuracy"].is_number())
+    info.mean_val_accuracy = j["mean_val_accuracy"].get<double>();
+  if (j.contains("top20_same_label") && j["top20_same_label"].is_number())
+    info.top20_same_label = j["top20_same_label"].get<double>();
+  return info;
+}
+
+}  // namespace
+
+bool RunData::isPatchedTrain(std::int64_t index) const {
+  return std::binary_search(planted_train.begin(), planted_train.end(), index);
+}
+
+bool RunData::isPatchedVal(std::int64_t index) const {
+  return std::binary_search(planted_val.begin(), planted_val.end(), index);
+}
+
+bool isRunPath(const QString& path) {
+  const QFileInfo info(path);
+  if (info.isDir()) return QFileInfo::exists(QDir(path).filePath(QStringLiteral("run.json")));
+  return info.fileName() == QStringLiteral("run.json");
+}
+
+std::shared_ptr<const RunData> loadRun(const QString& path) {
+#if !MODELDIFF_UI_RUNS
+  throw core::InputError(path.toStdString(),
+                         "is a run folder, which this build (without LibTorch) cannot open; "
+                         "open one of its diff/ folders instead");
+#else
+  const QFileInfo info(path);
+  const QString folder = info.isDir() ? info.absoluteFilePath() : info.absolutePath();
+  const std::string run_json = QDir(folder).filePath(QStringLiteral("run.json")).toStdString();
+  ordered_json j;
+  try {
+    j = ordered_json::parse(readText(run_json));
+  } catch (const ordered_json::exception& e) {
+    throw core::InputError(run_json, std::string("is not valid JSON: ") + e.what());
+  }
+  if (!j.is_object()) throw core::InputError(run_json, "is not a JSON object");
+  if (!j.contains("project") || !j["project"].is_object())
+    throw core::InputError(run_json, "has no \"project\" object");
+  if (!j.contains("comparisons") || !j["comparisons"].is_array() || j["comparisons"].empty())
+    throw core::InputError(run_json, "has no \"comparisons\" list");
+
+  auto run = std::make_shared<RunData>();
+  run->folder = folder;
+  run->is_run = true;
+  const core::Project project = core::parse_project(j["project"].dump(), "/", run_json);
+  run->name = QString::fromStdString(project.name);
+  if (run->name.isEmpty()) run->name = QFileInfo(folder).fileName();
+  if (j.contains("algorithms") && j["algorithms"].is_object()) {
+    const ordered_json& algorithms = j["algorithms"];
+    run->a = algorithmInfo(algorithms.contains("A") ? algorithms["A"] : ordered_json(),
+                           QString::fromStdString(project.a.label));
+    run->b = algorithmInfo(algorithms.contains("B") ? algorithms["B"] : ordered_json(),
+                           QString::fromStdString(project.b.label));
+  } else {
+    run->a.label = QString::fromStdString(project.a.label);
+    run->b.label = QString::fromStdString(project.b.label);
+  }
+
+  for (const ordered_json& c : j["comparisons"]) {
+    if (!c.is_object() || !c.contains("title") || !c["title"].is_string() ||
+        !c.contains("folder") || !c["folder"].is_string())
+      throw core::InputError(run_json, "a comparison lacks \"title\" or \"folder\"");
+    Comparison comparison;
+    comparison.title = QString::fromStdString(c["title"].get<std::string>());
+    comparison.folder =
+        QDir(folder).absoluteFilePath(QString::fromStdString(c["folder"].get<std::string>()));
+    if (c.contains("targets") && c["targets"].is_number_integer())
+      comparison.targets = c["targets"].get<std::int64_t>();
+    try {
+      auto summary = std::make_shared<core::DiffSummary>(
+          core::read_diff_summary(comparison.folder.toStdString()));
+      readValues(comparison.folder, *summary, comparison.values);
+      comparison.summary = std::move(summary);
+    } catch (const core::InputError& e) {
+      throw core::InputError(run_json, "its comparison \"" + comparison.title.toStdString() +
+                                           "\" cannot be read: " + e.what());
+    }
+    run->comparisons.push_back(std::move(comparison));
+  }
+
+  core::ProjectData data = core::load_project_data(project);
+  run->planted_train = std::move(data.planted_train);
+  run->planted_val = std::move(data.planted_val);
+  run->planted = project.plant.enabled;
+  if (j.contains("planted") && j["planted"].is_object()) {
+    const ordered_json& p = j["planted"];
+    if (p.contains("base_rate") && p["base_rate"].is_number())
+      run->planted_base_rate = p["base_rate"].get<double>();
+    if (p.contains("direction_set") && p["direction_set"].is_string())
+      run->planted_direction_set = QString::fromStdString(p["direction_set"].get<std::string>());
+  }
+  run->train = std::make_shared<const core::ImageDataset>(std::move(data.train));
+  run->val = std::make_shared<const core::ImageDataset>(std::move(data.val));
+  return run;
+#endif
+}
+
+std::shared_ptr<const RunData> loadDiffResult(const QString& path) {
+  auto run = std::make_shared<RunData>();
+  const QFileInfo info(path);
+  run->folder = info.isDir() ? info.absoluteFilePath() : info.absolutePath();
+  run->name = QFileInfo(run->folder).fileName();
+  Comparison comparison;
+  comparison.folder = run->folder;
+  auto summary = std::make_shared<core::DiffSummary>(core::read_diff_summary(path.toStdString()));
+  comparison.title = QString::fromStdString(summary->target_selection);
+  comparison.targets = summary->num_analysed_targets;
+  run->a.label = QString::fromStdString(summary->label_a);
+  run->b.label = QString::fromStdString(summary->label_b);
+  try {
+    readValues(comparison.folder, *summary, comparison.values);
+  } catch (const core::InputError&) {
+    for (DirectionValues& v : comparison.values) v = {};  // the table and plot do not need them
+  }
+  comparison.summary = std::move(summary);
+  run->comparisons.push_back(std::move(comparison));
+  return run;
+}
+
+}  // namespace modeldiff::ui

@@ -1,0 +1,71 @@
+// What the GUI shows of a result, read on a worker thread: either a whole run folder (run.json
+// from `modeldiff run` / `modeldiff demo`, with the datasets the run used and every
+// comparison) or a single diff result folder (one comparison, no images).
+//
+// Everything here is plain data, immutable once loaded and shared between the GUI thread and
+// the thumbnail workers through shared_ptr<const ...>. No LibTorch (only core headers without
+// it); load_project_data lives in modeldiff_trak, which ui links privately.
+#pragma once
+
+#include <QString>
+#include <QStringList>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/data/image_dataset.h"
+#include "core/diff/diff_summary.h"
+
+namespace modeldiff::ui {
+
+// The numbers behind a direction set's index lists, aligned with DirectionSummary's lists:
+// loading of top_train[c][i] along direction c, and so on. Empty when diff.h5 was not read.
+struct DirectionValues {
+  std::vector<std::vector<double>> top_train, bottom_train, top_target;
+};
+
+struct Comparison {
+  QString title;   // "all validation examples", "class 6 (Shirt)"
+  QString folder;  // absolute
+  std::int64_t targets = 0;
+  std::shared_ptr<const core::DiffSummary> summary;
+  DirectionValues values[2];  // 0 = A minus B, 1 = B minus A
+};
+
+struct AlgorithmInfo {
+  QString label;
+  double mean_val_accuracy = -1;  // < 0: unknown
+  double top20_same_label = -1;
+};
+
+struct RunData {
+  QString folder;       // the run or result folder (absolute)
+  bool is_run = false;  // false: a single diff result folder
+  QString name;         // project name, or the folder's name
+  AlgorithmInfo a, b;
+  std::vector<Comparison> comparisons;
+  // The run's datasets exactly as it used them (null for a single diff result).
+  std::shared_ptr<const core::ImageDataset> train, val;
+  // Planted patch: stamped indices, ascending (empty without a patch).
+  bool planted = false;
+  std::vector<std::int64_t> planted_train, planted_val;
+  double planted_base_rate = 0;
+  QString planted_direction_set;  // "A minus B" or "B minus A"
+
+  bool isPatchedTrain(std::int64_t index) const;
+  bool isPatchedVal(std::int64_t index) const;
+};
+
+// True when `path` is a run folder (holds run.json) or a run.json file.
+bool isRunPath(const QString& path);
+
+// Reads a run folder (or its run.json): run.json, the project (core::parse_project), the
+// datasets (core::load_project_data) and every comparison's summary.json and diff.h5. Throws
+// core::InputError naming the file and what is wrong.
+std::shared_ptr<const RunData> loadRun(const QString& path);
+
+// Reads a single diff result folder (or its summary.json): one comparison, no datasets. The
+// values come from diff.h5 when it can be read (else they stay empty).
+std::shared_ptr<const RunData> loadDiffResult(const QString& path);
+
+}  // namespace modeldiff::ui
