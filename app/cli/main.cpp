@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
 #ifndef MODELDIFF_TORCH_ONLY
   commands["run"] = cli::add_run_command(app);
   commands["demo"] = cli::add_demo_command(app);
+  commands["counterfactual"] = cli::add_counterfactual_command(app);
 #endif
 #endif
   cli::install_interrupt_handler();
