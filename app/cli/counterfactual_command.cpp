@@ -18,7 +18,7 @@ namespace modeldiff::cli {
 namespace {
 
 struct CounterfactualArgs {
-  core::ModelSet a{"A"}, b{"B"};
+  core::ModelSet a, b;
   std::string images, labels, transform, preprocessing, out, sweep;
   std::int64_t target_class = -1, only_class = -1, exclude_class = -1, max_images = 0;
   std::uint64_t seed = 0;
@@ -89,6 +89,8 @@ int run_counterfactual(const CounterfactualArgs& args) {
 
 Command add_counterfactual_command(CLI::App& app) {
   auto args = std::make_shared<CounterfactualArgs>();
+  args->a.label = "A";
+  args->b.label = "B";
   CLI::App* cmd = app.add_subcommand(
       "counterfactual",
       "Test a hypothesis: apply a transformation to images and measure how A's and B's "
