@@ -15,7 +15,9 @@ TEST(BlasCheck, MeasuresAndNamesTheBlas) {
   const std::string line = describe(info);
   EXPECT_NE(line.find("BLAS: " + info.library), std::string::npos) << line;
   EXPECT_EQ(info.slow, !info.advice.empty());
-  if (info.slow) EXPECT_NE(line.find("SLOW"), std::string::npos);
+  if (info.slow) {
+    EXPECT_NE(line.find("SLOW"), std::string::npos);
+  }
 }
 
 TEST(BlasCheck, NeverOverridesTheUsersCoreType) {
