@@ -4,6 +4,7 @@
 #include <QCloseEvent>
 #include <QComboBox>
 #include <QDir>
+#include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -24,6 +25,7 @@
 #include <algorithm>
 
 #include "core/base/error.h"
+#include "counterfactual_panel.h"
 #include "direction_table_model.h"
 #include "image_grid_model.h"
 #include "variance_plot.h"
@@ -102,6 +104,12 @@ MainWindow::MainWindow(QWidget* parent)
   splitter->setStretchFactor(1, 1);
   splitter->setSizes({470, 930});
   setCentralWidget(splitter);
+
+  counterfactual_ = new CounterfactualPanel;
+  auto* dock = new QDockWidget(tr("Test a transformation"), this);
+  dock->setObjectName(QStringLiteral("counterfactualDock"));
+  dock->setWidget(counterfactual_);
+  addDockWidget(Qt::RightDockWidgetArea, dock);
 
   QMenu* file = menuBar()->addMenu(tr("&File"));
   file->addAction(tr("&Open Run or Result…"), QKeySequence::Open, this, &MainWindow::chooseFolder);
@@ -222,6 +230,7 @@ void MainWindow::onLoaded() {
   }
   run_ = outcome.run;
   const RunData& run = *run_;
+  counterfactual_->setRun(run_);
 
   // Fresh thumbnail caches for the new datasets (jobs still running for the old ones keep
   // their own reference to the old data and are dropped with their cache).
@@ -345,6 +354,7 @@ void MainWindow::updateGrids() {
     }
     count_->setEnabled(false);
     updatePatchLabel();
+    counterfactual_->setDirectionImages({});
     return;
   }
   const int set = rows.front().data(DirectionTableModel::kSetIndexRole).toInt();
@@ -381,6 +391,10 @@ void MainWindow::updateGrids() {
   count_->setEnabled(true);
   for (GridWidgets& g : grids_) g.model->setLimit(count_->value());
   updatePatchLabel();
+  std::vector<std::int64_t> top_val = at(s.top_target);
+  if (top_val.size() > static_cast<std::size_t>(count_->value()))
+    top_val.resize(static_cast<std::size_t>(count_->value()));
+  counterfactual_->setDirectionImages(top_val);
 }
 
 void MainWindow::updatePatchLabel() {

@@ -21,6 +21,7 @@ class QTableView;
 
 namespace modeldiff::ui {
 
+class CounterfactualPanel;
 class DirectionTableModel;
 class ImageGridModel;
 class ThumbnailCache;
@@ -57,6 +58,8 @@ class MainWindow : public QMainWindow {
   QListView* gridView(Grid grid) const { return grids_[grid].view; }
   QLabel* gridTitle(Grid grid) const { return grids_[grid].title; }
   QLabel* patchLabel() const { return patch_; }
+  // The "test a transformation" panel (a dock on the right).
+  CounterfactualPanel* counterfactualPanel() const { return counterfactual_; }
   // Whether thumbnails are still being rendered.
   bool thumbnailsPending() const;
 
@@ -103,6 +106,7 @@ class MainWindow : public QMainWindow {
   QLabel* patch_;
   GridWidgets grids_[kGridCount];
   QMenu* recent_ = nullptr;
+  CounterfactualPanel* counterfactual_ = nullptr;
   int wanted_count_ = 10;  // the k the user chose; a grid shows fewer when fewer are stored
   ThumbnailCache* train_thumbnails_ = nullptr;
   ThumbnailCache* val_thumbnails_ = nullptr;

@@ -144,6 +144,26 @@ std::shared_ptr<const RunData> loadRun(const QString& path) {
     run->a.label = QString::fromStdString(project.a.label);
     run->b.label = QString::fromStdString(project.b.label);
   }
+  // The models: the project's checkpoints, or the ones the run trained (run.json).
+  for (int i = 0; i < 2; ++i) {
+    const core::AlgorithmSpec& spec = i == 0 ? project.a : project.b;
+    AlgorithmInfo& algorithm = i == 0 ? run->a : run->b;
+    algorithm.architecture = spec.architecture;
+    algorithm.hide_patch = spec.hide_patch;
+    algorithm.checkpoints = spec.checkpoints;
+    const char* letter = i == 0 ? "A" : "B";
+    if (j.contains("algorithms") && j["algorithms"].is_object() &&
+        j["algorithms"].contains(letter) && j["algorithms"][letter].is_object() &&
+        j["algorithms"][letter].contains("checkpoints") &&
+        j["algorithms"][letter]["checkpoints"].is_array()) {
+      algorithm.checkpoints.clear();
+      for (const ordered_json& c : j["algorithms"][letter]["checkpoints"])
+        if (c.is_string()) algorithm.checkpoints.push_back(c.get<std::string>());
+    }
+    for (std::string& c : algorithm.checkpoints)
+      c = QDir(folder).absoluteFilePath(QString::fromStdString(c)).toStdString();
+  }
+  run->preprocessing = project.preprocessing;
 
   for (const ordered_json& c : j["comparisons"]) {
     if (!c.is_object() || !c.contains("title") || !c["title"].is_string() ||
@@ -171,6 +191,11 @@ std::shared_ptr<const RunData> loadRun(const QString& path) {
   run->planted_train = std::move(data.planted_train);
   run->planted_val = std::move(data.planted_val);
   run->planted = project.plant.enabled;
+  run->planted_class = project.plant.enabled ? project.plant.target_class : -1;
+  run->patch_x = project.plant.patch.x;
+  run->patch_y = project.plant.patch.y;
+  run->patch_size = project.plant.patch.size;
+  run->patch_value = project.plant.patch.value;
   if (j.contains("planted") && j["planted"].is_object()) {
     const ordered_json& p = j["planted"];
     if (p.contains("base_rate") && p["base_rate"].is_number())

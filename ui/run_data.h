@@ -11,9 +11,11 @@
 #include <QStringList>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/data/image_dataset.h"
+#include "core/data/preprocessing.h"
 #include "core/diff/diff_summary.h"
 
 namespace modeldiff::ui {
@@ -36,6 +38,10 @@ struct AlgorithmInfo {
   QString label;
   double mean_val_accuracy = -1;  // < 0: unknown
   double top20_same_label = -1;
+  // What the counterfactual panel needs to evaluate the algorithm's models (runs only).
+  std::string architecture;              // "" when the checkpoints are full models
+  std::vector<std::string> checkpoints;  // absolute
+  bool hide_patch = false;               // sees the planted patch's region blanked
 };
 
 struct RunData {
@@ -50,7 +56,10 @@ struct RunData {
   bool planted = false;
   std::vector<std::int64_t> planted_train, planted_val;
   double planted_base_rate = 0;
-  QString planted_direction_set;  // "A minus B" or "B minus A"
+  QString planted_direction_set;                                    // "A minus B" or "B minus A"
+  int patch_x = 0, patch_y = 0, patch_size = 0, patch_value = 255;  // the planted patch
+  std::int64_t planted_class = -1;
+  core::Preprocessing preprocessing;  // the run's (what its models were trained on)
 
   bool isPatchedTrain(std::int64_t index) const;
   bool isPatchedVal(std::int64_t index) const;

@@ -6,21 +6,30 @@
 #include <QComboBox>
 #include <QDir>
 #include <QFile>
+#include <QImage>
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
 #include <QLabel>
+#include <QLineEdit>
 #include <QListView>
 #include <QMessageBox>
 #include <QProcess>
+#include <QPushButton>
 #include <QSignalSpy>
 #include <QSpinBox>
+#include <QSvgRenderer>
 #include <QTableView>
+#include <QTableWidget>
 #include <QTemporaryDir>
+#include <QXmlStreamReader>
 #include <QtTest>
 #include <algorithm>
 
+#include <qcustomplot.h>
 #include "core/diff/diff_summary.h"
+#include "core/pipeline/counterfactual.h"
+#include "counterfactual_panel.h"
 #include "direction_table_model.h"
 #include "image_grid_model.h"
 #include "main_window.h"
@@ -39,6 +48,9 @@ class RunWindowTest : public QObject {
   void patchedImagesAreCounted();
   void corruptRunJsonShowsAnError();
   void missingComparisonFolderShowsAnError();
+  void counterfactualOfThePlantedPatch();
+  void counterfactualCanBeCancelled();
+  void invalidTransformationDisablesRun();
 
  private:
   void openRun(ui::MainWindow& w);
@@ -276,6 +288,166 @@ void RunWindowTest::missingComparisonFolderShowsAnError() {
   QVERIFY2(failed.front().front().toString().contains(QStringLiteral("diff/all")),
            qPrintable(failed.front().front().toString()));
   QVERIFY(w.run() == nullptr);
+}
+
+// The planted patch as the project recorded it: "patch:x=X,y=Y,size=S,value=V", or "" without.
+static QString plantedPatchText(const QJsonObject& record) {
+  const QJsonObject p = record.value(QStringLiteral("project"))
+                            .toObject()
+                            .value(QStringLiteral("data"))
+                            .toObject()
+                            .value(QStringLiteral("planted_patch"))
+                            .toObject();
+  if (p.isEmpty()) return {};
+  return QStringLiteral("patch:x=%1,y=%2,size=%3,value=%4")
+      .arg(p.value(QStringLiteral("x")).toInt())
+      .arg(p.value(QStringLiteral("y")).toInt())
+      .arg(p.value(QStringLiteral("size")).toInt())
+      .arg(p.value(QStringLiteral("value")).toInt());
+}
+
+void RunWindowTest::counterfactualOfThePlantedPatch() {
+  const QString patch = plantedPatchText(record_);
+  if (patch.isEmpty()) QSKIP("the quick demo planted no patch");
+  ui::MainWindow w;
+  w.resize(1800, 1000);
+  w.show();
+  openRun(w);
+  ui::CounterfactualPanel* panel = w.counterfactualPanel();
+  QVERIFY(panel->isEnabled());
+  // The planted patch is the first preset and the default; the target is the planted class.
+  QCOMPARE(panel->presetBox()->itemData(1).toString(), patch);
+  QCOMPARE(panel->transformEdit()->text(), patch);
+  const int planted_class = record_.value(QStringLiteral("project"))
+                                .toObject()
+                                .value(QStringLiteral("data"))
+                                .toObject()
+                                .value(QStringLiteral("planted_patch"))
+                                .toObject()
+                                .value(QStringLiteral("class"))
+                                .toInt();
+  QCOMPARE(panel->targetBox()->currentIndex(), planted_class);
+  panel->strengthsEdit()->setText(QStringLiteral("0,3"));
+  QVERIFY(panel->errorLabel()->text().isEmpty());
+  QVERIFY(panel->runButton()->isEnabled());
+  QCOMPARE(panel->previewCount(), 4);
+
+  ui::CounterfactualInputs in;
+  QString error;
+  QVERIFY2(panel->inputs(in, error), qPrintable(error));
+  // The models are the run's checkpoints; B (hide_patch) sees the patch region blanked.
+  const QJsonObject algorithms = record_.value(QStringLiteral("algorithms")).toObject();
+  QCOMPARE(in.a.checkpoints.size(),
+           static_cast<std::size_t>(algorithms.value(QStringLiteral("A"))
+                                        .toObject()
+                                        .value(QStringLiteral("checkpoints"))
+                                        .toArray()
+                                        .size()));
+  QCOMPARE(in.strengths, (std::vector<double>{0, 3}));
+  for (std::int64_t y : in.images->labels) QVERIFY(y != planted_class);
+
+  QSignalSpy finished(panel, &ui::CounterfactualPanel::finished);
+  QVERIFY(panel->start());
+  QVERIFY(panel->isRunning());
+  QVERIFY(!panel->runButton()->isEnabled());
+  QTRY_VERIFY_WITH_TIMEOUT(!panel->isRunning(), 600000);
+  QCOMPARE(finished.size(), 1);
+  QVERIFY2(finished.front().at(0).toBool(), qPrintable(finished.front().at(1).toString()));
+  QVERIFY(panel->hasResult());
+  const core::CounterfactualResult& shown = panel->result();
+  for (const core::EffectRow& r : shown.rows) {
+    if (r.strength == 0) {
+      QCOMPARE(r.mean_delta_p, 0.0);
+      QCOMPARE(r.flip_fraction, 0.0);
+    }
+  }
+
+  // The same inputs straight through the core give the plotted values.
+  core::NullProgress quiet;
+  const core::CounterfactualResult direct = core::run_counterfactual(
+      in.a, in.b, *in.images, in.prep, in.transform, in.strengths, in.target_class, in.seed, quiet);
+  QCOMPARE(direct.rows.size(), shown.rows.size());
+  QCustomPlot* plot = panel->plot();
+  QCOMPARE(plot->graphCount(), 2);
+  for (int g = 0; g < 2; ++g) {
+    const std::string algorithm = g == 0 ? "A" : "B";
+    std::vector<const core::EffectRow*> rows;
+    for (const core::EffectRow& r : direct.rows)
+      if (r.algorithm == algorithm) rows.push_back(&r);
+    QCPGraph* graph = plot->graph(g);
+    QCOMPARE(graph->dataCount(), static_cast<int>(rows.size()));
+    QVERIFY(graph->name().contains(QString::fromStdString(rows.front()->label)));
+    for (int i = 0; i < graph->dataCount(); ++i) {
+      QCOMPARE(graph->data()->at(i)->key, rows[static_cast<std::size_t>(i)]->strength);
+      QCOMPARE(graph->data()->at(i)->value, rows[static_cast<std::size_t>(i)]->mean_delta_p);
+      if (rows[static_cast<std::size_t>(i)]->strength == 0) {
+        QCOMPARE(graph->data()->at(i)->value, 0.0);
+      }
+    }
+  }
+  QCOMPARE(panel->table()->rowCount(), 2);
+  QVERIFY(panel->exportButton()->isEnabled());
+
+  // Export: plot.png at the size asked for, plot.svg that parses, effects.json.
+  QTemporaryDir out;
+  QVERIFY(out.isValid());
+  QString export_error;
+  QVERIFY2(panel->exportTo(out.path(), QSize(640, 400), &export_error), qPrintable(export_error));
+  const QImage png(out.filePath(QStringLiteral("plot.png")));
+  QCOMPARE(png.size(), QSize(640, 400));
+  QSvgRenderer svg(out.filePath(QStringLiteral("plot.svg")));
+  QVERIFY(svg.isValid());
+  QFile json(out.filePath(QStringLiteral("effects.json")));
+  QVERIFY(json.open(QIODevice::ReadOnly));
+  QJsonParseError parse{};
+  const QJsonDocument effects = QJsonDocument::fromJson(json.readAll(), &parse);
+  QCOMPARE(parse.error, QJsonParseError::NoError);
+  QVERIFY(effects.isObject());
+  QVERIFY(QFile::exists(out.filePath(QStringLiteral("effects.csv"))));
+
+  QCoreApplication::processEvents();
+  saveScreenshot(w, QStringLiteral("gui_counterfactual.png"));
+}
+
+void RunWindowTest::counterfactualCanBeCancelled() {
+  ui::MainWindow w;
+  w.show();
+  openRun(w);
+  ui::CounterfactualPanel* panel = w.counterfactualPanel();
+  panel->transformEdit()->setText(QStringLiteral("blur:sigma=1"));
+  panel->strengthsEdit()->setText(QStringLiteral("0,0.5,1,1.5,2,2.5,3"));
+  QSignalSpy finished(panel, &ui::CounterfactualPanel::finished);
+  QVERIFY(panel->start());
+  QVERIFY(panel->cancelButton()->isEnabled());
+  panel->cancel();
+  QTRY_VERIFY_WITH_TIMEOUT(!panel->isRunning(), 600000);
+  QCOMPARE(finished.size(), 1);
+  QVERIFY(!panel->cancelButton()->isEnabled());
+  QVERIFY(panel->runButton()->isEnabled());
+  // Cancelled before it finished: no result; either way the panel is idle again.
+  if (!finished.front().at(0).toBool()) {
+    QVERIFY(!panel->hasResult());
+  }
+}
+
+void RunWindowTest::invalidTransformationDisablesRun() {
+  ui::MainWindow w;
+  w.show();
+  openRun(w);
+  ui::CounterfactualPanel* panel = w.counterfactualPanel();
+  panel->transformEdit()->setText(QStringLiteral("blur:sigma=1"));
+  QVERIFY(panel->runButton()->isEnabled());
+  QVERIFY(panel->errorLabel()->text().isEmpty());
+  panel->transformEdit()->setText(QStringLiteral("swirl:amount=3"));
+  QVERIFY(!panel->errorLabel()->text().isEmpty());
+  QVERIFY(panel->errorLabel()->isVisibleTo(panel));
+  QVERIFY(!panel->runButton()->isEnabled());
+  QVERIFY(!panel->start());
+  QVERIFY(!panel->isRunning());
+  panel->transformEdit()->setText(QStringLiteral("blur:sigma=1"));
+  panel->strengthsEdit()->setText(QStringLiteral("0,x"));
+  QVERIFY(panel->errorLabel()->text().contains(QStringLiteral("Strengths")));
+  QVERIFY(!panel->runButton()->isEnabled());
 }
 
 int runRunWindowTests(int argc, char** argv) {
