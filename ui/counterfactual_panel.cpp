@@ -191,8 +191,10 @@ void CounterfactualPanel::setRun(std::shared_ptr<const RunData> run) {
   }
   fillPresets();
   setEnabled(run_data_ != nullptr && !isRunning());
-  if (run_data_ && transform_->text().isEmpty() && presets_->count() > 1)
+  if (run_data_ && transform_->text().isEmpty() && presets_->count() > 1) {
+    presets_->setCurrentIndex(1);
     transform_->setText(presets_->itemData(1).toString());
+  }
   validate();
   updatePreview();
 }

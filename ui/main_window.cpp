@@ -110,6 +110,7 @@ MainWindow::MainWindow(QWidget* parent)
   dock->setObjectName(QStringLiteral("counterfactualDock"));
   dock->setWidget(counterfactual_);
   addDockWidget(Qt::RightDockWidgetArea, dock);
+  resizeDocks({dock}, {440}, Qt::Horizontal);
 
   QMenu* file = menuBar()->addMenu(tr("&File"));
   file->addAction(tr("&Open Run or Result…"), QKeySequence::Open, this, &MainWindow::chooseFolder);
@@ -131,6 +132,7 @@ MainWindow::MainWindow(QWidget* parent)
     wanted_count_ = k;
     for (GridWidgets& g : grids_) g.model->setLimit(k);
     updatePatchLabel();
+    updateDirectionImages();
   });
 
   statusBar()->showMessage(tr("Ready"));
@@ -391,10 +393,17 @@ void MainWindow::updateGrids() {
   count_->setEnabled(true);
   for (GridWidgets& g : grids_) g.model->setLimit(count_->value());
   updatePatchLabel();
-  std::vector<std::int64_t> top_val = at(s.top_target);
-  if (top_val.size() > static_cast<std::size_t>(count_->value()))
-    top_val.resize(static_cast<std::size_t>(count_->value()));
-  counterfactual_->setDirectionImages(top_val);
+  updateDirectionImages();
+}
+
+void MainWindow::updateDirectionImages() {
+  // The validation images the top-validation grid shows: the counterfactual panel's "current
+  // direction's top validation images".
+  const ImageGridModel* top = grids_[kTopVal].model;
+  std::vector<std::int64_t> indices;
+  for (int r = 0; r < top->rowCount(); ++r)
+    indices.push_back(top->data(top->index(r), ImageGridModel::kIndexRole).toLongLong());
+  counterfactual_->setDirectionImages(indices);
 }
 
 void MainWindow::updatePatchLabel() {

@@ -92,6 +92,7 @@ class MainWindow : public QMainWindow {
   void onRowSelected();
   void updateGrids();
   void updatePatchLabel();
+  void updateDirectionImages();
   void rememberRecent(const QString& path);
   void fillRecentMenu();
   void showAbout();

@@ -22,7 +22,6 @@
 #include <QTableView>
 #include <QTableWidget>
 #include <QTemporaryDir>
-#include <QXmlStreamReader>
 #include <QtTest>
 #include <algorithm>
 
@@ -427,7 +426,16 @@ void RunWindowTest::counterfactualCanBeCancelled() {
   // Cancelled before it finished: no result; either way the panel is idle again.
   if (!finished.front().at(0).toBool()) {
     QVERIFY(!panel->hasResult());
+  } else {
+    qInfo("the test finished before the cancel took effect");
   }
+  // The panel runs again after a cancel.
+  panel->strengthsEdit()->setText(QStringLiteral("0,1"));
+  QVERIFY(panel->start());
+  QTRY_VERIFY_WITH_TIMEOUT(!panel->isRunning(), 600000);
+  QCOMPARE(finished.size(), 2);
+  QVERIFY2(finished.back().at(0).toBool(), qPrintable(finished.back().at(1).toString()));
+  QVERIFY(panel->hasResult());
 }
 
 void RunWindowTest::invalidTransformationDisablesRun() {
@@ -436,6 +444,13 @@ void RunWindowTest::invalidTransformationDisablesRun() {
   openRun(w);
   ui::CounterfactualPanel* panel = w.counterfactualPanel();
   panel->transformEdit()->setText(QStringLiteral("blur:sigma=1"));
+  QVERIFY(panel->runButton()->isEnabled());
+  // The current direction's top validation images are the top-validation grid's.
+  panel->imageChoiceBox()->setCurrentIndex(ui::CounterfactualPanel::kDirectionTop);
+  ui::CounterfactualInputs in;
+  QString error;
+  QVERIFY2(panel->inputs(in, error), qPrintable(error));
+  QCOMPARE(static_cast<int>(in.images->size()), w.gridModel(ui::MainWindow::kTopVal)->rowCount());
   QVERIFY(panel->runButton()->isEnabled());
   QVERIFY(panel->errorLabel()->text().isEmpty());
   panel->transformEdit()->setText(QStringLiteral("swirl:amount=3"));
