@@ -382,6 +382,7 @@ bool CounterfactualPanel::start() {
   cancel_->setEnabled(true);
   export_->setEnabled(false);
   ForwardingProgress* progress = progress_forwarder_;
+  running_ = true;
   watcher_.setFuture(QtConcurrent::run([in, progress]() {
     Outcome outcome;
 #if MODELDIFF_UI_RUNS
@@ -411,6 +412,8 @@ void CounterfactualPanel::cancel() {
 
 void CounterfactualPanel::onFinished() {
   const Outcome outcome = watcher_.result();
+  running_ = false;
+  setEnabled(run_data_ != nullptr);
   cancel_->setEnabled(false);
   run_->setEnabled(valid_);
   if (outcome.cancelled) {

@@ -75,7 +75,8 @@ class CounterfactualPanel : public QWidget {
   // Starts the test on a worker thread; false when the inputs are invalid or one is running.
   bool start();
   void cancel();
-  bool isRunning() const { return watcher_.isRunning(); }
+  // From start() until the result (or the cancel, or the error) has been shown.
+  bool isRunning() const { return running_; }
   bool hasResult() const { return has_result_; }
   const core::CounterfactualResult& result() const { return result_; }
   // Writes plot.png (`size` pixels), plot.svg and effects.json/.csv/.png into `dir`.
@@ -131,6 +132,7 @@ class CounterfactualPanel : public QWidget {
   std::shared_ptr<const RunData> run_data_;
   std::vector<std::int64_t> direction_images_;
   bool valid_ = false;
+  bool running_ = false;
   bool has_result_ = false;
   core::CounterfactualResult result_;
   ForwardingProgress* progress_forwarder_;
