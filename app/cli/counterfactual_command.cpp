@@ -1,5 +1,6 @@
 // `modeldiff counterfactual`: apply a transformation to validation images and measure how the
 // predictions of A's and of B's checkpoints move (effects.json, effects.csv, effects.png).
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <sstream>
@@ -11,6 +12,8 @@
 #include "core/data/image_dataset.h"
 #include "core/data/preprocessing.h"
 #include "core/data/transform.h"
+#include "core/diff/diff_summary.h"
+#include "core/io/array_file.h"
 #include "core/pipeline/counterfactual.h"
 #include "core/trak/torch_model.h"
 
@@ -20,6 +23,8 @@ namespace {
 struct CounterfactualArgs {
   core::ModelSet a, b;
   std::string images, labels, transform, preprocessing, out, sweep;
+  std::string indices_file, direction_dir, direction = "a_minus_b:1";
+  int direction_k = 10;
   std::int64_t target_class = -1, only_class = -1, exclude_class = -1, max_images = 0;
   std::uint64_t seed = 0;
   int threads = 0;
@@ -55,8 +60,46 @@ int run_counterfactual(const CounterfactualArgs& args) {
   ConsoleProgress progress;
   progress.report(0.0, "loading images");
   const core::ImageDataset all = core::load_dataset(args.images, args.labels);
+  // The candidate images: an index list, a direction's top validation examples, or all.
+  std::vector<std::int64_t> candidates;
+  if (!args.indices_file.empty()) {
+    candidates = core::load_integer_vector(args.indices_file);
+  } else if (!args.direction_dir.empty()) {
+    const core::DiffSummary summary = core::read_diff_summary(args.direction_dir);
+    if (summary.num_targets != all.size())
+      throw core::InputError(args.images, "the images are not the result's validation set")
+          .expected(std::to_string(summary.num_targets) + " images, as in " + args.direction_dir)
+          .found(std::to_string(all.size()));
+    const auto colon = args.direction.find(':');
+    const std::string set = args.direction.substr(0, colon);
+    int component = 0;
+    try {
+      component = colon == std::string::npos ? 1 : std::stoi(args.direction.substr(colon + 1));
+    } catch (const std::exception&) {
+      component = 0;
+    }
+    const core::DirectionSummary* ds = set == "a_minus_b"   ? &summary.a_minus_b
+                                       : set == "b_minus_a" ? &summary.b_minus_a
+                                                            : nullptr;
+    if (ds == nullptr || component < 1 || component > static_cast<int>(ds->top_target.size()))
+      throw core::InputError(args.direction_dir, "no such direction")
+          .expected("a_minus_b:C or b_minus_a:C with C in 1.." +
+                    std::to_string(summary.a_minus_b.top_target.size()))
+          .found(args.direction);
+    const auto& top = ds->top_target[static_cast<std::size_t>(component - 1)];
+    candidates.assign(top.begin(),
+                      top.begin() + std::min<std::ptrdiff_t>(
+                                        args.direction_k, static_cast<std::ptrdiff_t>(top.size())));
+  } else {
+    for (std::int64_t i = 0; i < all.size(); ++i) candidates.push_back(i);
+  }
   std::vector<std::int64_t> chosen;
-  for (std::int64_t i = 0; i < all.size(); ++i) {
+  for (const std::int64_t i : candidates) {
+    if (i < 0 || i >= all.size())
+      throw core::InputError(args.indices_file.empty() ? args.direction_dir : args.indices_file,
+                             "image index out of range")
+          .expected("0 to " + std::to_string(all.size() - 1))
+          .found(std::to_string(i));
     const std::int64_t y = all.labels[static_cast<std::size_t>(i)];
     if (args.only_class >= 0 && y != args.only_class) continue;
     if (args.exclude_class >= 0 && y == args.exclude_class) continue;
@@ -116,6 +159,17 @@ Command add_counterfactual_command(CLI::App& app) {
       ->required();
   cmd->add_option("--target-class", args->target_class, "The class the hypothesis predicts")
       ->required();
+  auto* indices = cmd->add_option("--indices", args->indices_file,
+                                  "Only the images at these indices (.npy, text, ...)");
+  auto* from_direction = cmd->add_option(
+      "--direction-of", args->direction_dir,
+      "Only the top validation examples of a direction of this result folder (diff/<slug> of "
+      "a run, or a `modeldiff diff` output); see --direction and --direction-k");
+  from_direction->excludes(indices);
+  cmd->add_option("--direction", args->direction, "Which direction: a_minus_b:C or b_minus_a:C")
+      ->capture_default_str();
+  cmd->add_option("--direction-k", args->direction_k, "How many of its top examples")
+      ->capture_default_str();
   auto* only = cmd->add_option("--class", args->only_class, "Only images of this class");
   cmd->add_option("--exclude-class", args->exclude_class, "Only images not of this class")
       ->excludes(only);

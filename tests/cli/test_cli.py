@@ -409,6 +409,32 @@ def case_counterfactual(work):
     assert len(csv_rows) == 1 + 6 and csv_rows[0].startswith("algorithm,label,strength")
     png = (out / "effects.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    # Only the images at given indices, and a direction's top validation examples.
+    np.save(work / "idx.npy", np.array([3, 5, 8, 13, 21], dtype=np.int64))
+    sel = ["--model-a", ARCH, "--checkpoints-a", *ckpts("a"), "--model-b", ARCH,
+           "--checkpoints-b", *ckpts("b"), "--transform", "patch:x=1,y=1,size=3,value=255",
+           "--target-class", 6, "--threads", 2]
+    run("counterfactual", *sel, "--images", fm / "t10k-images-idx3-ubyte.gz",
+        "--labels", fm / "t10k-labels-idx1-ubyte.gz", "--indices", work / "idx.npy",
+        "--out", work / "cf_idx")
+    assert read_json(work / "cf_idx" / "effects.json")["results"][0]["n_images"] == 5
+    imgs = np.zeros((30, 28, 28), np.uint8)
+    np.save(work / "v_x.npy", imgs)
+    np.save(work / "v_y.npy", np.arange(30) % 10)
+    scores = np.random.default_rng(0).standard_normal((30, 50)).astype(np.float32)
+    np.save(work / "sa.npy", scores)
+    noise = np.random.default_rng(1).standard_normal((30, 50)).astype(np.float32)
+    np.save(work / "sb.npy", scores + 0.5 * noise)
+    run("diff", "--scores-a", work / "sa.npy", "--scores-b", work / "sb.npy", "-c", 2,
+        "--out", work / "d")
+    run("counterfactual", *sel, "--images", work / "v_x.npy", "--labels", work / "v_y.npy",
+        "--direction-of", work / "d", "--direction", "a_minus_b:2", "--direction-k", 4,
+        "--out", work / "cf_dir")
+    assert read_json(work / "cf_dir" / "effects.json")["results"][0]["n_images"] == 4
+    proc = run("counterfactual", *sel, "--images", fm / "t10k-images-idx3-ubyte.gz",
+               "--labels", fm / "t10k-labels-idx1-ubyte.gz", "--direction-of", work / "d",
+               "--out", work / "cf_bad", expect=2)
+    assert "not the result's validation set" in proc.stderr, proc.stderr
     # A transformation with a typo: exit 2, named.
     proc = run("counterfactual", "--checkpoints-a", *ckpts("a"), "--model-a", ARCH,
                "--checkpoints-b", *ckpts("b"), "--model-b", ARCH,
