@@ -105,6 +105,26 @@ TEST(Transform, BlurMatchesTheGaussianAndCropResizeKeepsTheSize) {
   EXPECT_EQ(c.width(), 8);
 }
 
+TEST(Transform, CropResizeCropsTheCentreExactly) {
+  // Wider (aspect 4 on 4 x 8): rows 1-2 are kept and stretched back to 4 rows; a pattern that
+  // varies along columns only comes back unchanged (row 0's marker is cropped away).
+  ImageDataset d = images(1, 4, 8, 1);
+  auto* p = d.images.mutable_data_as<std::uint8_t>();
+  for (int y = 0; y < 4; ++y)
+    for (int x = 0; x < 8; ++x) p[y * 8 + x] = static_cast<std::uint8_t>(20 * x + (y == 0 ? 5 : 0));
+  const ImageDataset wide = apply_transform(d, parse_transform("crop_resize:aspect=4"));
+  for (int y = 0; y < 4; ++y)
+    for (int x = 0; x < 8; ++x) EXPECT_EQ(px(wide, 0, y, x), 20 * x) << y << " " << x;
+  // Narrower (aspect 0.5 on 8 x 8): columns 2-5 are kept; a pattern along rows only survives.
+  ImageDataset t = images(1, 8, 8, 1);
+  auto* q = t.images.mutable_data_as<std::uint8_t>();
+  for (int y = 0; y < 8; ++y)
+    for (int x = 0; x < 8; ++x) q[y * 8 + x] = static_cast<std::uint8_t>(20 * y + (x < 2 ? 7 : 0));
+  const ImageDataset tall = apply_transform(t, parse_transform("crop_resize:aspect=0.5"));
+  for (int y = 0; y < 8; ++y)
+    for (int x = 0; x < 8; ++x) EXPECT_EQ(px(tall, 0, y, x), 20 * y) << y << " " << x;
+}
+
 TEST(Transform, TexturePasteAndStrength) {
   const std::string dir = testing::TempDir();
   cv::Mat tex(10, 10, CV_8UC1, cv::Scalar(100));
