@@ -1,6 +1,7 @@
 #include "main_window.h"
 
 #include <QApplication>
+#include <QClipboard>
 #include <QCloseEvent>
 #include <QComboBox>
 #include <QDir>
@@ -8,22 +9,28 @@
 #include <QDragEnterEvent>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QGroupBox>
 #include <QHBoxLayout>
 #include <QHeaderView>
+#include <QInputDialog>
 #include <QLabel>
 #include <QListView>
 #include <QMenuBar>
 #include <QMessageBox>
 #include <QMimeData>
+#include <QPushButton>
 #include <QSettings>
 #include <QSpinBox>
 #include <QSplitter>
 #include <QStatusBar>
+#include <QSvgGenerator>
+#include <QTabWidget>
 #include <QTableView>
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 #include <algorithm>
 
+#include "analysis_plots.h"
 #include "core/base/error.h"
 #include "counterfactual_panel.h"
 #include "direction_table_model.h"
@@ -91,12 +98,12 @@ MainWindow::MainWindow(QWidget* parent)
   layout->addWidget(table_, 1);
 
   auto* right = new QSplitter(Qt::Vertical);
-  right->addWidget(plot_);
+  right->addWidget(buildPlotTabs());
   right->addWidget(buildImagePanel());
   right->setStretchFactor(0, 2);
   right->setStretchFactor(1, 3);
   right->setSizes({330, 520});
-  plot_->setMinimumHeight(220);
+  plot_tabs_->setMinimumHeight(240);
 
   auto* splitter = new QSplitter;
   splitter->addWidget(left);
@@ -118,6 +125,9 @@ MainWindow::MainWindow(QWidget* parent)
   connect(recent_, &QMenu::aboutToShow, this, &MainWindow::fillRecentMenu);
   fillRecentMenu();
   file->addSeparator();
+  file->addAction(tr("&Export Figure…"), this, &MainWindow::chooseExportFile);
+  file->addAction(tr("&Copy Figure"), this, &MainWindow::copyFigure);
+  file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
   QMenu* help = menuBar()->addMenu(tr("&Help"));
   help->addAction(tr("&About ModelDiff Studio"), this, &MainWindow::showAbout);
@@ -134,6 +144,9 @@ MainWindow::MainWindow(QWidget* parent)
     updatePatchLabel();
     updateDirectionImages();
   });
+  connect(proj_x_, &QSpinBox::valueChanged, this, &MainWindow::updateProjections);
+  connect(proj_y_, &QSpinBox::valueChanged, this, &MainWindow::updateProjections);
+  connect(projection_, &ProjectionPlot::rowClicked, this, &MainWindow::showExample);
 
   statusBar()->showMessage(tr("Ready"));
   QSettings settings;
@@ -185,6 +198,214 @@ QWidget* MainWindow::buildImagePanel() {
     layout->addWidget(g.view, 1);
   }
   return panel;
+}
+
+QWidget* MainWindow::buildPlotTabs() {
+  plot_tabs_ = new QTabWidget;
+  plot_tabs_->setDocumentMode(true);
+  plot_tabs_->addTab(plot_, tr("Variance"));
+
+  projection_ = new ProjectionPlot;
+  proj_x_ = new QSpinBox;
+  proj_y_ = new QSpinBox;
+  for (QSpinBox* box : {proj_x_, proj_y_}) {
+    box->setRange(1, 1);
+    box->setEnabled(false);
+    box->setToolTip(tr("A direction of the selected direction's set (1 = the first)"));
+  }
+  auto* controls = new QHBoxLayout;
+  controls->setContentsMargins(6, 2, 6, 0);
+  controls->addWidget(new QLabel(tr("x: direction")));
+  controls->addWidget(proj_x_);
+  controls->addSpacing(12);
+  controls->addWidget(new QLabel(tr("y: direction")));
+  controls->addWidget(proj_y_);
+  controls->addStretch(1);
+  auto* hint =
+      new QLabel(tr("<small>ringed: the direction's top validation examples; click a "
+                    "point to see it</small>"));
+  hint->setTextFormat(Qt::RichText);
+  controls->addWidget(hint);
+
+  auto* example = new QGroupBox(tr("Example"));
+  example_image_ = new QLabel;
+  example_image_->setFixedSize(96, 96);
+  example_image_->setAlignment(Qt::AlignCenter);
+  example_text_ = new QLabel(tr("Click a point."));
+  example_text_->setWordWrap(true);
+  example_text_->setTextFormat(Qt::RichText);
+  example_text_->setAlignment(Qt::AlignTop | Qt::AlignLeft);
+  auto* example_layout = new QVBoxLayout(example);
+  example_layout->addWidget(example_image_, 0, Qt::AlignHCenter);
+  example_layout->addWidget(example_text_, 1);
+  example->setFixedWidth(170);
+
+  auto* body = new QHBoxLayout;
+  body->setContentsMargins(0, 0, 0, 0);
+  body->addWidget(projection_, 1);
+  body->addWidget(example);
+  auto* page = new QWidget;
+  auto* layout = new QVBoxLayout(page);
+  layout->setContentsMargins(0, 0, 0, 0);
+  layout->setSpacing(2);
+  layout->addLayout(controls);
+  layout->addLayout(body, 1);
+  plot_tabs_->addTab(page, tr("Projections"));
+
+  cosine_ = new CosineHistogram;
+  plot_tabs_->addTab(cosine_, tr("Cosine"));
+
+  auto* export_button = new QPushButton(tr("Export…"));
+  export_button->setToolTip(tr("Export the visible figure as PNG, SVG or PDF"));
+  export_button->setFlat(true);
+  connect(export_button, &QPushButton::clicked, this, &MainWindow::chooseExportFile);
+  plot_tabs_->setCornerWidget(export_button, Qt::TopRightCorner);
+  for (QCustomPlot* figure : std::initializer_list<QCustomPlot*>{plot_, projection_, cosine_}) {
+    figure->setContextMenuPolicy(Qt::CustomContextMenu);
+    connect(figure, &QWidget::customContextMenuRequested, this,
+            [this, figure](const QPoint& pos) { showFigureMenu(figure, pos); });
+  }
+  return plot_tabs_;
+}
+
+void MainWindow::updateProjections() {
+  const int comparison = currentComparison();
+  if (!run_ || comparison < 0) {
+    projection_->setData(nullptr, nullptr, 0, 0, 1);
+    for (QSpinBox* box : {proj_x_, proj_y_}) box->setEnabled(false);
+    return;
+  }
+  const Comparison& comp = run_->comparisons[static_cast<std::size_t>(comparison)];
+  const QModelIndexList rows = table_->selectionModel()->selectedRows();
+  const int set =
+      rows.isEmpty() ? 0 : rows.front().data(DirectionTableModel::kSetIndexRole).toInt();
+  const int columns = static_cast<int>(comp.projection_columns[set]);
+  if (set != projection_set_) {
+    // A new set (or comparison): its first two directions.
+    const QSignalBlocker block_x(proj_x_), block_y(proj_y_);
+    for (QSpinBox* box : {proj_x_, proj_y_}) {
+      box->setRange(1, std::max(columns, 1));
+      box->setEnabled(columns > 0);
+    }
+    proj_x_->setValue(1);
+    proj_y_->setValue(std::min(2, std::max(columns, 1)));
+    projection_set_ = set;
+  }
+  projection_->setData(run_.get(), &comp, set, proj_x_->value() - 1, proj_y_->value() - 1);
+  updateDirectionImages();  // the highlighted examples
+  projection_->setSelectedRow(example_row_);
+  if (example_row_ >= 0) showExample(example_row_);
+}
+
+void MainWindow::showExample(int row) {
+  const int comparison = currentComparison();
+  const Comparison* comp =
+      run_ && comparison >= 0 ? &run_->comparisons[static_cast<std::size_t>(comparison)] : nullptr;
+  if (comp == nullptr || row < 0 || static_cast<std::size_t>(row) >= comp->target_rows.size()) {
+    example_row_ = -1;
+    example_image_->clear();
+    example_text_->setText(tr("Click a point."));
+    projection_->setSelectedRow(-1);
+    return;
+  }
+  example_row_ = row;
+  const std::int64_t index = comp->target_rows[static_cast<std::size_t>(row)];
+  QString cls = tr("unknown");
+  example_image_->clear();
+  if (run_->val && index >= 0 && index < run_->val->size()) {
+    cls = QString::fromStdString(
+        run_->val->class_name(run_->val->labels[static_cast<std::size_t>(index)]));
+    try {
+      example_image_->setPixmap(QPixmap::fromImage(
+          ThumbnailCache::render(*run_->val, index, 96, run_->isPatchedVal(index))));
+    } catch (const std::exception&) {
+      example_image_->setText(tr("(no image)"));
+    }
+  }
+  const QPointF point = projection_->pointOf(row);
+  example_text_->setText(tr("Validation example <b>%1</b><br>class: %2<br>direction %3: "
+                            "%4<br>direction %5: %6")
+                             .arg(index)
+                             .arg(cls.toHtmlEscaped())
+                             .arg(proj_x_->value())
+                             .arg(point.x(), 0, 'g', 4)
+                             .arg(proj_y_->value())
+                             .arg(point.y(), 0, 'g', 4));
+  projection_->setSelectedRow(row);
+}
+
+QCustomPlot* MainWindow::currentFigure() const {
+  switch (plot_tabs_->currentIndex()) {
+    case 1:
+      return projection_;
+    case 2:
+      return cosine_;
+    default:
+      return plot_;
+  }
+}
+
+bool MainWindow::exportFigure(const QString& path, int width, int height, double scale) {
+  QCustomPlot* figure = currentFigure();
+  const QString suffix = QFileInfo(path).suffix().toLower();
+  bool ok = false;
+  if (suffix == QStringLiteral("png")) {
+    ok = figure->savePng(path, width, height, scale);
+  } else if (suffix == QStringLiteral("pdf")) {
+    ok = figure->savePdf(path, width, height);
+  } else if (suffix == QStringLiteral("svg")) {
+    QSvgGenerator generator;
+    generator.setFileName(path);
+    generator.setSize(QSize(width, height));
+    generator.setViewBox(QRect(0, 0, width, height));
+    generator.setTitle(plot_tabs_->tabText(plot_tabs_->currentIndex()));
+    generator.setDescription(tr("ModelDiff Studio figure"));
+    QCPPainter painter;
+    if (painter.begin(&generator)) {
+      figure->toPainter(&painter, width, height);
+      ok = painter.end();
+    }
+  }
+  statusBar()->showMessage(ok ? tr("Figure written to %1").arg(path)
+                              : tr("Could not write the figure to %1").arg(path));
+  return ok;
+}
+
+void MainWindow::copyFigure() {
+  QCustomPlot* figure = currentFigure();
+  QGuiApplication::clipboard()->setImage(
+      figure->toPixmap(figure->width(), figure->height(), 2.0).toImage());
+  statusBar()->showMessage(tr("Figure copied to the clipboard"));
+}
+
+void MainWindow::chooseExportFile() {
+  QString filter;
+  const QString path = QFileDialog::getSaveFileName(
+      this, tr("Export Figure"), QString(),
+      tr("PNG image (*.png);;SVG drawing (*.svg);;PDF document (*.pdf)"), &filter);
+  if (path.isEmpty()) return;
+  QString file = path;
+  if (QFileInfo(file).suffix().isEmpty())
+    file += filter.contains(QStringLiteral("svg"))   ? QStringLiteral(".svg")
+            : filter.contains(QStringLiteral("pdf")) ? QStringLiteral(".pdf")
+                                                     : QStringLiteral(".png");
+  double scale = 1;
+  if (QFileInfo(file).suffix().compare(QStringLiteral("png"), Qt::CaseInsensitive) == 0) {
+    bool ok = false;
+    scale =
+        QInputDialog::getInt(this, tr("Export Figure"), tr("Scale (1x to 4x):"), 2, 1, 4, 1, &ok);
+    if (!ok) return;
+  }
+  const QCustomPlot* figure = currentFigure();
+  if (!exportFigure(file, figure->width(), figure->height(), scale))
+    QMessageBox::warning(this, tr("Export Figure"), tr("Could not write %1.").arg(file));
+}
+
+void MainWindow::showFigureMenu(QCustomPlot* plot, const QPoint& pos) {
+  QMenu menu(this);
+  menu.addAction(tr("Export Figure…"), this, &MainWindow::chooseExportFile);
+  menu.addAction(tr("Copy Figure"), this, &MainWindow::copyFigure);
+  menu.exec(plot->mapToGlobal(pos));
 }
 
 bool MainWindow::open(const QString& path) {
@@ -310,6 +531,11 @@ void MainWindow::onComparisonChanged(int comparison) {
   const core::DiffSummary& s = *c.summary;
   model_->setSummary(c.summary);
   plot_->setSummary(c.summary.get());
+  cosine_->setValues(c.cosine_ab, QString::fromStdString(s.label_a),
+                     QString::fromStdString(s.label_b));
+  projection_set_ = -1;  // the new comparison's first two directions
+  example_row_ = -1;
+  showExample(-1);
   comparison_info_->setText(tr("<small>%1 of %2 targets analysed (%3), rows %4</small>")
                                 .arg(s.num_analysed_targets)
                                 .arg(s.num_targets)
@@ -357,6 +583,8 @@ void MainWindow::updateGrids() {
     count_->setEnabled(false);
     updatePatchLabel();
     counterfactual_->setDirectionImages({});
+    updateProjections();
+    projection_->setHighlighted({});
     return;
   }
   const int set = rows.front().data(DirectionTableModel::kSetIndexRole).toInt();
@@ -393,7 +621,7 @@ void MainWindow::updateGrids() {
   count_->setEnabled(true);
   for (GridWidgets& g : grids_) g.model->setLimit(count_->value());
   updatePatchLabel();
-  updateDirectionImages();
+  updateProjections();  // also updates the direction's images
 }
 
 void MainWindow::updateDirectionImages() {
@@ -403,6 +631,7 @@ void MainWindow::updateDirectionImages() {
   std::vector<std::int64_t> indices;
   for (int r = 0; r < top->rowCount(); ++r)
     indices.push_back(top->data(top->index(r), ImageGridModel::kIndexRole).toLongLong());
+  projection_->setHighlighted(indices);
   counterfactual_->setDirectionImages(indices);
 }
 

@@ -16,12 +16,16 @@ class QComboBox;
 class QLabel;
 class QListView;
 class QMenu;
+class QCustomPlot;
 class QSpinBox;
+class QTabWidget;
 class QTableView;
 
 namespace modeldiff::ui {
 
+class CosineHistogram;
 class CounterfactualPanel;
+class ProjectionPlot;
 class DirectionTableModel;
 class ImageGridModel;
 class ThumbnailCache;
@@ -60,6 +64,24 @@ class MainWindow : public QMainWindow {
   QLabel* patchLabel() const { return patch_; }
   // The "test a transformation" panel (a dock on the right).
   CounterfactualPanel* counterfactualPanel() const { return counterfactual_; }
+  // The figures' tabs: "Variance", "Projections", "Cosine".
+  QTabWidget* plotTabs() const { return plot_tabs_; }
+  ProjectionPlot* projectionPlot() const { return projection_; }
+  CosineHistogram* cosineHistogram() const { return cosine_; }
+  // The projection plot's components (1-based): axis 0 = x, 1 = y.
+  QSpinBox* projectionComponentBox(int axis) const { return axis == 0 ? proj_x_ : proj_y_; }
+  // The example box: the clicked validation example's text (index, class, projections).
+  QLabel* exampleText() const { return example_text_; }
+  QLabel* exampleImage() const { return example_image_; }
+  // Shows projections row `row` of the current comparison in the example box (-1 clears).
+  void showExample(int row);
+  // The figure of the visible tab.
+  QCustomPlot* currentFigure() const;
+  // Writes the visible figure to `path`, the format from its extension: .png (width * scale x
+  // height * scale pixels), .svg or .pdf (width x height). False when it cannot be written.
+  bool exportFigure(const QString& path, int width, int height, double scale = 1.0);
+  // Puts the visible figure on the clipboard as an image.
+  void copyFigure();
   // Whether thumbnails are still being rendered.
   bool thumbnailsPending() const;
 
@@ -92,6 +114,10 @@ class MainWindow : public QMainWindow {
   void onRowSelected();
   void updateGrids();
   void updatePatchLabel();
+  QWidget* buildPlotTabs();
+  void updateProjections();
+  void chooseExportFile();
+  void showFigureMenu(QCustomPlot* plot, const QPoint& pos);
   void updateDirectionImages();
   void rememberRecent(const QString& path);
   void fillRecentMenu();
@@ -100,6 +126,15 @@ class MainWindow : public QMainWindow {
   DirectionTableModel* model_;
   QTableView* table_;
   VariancePlot* plot_;
+  QTabWidget* plot_tabs_ = nullptr;
+  ProjectionPlot* projection_ = nullptr;
+  CosineHistogram* cosine_ = nullptr;
+  QSpinBox* proj_x_ = nullptr;
+  QSpinBox* proj_y_ = nullptr;
+  QLabel* example_image_ = nullptr;
+  QLabel* example_text_ = nullptr;
+  int projection_set_ = -1;  // the set the projection plot shows (-1: reset the components)
+  int example_row_ = -1;     // the example box's projections row
   QLabel* header_;
   QComboBox* comparisons_;
   QLabel* comparison_info_;

@@ -29,8 +29,8 @@ std::string readText(const std::string& path) {
 }
 
 // Reads the values behind the summary's index lists from the result's diff.h5.
-void readValues(const QString& folder, const core::DiffSummary& summary,
-                DirectionValues (&values)[2]) {
+void readValues(const QString& folder, const core::DiffSummary& summary, Comparison& comparison) {
+  DirectionValues(&values)[2] = comparison.values;
   const std::string h5 = QDir(folder).filePath(QStringLiteral("diff.h5")).toStdString();
   const core::NdArray rows_array = core::read_hdf5_dataset(h5, "target_rows");
   if (rows_array.dtype() != core::DType::kInt64 || rows_array.ndim() != 1)
@@ -38,6 +38,11 @@ void readValues(const QString& folder, const core::DiffSummary& summary,
   std::unordered_map<std::int64_t, std::int64_t> row_of;  // original row -> projections row
   const auto* rows = rows_array.data_as<std::int64_t>();
   for (std::int64_t i = 0; i < rows_array.dim(0); ++i) row_of.emplace(rows[i], i);
+  comparison.target_rows.assign(rows, rows + rows_array.dim(0));
+  const core::NdArray cosine = core::read_hdf5_dataset(h5, "cosine_ab").to_float32();
+  if (cosine.ndim() != 1 || cosine.dim(0) != rows_array.dim(0))
+    throw core::InputError(h5, "cosine_ab does not match target_rows");
+  comparison.cosine_ab.assign(cosine.data_as<float>(), cosine.data_as<float>() + cosine.dim(0));
 
   for (int set = 0; set < 2; ++set) {
     const std::string group = set == 0 ? "a_minus_b/" : "b_minus_a/";
@@ -63,6 +68,8 @@ void readValues(const QString& folder, const core::DiffSummary& summary,
         }
       return out;
     };
+    comparison.projections[set].assign(p, p + projections.dim(0) * c_total);
+    comparison.projection_columns[set] = c_total;
     DirectionValues& v = values[set];
     v.top_train = loadings(s.top_train);
     v.bottom_train = loadings(s.bottom_train);
@@ -178,7 +185,7 @@ std::shared_ptr<const RunData> loadRun(const QString& path) {
     try {
       auto summary = std::make_shared<core::DiffSummary>(
           core::read_diff_summary(comparison.folder.toStdString()));
-      readValues(comparison.folder, *summary, comparison.values);
+      readValues(comparison.folder, *summary, comparison);
       comparison.summary = std::move(summary);
     } catch (const core::InputError& e) {
       throw core::InputError(run_json, "its comparison \"" + comparison.title.toStdString() +
@@ -222,9 +229,16 @@ std::shared_ptr<const RunData> loadDiffResult(const QString& path) {
   run->a.label = QString::fromStdString(summary->label_a);
   run->b.label = QString::fromStdString(summary->label_b);
   try {
-    readValues(comparison.folder, *summary, comparison.values);
+    readValues(comparison.folder, *summary, comparison);
   } catch (const core::InputError&) {
-    for (DirectionValues& v : comparison.values) v = {};  // the table and plot do not need them
+    // The table and the variance plot do not need them.
+    for (DirectionValues& v : comparison.values) v = {};
+    comparison.target_rows.clear();
+    comparison.cosine_ab.clear();
+    for (int set = 0; set < 2; ++set) {
+      comparison.projections[set].clear();
+      comparison.projection_columns[set] = 0;
+    }
   }
   comparison.summary = std::move(summary);
   run->comparisons.push_back(std::move(comparison));

@@ -32,6 +32,13 @@ struct Comparison {
   std::int64_t targets = 0;
   std::shared_ptr<const core::DiffSummary> summary;
   DirectionValues values[2];  // 0 = A minus B, 1 = B minus A
+  // From diff.h5 (empty when it was not read): the analysed target rows (original validation
+  // indices), each set's projections (row i = target_rows[i], T' x projection_columns[set],
+  // row-major) and the cosine of A's and B's attribution rows.
+  std::vector<std::int64_t> target_rows;
+  std::vector<float> projections[2];
+  std::int64_t projection_columns[2] = {0, 0};
+  std::vector<float> cosine_ab;
 };
 
 struct AlgorithmInfo {

@@ -19,14 +19,19 @@
 #include <QSignalSpy>
 #include <QSpinBox>
 #include <QSvgRenderer>
+#include <QTabWidget>
 #include <QTableView>
 #include <QTableWidget>
 #include <QTemporaryDir>
 #include <QtTest>
 #include <algorithm>
+#include <cmath>
+#include <numeric>
 
 #include <qcustomplot.h>
+#include "analysis_plots.h"
 #include "core/diff/diff_summary.h"
+#include "core/io/hdf5_dataset.h"
 #include "core/pipeline/counterfactual.h"
 #include "counterfactual_panel.h"
 #include "direction_table_model.h"
@@ -50,6 +55,10 @@ class RunWindowTest : public QObject {
   void counterfactualOfThePlantedPatch();
   void counterfactualCanBeCancelled();
   void invalidTransformationDisablesRun();
+  void projectionPlotShowsDiffH5sProjections();
+  void clickingAProjectionShowsTheExample();
+  void cosineHistogramCountsEveryTarget();
+  void exportsTheVisibleFigure();
 
  private:
   void openRun(ui::MainWindow& w);
@@ -463,6 +472,180 @@ void RunWindowTest::invalidTransformationDisablesRun() {
   panel->strengthsEdit()->setText(QStringLiteral("0,x"));
   QVERIFY(panel->errorLabel()->text().contains(QStringLiteral("Strengths")));
   QVERIFY(!panel->runButton()->isEnabled());
+}
+
+void RunWindowTest::projectionPlotShowsDiffH5sProjections() {
+  ui::MainWindow w;
+  w.resize(1400, 900);
+  w.show();
+  openRun(w);
+  w.selectComparison(0);
+  w.selectDirection(0, 0);
+  w.plotTabs()->setCurrentIndex(1);
+  const ui::Comparison& c = w.run()->comparisons[0];
+  QCOMPARE(c.title, QStringLiteral("all validation examples"));
+  ui::ProjectionPlot* plot = w.projectionPlot();
+  QCOMPARE(static_cast<std::int64_t>(plot->pointCount()), c.summary->num_analysed_targets);
+  QCOMPARE(w.projectionComponentBox(0)->value(), 1);
+  QCOMPARE(w.projectionComponentBox(1)->value(), 2);
+
+  // diff.h5 read independently of the GUI.
+  const std::string h5 = (c.folder + QStringLiteral("/diff.h5")).toStdString();
+  const core::NdArray rows = core::read_hdf5_dataset(h5, "target_rows");
+  const core::NdArray projections =
+      core::read_hdf5_dataset(h5, "a_minus_b/projections").to_float32();
+  QCOMPARE(rows.dim(0), c.summary->num_analysed_targets);
+  const std::int64_t columns = projections.dim(1);
+  const float* p = projections.data_as<float>();
+  for (int row : {0, 1, static_cast<int>(rows.dim(0)) - 1}) {
+    const QPointF point = plot->pointOf(row);
+    QCOMPARE(point.x(), static_cast<double>(p[row * columns + 0]));
+    QCOMPARE(point.y(), static_cast<double>(p[row * columns + 1]));
+  }
+  // The plotted points are exactly diff.h5's rows (as a multiset of coordinates).
+  std::vector<std::pair<double, double>> plotted, stored;
+  for (int k = 0; k < plot->plottableCount(); ++k) {
+    auto* curve = qobject_cast<QCPCurve*>(plot->plottable(k));
+    if (curve == nullptr || curve->selectable() == QCP::stNone) continue;
+    for (auto it = curve->data()->constBegin(); it != curve->data()->constEnd(); ++it)
+      plotted.emplace_back(it->key, it->value);
+  }
+  for (std::int64_t row = 0; row < rows.dim(0); ++row)
+    stored.emplace_back(p[row * columns + 0], p[row * columns + 1]);
+  std::sort(plotted.begin(), plotted.end());
+  std::sort(stored.begin(), stored.end());
+  QVERIFY(plotted == stored);
+
+  // Other components: x = direction 3.
+  if (columns >= 3) {
+    w.projectionComponentBox(0)->setValue(3);
+    QCOMPARE(plot->pointOf(0).x(), static_cast<double>(p[2]));
+    QCOMPARE(plot->xAxis->label().contains(QStringLiteral("direction 3")), true);
+  }
+  QTRY_VERIFY_WITH_TIMEOUT(!w.thumbnailsPending(), 20000);
+  w.projectionComponentBox(0)->setValue(1);
+  plot->replot();
+  QCoreApplication::processEvents();
+  const QString dir = qEnvironmentVariable("MODELDIFF_SCREENSHOT_DIR");
+  if (!dir.isEmpty()) {
+    // With an example picked, as a user would see it.
+    w.showExample(0);
+    saveScreenshot(w, QStringLiteral("projections.png"));
+  }
+}
+
+void RunWindowTest::clickingAProjectionShowsTheExample() {
+  ui::MainWindow w;
+  w.resize(1400, 900);
+  w.show();
+  openRun(w);
+  w.selectComparison(0);
+  w.selectDirection(0, 0);
+  w.plotTabs()->setCurrentIndex(1);
+  QVERIFY(QTest::qWaitForWindowExposed(&w));
+  ui::ProjectionPlot* plot = w.projectionPlot();
+  QCoreApplication::processEvents();
+  plot->replot();
+  const ui::Comparison& c = w.run()->comparisons[0];
+  // The point farthest (in pixels) from every other point, outside the legend: the click can
+  // only mean it.
+  const auto n = static_cast<int>(c.target_rows.size());
+  std::vector<QPointF> pixels;
+  for (int row = 0; row < n; ++row)
+    pixels.emplace_back(plot->xAxis->coordToPixel(plot->pointOf(row).x()),
+                        plot->yAxis->coordToPixel(plot->pointOf(row).y()));
+  int best = -1;
+  double best_gap = -1;
+  for (int row = 0; row < n; ++row) {
+    if (plot->legend->outerRect().contains(pixels[static_cast<std::size_t>(row)].toPoint()) ||
+        !plot->axisRect()->rect().contains(pixels[static_cast<std::size_t>(row)].toPoint()))
+      continue;
+    double gap = 1e9;
+    for (int other = 0; other < n; ++other)
+      if (other != row) {
+        const QPointF d =
+            pixels[static_cast<std::size_t>(row)] - pixels[static_cast<std::size_t>(other)];
+        gap = std::min(gap, std::hypot(d.x(), d.y()));
+      }
+    if (gap > best_gap) {
+      best_gap = gap;
+      best = row;
+    }
+  }
+  QVERIFY(best >= 0);
+  const QPoint pixel = pixels[static_cast<std::size_t>(best)].toPoint();
+  QCPAbstractPlottable* under = plot->plottableAt(pixels[static_cast<std::size_t>(best)], true);
+  QVERIFY2(under != nullptr, qPrintable(QStringLiteral("no plottable at %1,%2 (gap %3, plot %4x%5)")
+                                            .arg(pixel.x())
+                                            .arg(pixel.y())
+                                            .arg(best_gap)
+                                            .arg(plot->width())
+                                            .arg(plot->height())));
+  QTest::mouseClick(plot, Qt::LeftButton, Qt::NoModifier, pixel);
+  const QString index = QString::number(c.target_rows[static_cast<std::size_t>(best)]);
+  QTRY_VERIFY2_WITH_TIMEOUT(
+      w.exampleText()->text().contains(QStringLiteral("<b>%1</b>").arg(index)),
+      qPrintable(QStringLiteral("want %1 at %2,%3; box says %4")
+                     .arg(index)
+                     .arg(pixel.x())
+                     .arg(pixel.y())
+                     .arg(w.exampleText()->text())),
+      5000);
+  QVERIFY(w.exampleImage()->pixmap().width() > 0);
+  const std::int64_t label =
+      w.run()->val->labels[static_cast<std::size_t>(c.target_rows[static_cast<std::size_t>(best)])];
+  QVERIFY(w.exampleText()->text().contains(
+      QString::fromStdString(w.run()->val->class_name(label)).toHtmlEscaped()));
+}
+
+void RunWindowTest::cosineHistogramCountsEveryTarget() {
+  ui::MainWindow w;
+  w.resize(1400, 900);
+  w.show();
+  openRun(w);
+  for (int comparison = 0; comparison < 2; ++comparison) {
+    w.selectComparison(comparison);
+    const ui::Comparison& c = w.run()->comparisons[static_cast<std::size_t>(comparison)];
+    const std::vector<int> counts = w.cosineHistogram()->counts();
+    const auto total = std::accumulate(counts.begin(), counts.end(), std::int64_t{0});
+    QCOMPARE(total, c.summary->num_analysed_targets);
+    const core::NdArray cosine =
+        core::read_hdf5_dataset((c.folder + QStringLiteral("/diff.h5")).toStdString(), "cosine_ab")
+            .to_float32();
+    std::vector<float> sorted(cosine.data_as<float>(), cosine.data_as<float>() + cosine.dim(0));
+    std::sort(sorted.begin(), sorted.end());
+    const std::size_t n = sorted.size();
+    const double median =
+        n % 2 == 1 ? sorted[n / 2] : 0.5 * (double(sorted[n / 2 - 1]) + sorted[n / 2]);
+    QCOMPARE(w.cosineHistogram()->median(), median);
+  }
+  QVERIFY(!w.cosineHistogram()->xAxis->label().isEmpty());
+  QVERIFY(!w.cosineHistogram()->yAxis->label().isEmpty());
+}
+
+void RunWindowTest::exportsTheVisibleFigure() {
+  ui::MainWindow w;
+  w.resize(1400, 900);
+  w.show();
+  openRun(w);
+  QTemporaryDir out;
+  QVERIFY(out.isValid());
+  for (int tab = 0; tab < 3; ++tab) {
+    w.plotTabs()->setCurrentIndex(tab);
+    const QString base = out.filePath(QStringLiteral("figure%1").arg(tab));
+    QVERIFY(w.exportFigure(base + QStringLiteral(".png"), 400, 300, 2.0));
+    const QImage png(base + QStringLiteral(".png"));
+    QCOMPARE(png.size(), QSize(800, 600));
+    QVERIFY(w.exportFigure(base + QStringLiteral(".svg"), 400, 300));
+    QSvgRenderer svg(base + QStringLiteral(".svg"));
+    QVERIFY(svg.isValid());
+    QVERIFY(w.exportFigure(base + QStringLiteral(".pdf"), 400, 300));
+    QFile pdf(base + QStringLiteral(".pdf"));
+    QVERIFY(pdf.open(QIODevice::ReadOnly));
+    QVERIFY(pdf.size() > 100);
+    QCOMPARE(pdf.read(4), QByteArray("%PDF"));
+  }
+  QVERIFY(!w.exportFigure(out.filePath(QStringLiteral("figure.txt")), 400, 300));
 }
 
 int runRunWindowTests(int argc, char** argv) {

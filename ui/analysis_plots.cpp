@@ -1,0 +1,254 @@
+#include "analysis_plots.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+namespace modeldiff::ui {
+
+namespace {
+
+// Ten distinguishable colours (Tableau 10), one per class.
+QColor classColour(std::size_t k) {
+  static const QRgb kColours[] = {0x4e79a7, 0xf28e2b, 0xe15759, 0x76b7b2, 0x59a14f,
+                                  0xedc948, 0xb07aa1, 0xff9da7, 0x9c755f, 0xbab0ac};
+  return QColor(kColours[k % (sizeof(kColours) / sizeof(kColours[0]))]);
+}
+
+QCPTextElement* addTitle(QCustomPlot* plot, const QString& text) {
+  plot->plotLayout()->insertRow(0);
+  auto* title = new QCPTextElement(plot, text, QFont(plot->font().family(), 11, QFont::Bold));
+  plot->plotLayout()->addElement(0, 0, title);
+  return title;
+}
+
+}  // namespace
+
+ProjectionPlot::ProjectionPlot(QWidget* parent) : QCustomPlot(parent) {
+  for (QCPAxis* axis : {xAxis, yAxis, xAxis2, yAxis2}) axis->setLayer(QStringLiteral("grid"));
+  legend->setVisible(true);
+  legend->setFont(QFont(font().family(), 7));
+  legend->setIconSize(8, 8);
+  legend->setRowSpacing(-2);
+  legend->setColumnSpacing(4);
+  legend->setBrush(QColor(255, 255, 255, 200));
+  legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
+  legend->setWrap(3);  // three columns: the legend keeps clear of most points
+  axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
+  setInteractions(QCP::iRangeDrag | QCP::iRangeZoom | QCP::iSelectPlottables);
+  title_ = addTitle(this, tr("Projections of the validation examples"));
+  connect(this, &QCustomPlot::plottableClick, this, &ProjectionPlot::onPlottableClick);
+}
+
+void ProjectionPlot::setData(const RunData* run, const Comparison* comparison, int set, int x,
+                             int y) {
+  clearPlottables();
+  classes_.clear();
+  rows_.clear();
+  comparison_ = comparison;
+  set_ = set;
+  x_ = x;
+  y_ = y;
+  const std::int64_t columns =
+      comparison != nullptr && set >= 0 && set < 2 ? comparison->projection_columns[set] : 0;
+  const bool valid = columns > 0 && x >= 0 && y >= 0 && x < columns && y < columns;
+  std::vector<std::int64_t> labels;  // per projections row; 0 when the classes are unknown
+  std::int64_t class_count = 1;
+  if (valid) {
+    const auto n = static_cast<std::int64_t>(comparison->target_rows.size());
+    labels.assign(static_cast<std::size_t>(n), 0);
+    if (run != nullptr && run->val) {
+      for (std::int64_t i = 0; i < n; ++i) {
+        const std::int64_t index = comparison->target_rows[static_cast<std::size_t>(i)];
+        if (index >= 0 && index < run->val->size())
+          labels[static_cast<std::size_t>(i)] = run->val->labels[static_cast<std::size_t>(index)];
+      }
+      for (std::int64_t label : labels) class_count = std::max(class_count, label + 1);
+    }
+    rows_.assign(static_cast<std::size_t>(class_count), {});
+    for (std::int64_t i = 0; i < n; ++i)
+      rows_[static_cast<std::size_t>(labels[static_cast<std::size_t>(i)])].push_back(
+          static_cast<int>(i));
+    const float* p = comparison->projections[set].data();
+    for (std::size_t k = 0; k < rows_.size(); ++k) {
+      if (rows_[k].empty()) continue;
+      auto* curve = new QCPCurve(xAxis, yAxis);
+      curve->setLineStyle(QCPCurve::lsNone);
+      curve->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, classColour(k), 6));
+      curve->setSelectable(QCP::stSingleData);
+      QString name =
+          run != nullptr && run->val
+              ? QString::fromStdString(run->val->class_name(static_cast<std::int64_t>(k)))
+              : tr("validation examples");
+      curve->setName(name);
+      QVector<double> t, px, py;
+      for (std::size_t i = 0; i < rows_[k].size(); ++i) {
+        const std::int64_t row = rows_[k][i];
+        t.push_back(static_cast<double>(i));
+        px.push_back(p[row * columns + x]);
+        py.push_back(p[row * columns + y]);
+      }
+      curve->setData(t, px, py, /*alreadySorted=*/true);
+      classes_.push_back(curve);
+    }
+    // Drop the empty classes' row lists so that rows_ aligns with classes_.
+    rows_.erase(std::remove_if(rows_.begin(), rows_.end(),
+                               [](const std::vector<int>& r) { return r.empty(); }),
+                rows_.end());
+  }
+  highlight_ = new QCPCurve(xAxis, yAxis);
+  highlight_->setLineStyle(QCPCurve::lsNone);
+  highlight_->setScatterStyle(
+      QCPScatterStyle(QCPScatterStyle::ssCircle, QPen(Qt::black, 1.5), QBrush(), 11));
+  highlight_->setName(tr("top examples of the direction"));
+  highlight_->setSelectable(QCP::stNone);
+  selected_ = new QCPCurve(xAxis, yAxis);
+  selected_->setLineStyle(QCPCurve::lsNone);
+  selected_->setScatterStyle(
+      QCPScatterStyle(QCPScatterStyle::ssCross, QPen(Qt::red, 2.5), QBrush(), 14));
+  selected_->removeFromLegend();
+  selected_->setSelectable(QCP::stNone);
+  const QString set_name =
+      valid ? QString::fromStdString(set == 0 ? comparison->summary->a_minus_b.first + " minus " +
+                                                    comparison->summary->a_minus_b.second
+                                              : comparison->summary->b_minus_a.first + " minus " +
+                                                    comparison->summary->b_minus_a.second)
+            : QString();
+  xAxis->setLabel(valid ? tr("projection on direction %1").arg(x + 1) : QString());
+  yAxis->setLabel(valid ? tr("projection on direction %1").arg(y + 1) : QString());
+  title_->setText(valid ? tr("Projections on %1 directions").arg(set_name)
+                        : tr("Projections of the validation examples (not available)"));
+  refreshHighlight();
+  rescaleAxes();
+  for (QCPAxis* axis : {xAxis, yAxis}) axis->scaleRange(1.08, axis->range().center());
+  replot();
+}
+
+void ProjectionPlot::setHighlighted(const std::vector<std::int64_t>& indices) {
+  highlighted_ = indices;
+  refreshHighlight();
+  replot();
+}
+
+void ProjectionPlot::refreshHighlight() {
+  if (highlight_ == nullptr) return;
+  highlight_->data()->clear();
+  highlight_rows_.clear();
+  if (comparison_ == nullptr) return;
+  double t = 0;
+  for (std::int64_t index : highlighted_) {
+    const auto it =
+        std::find(comparison_->target_rows.begin(), comparison_->target_rows.end(), index);
+    if (it == comparison_->target_rows.end()) continue;
+    const QPointF point = pointOf(static_cast<int>(it - comparison_->target_rows.begin()));
+    if (std::isnan(point.x())) continue;
+    highlight_->addData(t++, point.x(), point.y());
+    highlight_rows_.push_back(static_cast<int>(it - comparison_->target_rows.begin()));
+  }
+}
+
+void ProjectionPlot::setSelectedRow(int row) {
+  if (selected_ == nullptr) return;
+  selected_->data()->clear();
+  selected_row_ = row;
+  const QPointF point = pointOf(row);
+  if (!std::isnan(point.x())) selected_->addData(0, point.x(), point.y());
+  replot();
+}
+
+int ProjectionPlot::pointCount() const {
+  int n = 0;
+  for (const QCPCurve* c : classes_) n += c->dataCount();
+  return n;
+}
+
+QPointF ProjectionPlot::pointOf(int row) const {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  if (comparison_ == nullptr || row < 0) return {nan, nan};
+  const std::int64_t columns = comparison_->projection_columns[set_];
+  if (columns <= x_ || columns <= y_ ||
+      static_cast<std::size_t>(row) >= comparison_->target_rows.size())
+    return {nan, nan};
+  const float* p = comparison_->projections[set_].data();
+  return {p[row * columns + x_], p[row * columns + y_]};
+}
+
+void ProjectionPlot::onPlottableClick(QCPAbstractPlottable* plottable, int dataIndex,
+                                      QMouseEvent*) {
+  // The rings and the cross lie above the points and take their clicks: the point beneath.
+  if (plottable == highlight_ && dataIndex >= 0 &&
+      static_cast<std::size_t>(dataIndex) < highlight_rows_.size()) {
+    Q_EMIT rowClicked(highlight_rows_[static_cast<std::size_t>(dataIndex)]);
+    return;
+  }
+  if (plottable == selected_ && selected_row_ >= 0) {
+    Q_EMIT rowClicked(selected_row_);
+    return;
+  }
+  for (std::size_t k = 0; k < classes_.size(); ++k)
+    if (plottable == classes_[k] && dataIndex >= 0 &&
+        static_cast<std::size_t>(dataIndex) < rows_[k].size())
+      Q_EMIT rowClicked(rows_[k][static_cast<std::size_t>(dataIndex)]);
+}
+
+CosineHistogram::CosineHistogram(QWidget* parent) : QCustomPlot(parent) {
+  bars_ = new QCPBars(xAxis, yAxis);
+  bars_->setPen(QPen(QColor(0x43, 0x93, 0xc3).darker(130)));
+  bars_->setBrush(QColor(0x43, 0x93, 0xc3, 180));
+  bars_->setWidthType(QCPBars::wtPlotCoords);
+  median_line_ = new QCPItemStraightLine(this);
+  median_line_->setPen(QPen(QColor(0xd6, 0x60, 0x4d), 2, Qt::DashLine));
+  median_text_ = new QCPItemText(this);
+  median_text_->setPositionAlignment(Qt::AlignTop | Qt::AlignLeft);
+  median_text_->position->setTypeY(QCPItemPosition::ptAxisRectRatio);
+  median_text_->setColor(QColor(0xd6, 0x60, 0x4d));
+  xAxis->setLabel(tr("cosine similarity of the two algorithms' attributions"));
+  yAxis->setLabel(tr("validation examples"));
+  addTitle(this, tr("How much A's and B's attributions agree, per example"));
+  setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
+}
+
+void CosineHistogram::setValues(const std::vector<float>& cosine, const QString& label_a,
+                                const QString& label_b) {
+  constexpr int kBins = 40;
+  constexpr double kLow = -1, kWidth = 2.0 / kBins;
+  counts_.assign(kBins, 0);
+  std::vector<float> finite;
+  for (float v : cosine) {
+    if (!std::isfinite(v)) continue;
+    finite.push_back(v);
+    const int bin = std::clamp(static_cast<int>((v - kLow) / kWidth), 0, kBins - 1);
+    ++counts_[static_cast<std::size_t>(bin)];
+  }
+  QVector<double> keys, heights;
+  int top = 1;
+  for (int b = 0; b < kBins; ++b) {
+    keys.push_back(kLow + (b + 0.5) * kWidth);
+    heights.push_back(counts_[static_cast<std::size_t>(b)]);
+    top = std::max(top, counts_[static_cast<std::size_t>(b)]);
+  }
+  bars_->setWidth(kWidth);
+  bars_->setData(keys, heights, /*alreadySorted=*/true);
+  median_ = 0;
+  if (!finite.empty()) {
+    std::sort(finite.begin(), finite.end());
+    const std::size_t n = finite.size();
+    median_ = n % 2 == 1 ? finite[n / 2] : 0.5 * (double(finite[n / 2 - 1]) + finite[n / 2]);
+  }
+  median_line_->setVisible(!finite.empty());
+  median_text_->setVisible(!finite.empty());
+  median_line_->point1->setCoords(median_, 0);
+  median_line_->point2->setCoords(median_, 1);
+  median_text_->position->setCoords(median_ + 0.02, 0.05);
+  median_text_->setText(tr("median %1").arg(median_, 0, 'f', 3));
+  xAxis->setLabel(tr("cosine similarity of %1's and %2's attributions").arg(label_a, label_b));
+  xAxis->setRange(-1.02, 1.02);
+  yAxis->setRange(0, top * 1.1);
+  replot();
+}
+
+std::vector<int> CosineHistogram::counts() const {
+  return counts_;
+}
+
+}  // namespace modeldiff::ui
