@@ -646,6 +646,12 @@ void RunWindowTest::exportsTheVisibleFigure() {
     QCOMPARE(pdf.read(4), QByteArray("%PDF"));
   }
   QVERIFY(!w.exportFigure(out.filePath(QStringLiteral("figure.txt")), 400, 300));
+  const QString dir = qEnvironmentVariable("MODELDIFF_SCREENSHOT_DIR");
+  if (!dir.isEmpty()) {
+    QDir().mkpath(dir);
+    w.plotTabs()->setCurrentIndex(2);
+    QVERIFY(w.exportFigure(dir + QStringLiteral("/cosine_figure.png"), 640, 400, 1.0));
+  }
 }
 
 int runRunWindowTests(int argc, char** argv) {
