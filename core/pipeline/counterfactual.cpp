@@ -115,13 +115,14 @@ CounterfactualResult run_counterfactual(const ModelSet& a, const ModelSet& b,
   result.target_class = target_class;
   result.transform = transform.text;
   // per algorithm, per strength: per-checkpoint delta_p, delta_margin, flip fraction
-  std::vector<std::vector<std::vector<double>>> dp(2), dm(2), flips(2);
+  std::vector<std::vector<std::vector<double>>> dp(2), dm(2), flips(2), shares(2);
   const std::size_t total = a.checkpoints.size() + b.checkpoints.size();
   std::size_t done = 0;
   for (int s = 0; s < 2; ++s) {
     dp[s].resize(levels.size());
     dm[s].resize(levels.size());
     flips[s].resize(levels.size());
+    shares[s].resize(levels.size());
     for (const std::string& ckpt : sets[s]->checkpoints) {
       progress.throw_if_cancelled();
       progress.report(static_cast<double>(done) / static_cast<double>(total),
@@ -132,16 +133,18 @@ CounterfactualResult run_counterfactual(const ModelSet& a, const ModelSet& b,
       for (std::size_t l = 0; l < levels.size(); ++l) {
         const Evaluation after =
             evaluate(model.logits(inputs[s][l]), images.labels, target_class, ckpt);
-        double sp = 0, sm = 0, sf = 0;
+        double sp = 0, sm = 0, sf = 0, ss = 0;
         for (std::size_t i = 0; i < before.p.size(); ++i) {
           sp += after.p[i] - before.p[i];
           sm += after.margin[i] - before.margin[i];
           sf += (!before.is_target[i] && after.is_target[i]) ? 1 : 0;
+          ss += (after.is_target[i] ? 1 : 0) - (before.is_target[i] ? 1 : 0);
         }
         const double n = static_cast<double>(before.p.size());
         dp[s][l].push_back(sp / n);
         dm[s][l].push_back(sm / n);
         flips[s][l].push_back(sf / n);
+        shares[s][l].push_back(ss / n);
       }
       ++done;
     }
@@ -158,6 +161,7 @@ CounterfactualResult run_counterfactual(const ModelSet& a, const ModelSet& b,
       r.ci_high = iv.high;
       r.mean_delta_margin = mean(dm[s][l]);
       r.flip_fraction = mean(flips[s][l]);
+      r.mean_share_change = mean(shares[s][l]);
       r.n_images = images.size();
       r.n_checkpoints = static_cast<int>(sets[s]->checkpoints.size());
       r.per_checkpoint_delta_p = dp[s][l];
@@ -173,6 +177,7 @@ CounterfactualResult run_counterfactual(const ModelSet& a, const ModelSet& b,
     d.ci_high = iv.high;
     d.mean_delta_margin = mean(dm[0][l]) - mean(dm[1][l]);
     d.flip_fraction = mean(flips[0][l]) - mean(flips[1][l]);
+    d.mean_share_change = mean(shares[0][l]) - mean(shares[1][l]);
     d.n_images = images.size();
     d.n_checkpoints = static_cast<int>(a.checkpoints.size() + b.checkpoints.size());
     result.rows.push_back(d);

@@ -41,6 +41,9 @@ struct EffectRow {
   double mean_delta_p = 0, ci_low = 0, ci_high = 0;
   double mean_delta_margin = 0;
   double flip_fraction = 0;  // mean over checkpoints
+  // Change in the share of images predicted as the target class (images that become it minus
+  // images that stop being it), mean over checkpoints.
+  double mean_share_change = 0;
   std::int64_t n_images = 0;
   int n_checkpoints = 0;
   std::vector<double> per_checkpoint_delta_p;  // empty for "A-B"

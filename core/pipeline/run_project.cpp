@@ -21,6 +21,7 @@
 #include "core/diff/diff_output.h"
 #include "core/diff/model_diff.h"
 #include "core/io/npy.h"
+#include "core/pipeline/counterfactual.h"
 #include "core/report/html_report.h"
 #include "core/trak/torch_model.h"
 #include "core/trak/trainer.h"
@@ -84,16 +85,6 @@ double mean(const std::vector<double>& v) {
 
 ordered_json number(double v) {
   return std::isfinite(v) ? ordered_json(v) : ordered_json(nullptr);
-}
-
-// Share of `rows` of the model's predictions (argmax of logits) equal to `cls`.
-double share_predicted(const NdArray& logits, std::int64_t cls) {
-  const std::int64_t n = logits.dim(0), k = logits.dim(1);
-  const float* l = logits.data_as<float>();
-  std::int64_t hits = 0;
-  for (std::int64_t i = 0; i < n; ++i)
-    if (std::max_element(l + i * k, l + (i + 1) * k) - (l + i * k) == cls) ++hits;
-  return n == 0 ? 0.0 : static_cast<double>(hits) / static_cast<double>(n);
 }
 
 }  // namespace
@@ -169,6 +160,8 @@ RunOutcome run_project(const Project& project, Progress& progress,
     }
     return v;
   };
+  // Each algorithm's view of the data, made once: training and TRAK use the same images.
+  const View views[2] = {view_of(project.a), view_of(project.b)};
 
   // 2. Models: train the algorithms that have a recipe.
   const std::string models_dir = project.output + "/models";
@@ -198,7 +191,7 @@ RunOutcome run_project(const Project& project, Progress& progress,
       write_text(rd, "recipe.json", recipe);
       rd.commit();
     }
-    const View v = view_of(spec);
+    const View& v = views[i];
     TrainSettings ts = spec.train;
     ts.threads = project.threads;
     SubProgress sub(progress, at, at + w_train / trainers, "training " + spec.label);
@@ -225,7 +218,7 @@ RunOutcome run_project(const Project& project, Progress& progress,
     const AlgorithmSpec& spec = *specs[i];
     AlgorithmOutcome& o = *outcomes[i];
     const auto t0 = Clock::now();
-    const View v = view_of(spec);
+    const View& v = views[i];
     TrakData data;
     data.train_inputs = preprocess(v.train, project.preprocessing, 0, v.train.size());
     data.train_labels = v.train.labels;
@@ -350,28 +343,26 @@ RunOutcome run_project(const Project& project, Progress& progress,
       if (val.labels[static_cast<std::size_t>(r)] != project.plant.target_class)
         others.push_back(r);
     if (!others.empty()) {
-      ImageDataset clean = subset(val, others);
-      ImageDataset stamped = clean;
-      for (std::int64_t cls : std::set<std::int64_t>(clean.labels.begin(), clean.labels.end()))
-        plant_patch(stamped, project.plant.patch, cls, 1.0, 0);  // every image of every class
+      // The same experiment as `modeldiff counterfactual`: the patch as a transformation, and
+      // the algorithm that hides it seeing every image through its blanked region.
+      const PlantedPatch& pp = project.plant.patch;
+      const std::string region = "patch:x=" + std::to_string(pp.x) + ",y=" + std::to_string(pp.y) +
+                                 ",size=" + std::to_string(pp.size) + ",value=";
+      ModelSet sets[2];
       for (int i = 0; i < 2; ++i) {
         const AlgorithmSpec& spec = *specs[i];
-        ImageDataset before = clean, after = stamped;
-        if (spec.hide_patch) {
-          hide_patch_region(before, project.plant.patch);
-          hide_patch_region(after, project.plant.patch);
-        }
-        const NdArray xb = preprocess(before, project.preprocessing, 0, before.size());
-        const NdArray xa = preprocess(after, project.preprocessing, 0, after.size());
-        std::vector<double> shifts;
-        for (const auto& ckpt : outcomes[i]->checkpoints) {
-          progress.throw_if_cancelled();
-          const TorchModel m = TorchModel::load(spec.architecture, ckpt, spec.train.device);
-          shifts.push_back(share_predicted(m.logits(xa), project.plant.target_class) -
-                           share_predicted(m.logits(xb), project.plant.target_class));
-        }
-        (spec.hide_patch ? pc.shift_hidden : pc.shift_seeing) = mean(shifts);
+        sets[i] = ModelSet{spec.label, spec.architecture, outcomes[i]->checkpoints,
+                           spec.train.device, spec.hide_patch ? region + "0" : ""};
       }
+      SubProgress sub(progress, at, at, "testing the patch");
+      const CounterfactualResult cf =
+          run_counterfactual(sets[0], sets[1], subset(val, others), project.preprocessing,
+                             parse_transform(region + std::to_string(pp.value)), {},
+                             project.plant.target_class, 0, sub);
+      for (const EffectRow& row : cf.rows)
+        if (row.algorithm != "A-B")
+          (specs[row.algorithm == "A" ? 0 : 1]->hide_patch ? pc.shift_hidden : pc.shift_seeing) =
+              row.mean_share_change;
     }
     std::ostringstream line;
     line.precision(3);
