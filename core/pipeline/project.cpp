@@ -141,6 +141,27 @@ AlgorithmSpec parse_algorithm(const Section& s, const char* fallback_label, cons
   a.architecture = resolve(base, s.text("architecture"));
   for (const auto& c : s.texts("checkpoints")) a.checkpoints.push_back(resolve(base, c));
   a.hide_patch = s.boolean("hide_patch", false);
+  a.scores = resolve(base, s.text("scores"));
+  a.scores_key = s.text("scores_key");
+  if (a.precomputed()) {
+    // Exactly one source: scores computed elsewhere replace both checkpoints and training.
+    if (!a.checkpoints.empty() || s.has("train"))
+      throw InputError(source, "an algorithm has either precomputed scores or models")
+          .key(s.sub(a.checkpoints.empty() ? "train" : "checkpoints"))
+          .expected("\"scores\" alone, or \"checkpoints\" / \"train\" without \"scores\"");
+    if (a.hide_patch)
+      throw InputError(source, "hide_patch cannot apply to precomputed scores")
+          .key(s.sub("hide_patch"))
+          .expected(
+              "no hide_patch (the scores were computed elsewhere, on data the run "
+              "cannot change)");
+    s.check_known();
+    return a;
+  }
+  if (!a.scores_key.empty())
+    throw InputError(source, "scores_key without scores")
+        .key(s.sub("scores_key"))
+        .expected("\"scores\": a score file");
   if (s.has("train")) {
     const Section t = s.section("train");
     if (!a.checkpoints.empty())
@@ -162,9 +183,9 @@ AlgorithmSpec parse_algorithm(const Section& s, const char* fallback_label, cons
           .key(s.sub("architecture"))
           .expected("a TorchScript file (torch.jit.script(model).save)");
   } else if (a.checkpoints.empty()) {
-    throw InputError(source, "an algorithm needs checkpoints or a training recipe")
+    throw InputError(source, "an algorithm needs checkpoints, a training recipe or scores")
         .key(s.sub("checkpoints"))
-        .expected("\"checkpoints\": [...] or \"train\": {\"models\": M, ...}");
+        .expected("\"checkpoints\": [...], \"train\": {\"models\": M, ...} or \"scores\": FILE");
   }
   s.check_known();
   return a;
@@ -275,7 +296,9 @@ Project parse_project(const std::string& text, const std::string& base_dir,
     if (!root.has(key))
       throw InputError(source, "missing entry")
           .key(key)
-          .expected("{\"architecture\": ..., \"checkpoints\": [...]} or a \"train\" recipe");
+          .expected(
+              "{\"architecture\": ..., \"checkpoints\": [...]}, a \"train\" recipe or "
+              "{\"scores\": FILE}");
   p.a = parse_algorithm(root.section("A"), "A", base_dir, source);
   p.b = parse_algorithm(root.section("B"), "B", base_dir, source);
   if (p.a.label == p.b.label)
@@ -340,7 +363,10 @@ std::string project_json(const Project& p) {
   };
   const auto algorithm = [](const AlgorithmSpec& a) {
     json j = {{"label", a.label}, {"architecture", a.architecture}};
-    if (a.trains()) {
+    if (a.precomputed()) {
+      j["scores"] = a.scores;
+      if (!a.scores_key.empty()) j["scores_key"] = a.scores_key;
+    } else if (a.trains()) {
       const TrainSettings& t = a.train;
       j["train"] = {
           {"models", a.models},   {"epochs", t.epochs},     {"batch_size", t.batch_size},

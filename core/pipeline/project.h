@@ -2,10 +2,11 @@
 // end to end (the C++ counterpart of the reference package's
 // ModelDiff(modelA, modelB, ckptsA, ckptsB, train_loader).get_A_minus_B(val_loader, k)).
 //
-// A project names a labelled training set and validation set, two algorithms (each either
-// an architecture plus existing checkpoints, or an architecture plus a training recipe whose
-// checkpoints the run trains), the TRAK and diff settings, and an output folder. It is a JSON
-// file; every relative path in it is relative to the file's folder:
+// A project names a labelled training set and validation set, two algorithms (each one of: an
+// architecture plus existing checkpoints; an architecture plus a training recipe whose
+// checkpoints the run trains; or a precomputed T x N score matrix, e.g. TRAK scores computed
+// elsewhere), the TRAK and diff settings, and an output folder. It is a JSON file; every
+// relative path in it is relative to the file's folder:
 //
 //   {
 //     "name": "augmentation study",
@@ -25,6 +26,9 @@
 //           "train": {"models": 8, "epochs": 4, "batch_size": 128, "lr": 0.05,
 //                     "momentum": 0.9, "weight_decay": 5e-4, "augment": false, "seed": 0},
 //           "hide_patch": true},                       // B sees the patch region blanked
+//     // or, scores computed elsewhere (any file `modeldiff diff` reads: .npy, .h5, .pt,
+//     // safetensors, a traker save_dir; T x N or N x T over the datasets below, as sampled):
+//     // "A": {"label": "augmented", "scores": "a_scores.npy", "scores_key": "weight"},
 //     "trak": {"proj_dim": 2048, "projection": "structured", "seed": 0, "lambda": 0,
 //              "out_to_loss": false, "batch_size": 256},
 //     "diff": {"components": 5, "class_components": 3, "top_k": 10, "per_class": true,
@@ -37,6 +41,17 @@
 // images of every class (at test time such a feature turns up anywhere). An algorithm with
 // "hide_patch" sees every image with the patch region set to 0, in training, attribution and
 // evaluation alike: a known difference between two algorithms, whose answer the run checks.
+//
+// An algorithm given by "scores" (optional "scores_key": the array inside a container file)
+// is neither trained nor attributed: the run loads the matrix (transposed when only N x T fits
+// the datasets' sizes), checks it and uses it as that algorithm's TRAK scores. Its rows must be
+// the validation examples and its columns the training examples exactly as the project samples
+// them. "architecture" is optional and only recorded. "hide_patch" is refused for it: the view
+// of the data cannot be applied to scores computed elsewhere, and the planted check would then
+// rest on a claim the run cannot honour. Without checkpoints there is no validation accuracy
+// and no counterfactual test of the planted patch for that algorithm (reported as not
+// measured). The file's existence is checked when the run loads it, not when the project is
+// parsed (as for checkpoints).
 #pragma once
 
 #include <cstdint>
@@ -73,7 +88,10 @@ struct AlgorithmSpec {
   int models = 0;                        // models to train when checkpoints is empty
   TrainSettings train;
   bool hide_patch = false;
-  bool trains() const { return checkpoints.empty(); }
+  std::string scores;      // a precomputed score matrix: no training, no TRAK
+  std::string scores_key;  // the array inside a container file; "" = its only array or "weight"
+  bool precomputed() const { return !scores.empty(); }
+  bool trains() const { return checkpoints.empty() && !precomputed(); }
 };
 
 struct Project {

@@ -20,6 +20,7 @@
 #include "core/data/preprocessing.h"
 #include "core/diff/diff_output.h"
 #include "core/diff/model_diff.h"
+#include "core/io/array_file.h"
 #include "core/io/npy.h"
 #include "core/pipeline/counterfactual.h"
 #include "core/report/html_report.h"
@@ -83,8 +84,40 @@ double mean(const std::vector<double>& v) {
   return v.empty() ? std::numeric_limits<double>::quiet_NaN() : s / static_cast<double>(v.size());
 }
 
+// "38.8%"; "not measured" for NaN (e.g. the accuracy of an algorithm given by its scores).
+std::string percent(double v) {
+  if (!std::isfinite(v)) return "not measured";
+  std::ostringstream s;
+  s.precision(3);
+  s << 100 * v << "%";
+  return s.str();
+}
+
 ordered_json number(double v) {
   return std::isfinite(v) ? ordered_json(v) : ordered_json(nullptr);
+}
+
+// A precomputed score matrix as the run uses it: T x N float32 over the project's datasets
+// (transposed when only N x T fits), every entry finite.
+NdArray load_precomputed_scores(const AlgorithmSpec& spec, std::int64_t num_val,
+                                std::int64_t num_train) {
+  ScoreShapeHint hint;
+  hint.num_targets = num_val;
+  hint.num_train = num_train;
+  hint.source = "the project's datasets: " + std::to_string(num_val) + " validation and " +
+                std::to_string(num_train) + " training examples";
+  NdArray m = load_score_matrix(spec.scores, spec.scores_key, Transpose::kAuto, hint);
+  const std::int64_t t = m.dim(0), n = m.dim(1);
+  const float* v = m.data_as<float>();
+  for (std::int64_t r = 0; r < t; ++r)
+    for (std::int64_t c = 0; c < n; ++c)
+      if (!std::isfinite(v[r * n + c]))
+        throw InputError(spec.scores, "the scores hold NaN or Inf")
+            .key(spec.scores_key)
+            .expected("finite scores")
+            .found(std::string(std::isnan(v[r * n + c]) ? "NaN" : "Inf") + " at row " +
+                   std::to_string(r) + ", column " + std::to_string(c) + " (as T x N)");
+  return m;
 }
 
 }  // namespace
@@ -128,8 +161,15 @@ RunOutcome run_project(const Project& project, Progress& progress,
   { OutputDirectory check(project.output); }  // fails early on an unwritable location
 
   const bool training = project.a.trains() || project.b.trains();
-  // Fractions of the progress bar per step.
-  const double w_train = training ? 0.45 : 0.0, w_trak = 0.9 - w_train;
+  const int attributed = (project.a.precomputed() ? 0 : 1) + (project.b.precomputed() ? 0 : 1);
+  // Fractions of the progress bar per step: training, then TRAK per attributed algorithm, take
+  // most of it; loading a precomputed matrix is quick, and with no TRAK at all ModelDiff and the
+  // report are the work.
+  const double w_train = training ? 0.45 : 0.0;
+  const double w_load = attributed == 2 ? 0.0 : attributed == 1 ? 0.05 : 0.2;  // per matrix
+  const double w_trak =
+      attributed == 0 ? 0.0 : (0.9 - w_train - w_load * (2 - attributed)) / attributed;
+  const double w_diff = attributed == 0 ? 0.4 : 0.04;
   double at = 0.02;
 
   const BlasInfo blas = probe_blas();
@@ -210,32 +250,46 @@ RunOutcome run_project(const Project& project, Progress& progress,
     say(line.str());
   }
 
-  // 3. TRAK scores of both algorithms over all validation examples.
+  // 3. TRAK scores of both algorithms over all validation examples (or the precomputed ones).
   fs::create_directories(project.output + "/scores");
   NdArray scores[2];
-  std::vector<std::string> frozen;
   for (int i = 0; i < 2; ++i) {
     const AlgorithmSpec& spec = *specs[i];
     AlgorithmOutcome& o = *outcomes[i];
     const auto t0 = Clock::now();
     const View& v = views[i];
+    o.scores = project.output + "/scores/" + letters[i] + ".npy";
+    if (spec.precomputed()) {
+      progress.report(at, "loading the scores of " + spec.label);
+      scores[i] = load_precomputed_scores(spec, val.size(), train.size());
+      at += w_load;
+      write_npy(o.scores, scores[i]);
+      o.top20_same_label = same_label_rate(scores[i], v.train.labels, v.val.labels, 20);
+      std::ostringstream line;
+      line.precision(3);
+      line << "scores " << spec.label << ": loaded " << spec.scores
+           << (spec.scores_key.empty() ? "" : " [" + spec.scores_key + "]") << " ("
+           << scores[i].dim(0) << " x " << scores[i].dim(1) << "); top-20 same-label rate "
+           << 100 * o.top20_same_label << "%";
+      say(line.str());
+      continue;
+    }
     TrakData data;
     data.train_inputs = preprocess(v.train, project.preprocessing, 0, v.train.size());
     data.train_labels = v.train.labels;
     data.target_inputs = preprocess(v.val, project.preprocessing, 0, v.val.size());
     data.target_labels = v.val.labels;
     TrakReport report;
-    SubProgress sub(progress, at, at + w_trak / 2, "TRAK " + spec.label);
+    SubProgress sub(progress, at, at + w_trak, "TRAK " + spec.label);
     scores[i] = trak_scores(Algorithm{spec.label, spec.architecture, o.checkpoints}, data,
                             project.trak, project.output + "/cache", sub, &report);
-    at += w_trak / 2;
+    at += w_trak;
     for (const auto& c : report.checkpoints) {
       o.val_accuracy.push_back(c.target_accuracy);
       o.cached += c.from_cache ? 1 : 0;
       o.kernel_dropped += c.kernel_dropped;
     }
     o.trak_seconds = since(t0);
-    o.scores = project.output + "/scores/" + letters[i] + ".npy";
     write_npy(o.scores, scores[i]);
     o.top20_same_label = same_label_rate(scores[i], v.train.labels, v.val.labels, 20);
     std::ostringstream line;
@@ -283,7 +337,6 @@ RunOutcome run_project(const Project& project, Progress& progress,
     }
   }
   fs::create_directories(project.output + "/diff");
-  const double w_diff = 0.04;
   for (std::size_t c = 0; c < comparisons.size(); ++c) {
     Comparison& cmp = comparisons[c];
     cmp.options.normalize_rows = project.normalize_rows;
@@ -342,7 +395,11 @@ RunOutcome run_project(const Project& project, Progress& progress,
     for (std::int64_t r = 0; r < val.size(); ++r)
       if (val.labels[static_cast<std::size_t>(r)] != project.plant.target_class)
         others.push_back(r);
-    if (!others.empty()) {
+    // Only algorithms with checkpoints can be tested: one given by precomputed scores has
+    // no models, and its shift stays NaN ("not measured").
+    const bool has_models[2] = {!outcomes[0]->checkpoints.empty(),
+                                !outcomes[1]->checkpoints.empty()};
+    if (!others.empty() && (has_models[0] || has_models[1])) {
       // The same experiment as `modeldiff counterfactual`: the patch as a transformation, and
       // the algorithm that hides it seeing every image through its blanked region.
       const PlantedPatch& pp = project.plant.patch;
@@ -354,24 +411,31 @@ RunOutcome run_project(const Project& project, Progress& progress,
         sets[i] = ModelSet{spec.label, spec.architecture, outcomes[i]->checkpoints,
                            spec.train.device, spec.hide_patch ? region + "0" : ""};
       }
+      // run_counterfactual compares two model sets; when one algorithm has no models, the
+      // other stands in for it and only the tested algorithm's row is kept.
+      for (int i = 0; i < 2; ++i)
+        if (!has_models[i]) sets[i] = sets[1 - i];
       SubProgress sub(progress, at, at, "testing the patch");
       const CounterfactualResult cf =
           run_counterfactual(sets[0], sets[1], subset(val, others), project.preprocessing,
                              parse_transform(region + std::to_string(pp.value)), {},
                              project.plant.target_class, 0, sub);
-      for (const EffectRow& row : cf.rows)
-        if (row.algorithm != "A-B")
-          (specs[row.algorithm == "A" ? 0 : 1]->hide_patch ? pc.shift_hidden : pc.shift_seeing) =
-              row.mean_share_change;
+      for (const EffectRow& row : cf.rows) {
+        if (row.algorithm != "A" && row.algorithm != "B") continue;
+        const int i = row.algorithm == "A" ? 0 : 1;
+        if (has_models[i])
+          (specs[i]->hide_patch ? pc.shift_hidden : pc.shift_seeing) = row.mean_share_change;
+      }
     }
     std::ostringstream line;
     line.precision(3);
     line << "planted patch: " << pc.direction_set << " direction 1 top-" << project.top_k
          << " training examples " << 100 * (pc.precision.empty() ? 0 : pc.precision[0])
-         << "% patched (chance " << 100 * pc.base_rate << "%); stamping the patch moves "
-         << 100 * pc.shift_seeing << "% of other-class predictions to "
-         << train.class_name(project.plant.target_class) << " for the algorithm that sees it, "
-         << 100 * pc.shift_hidden << "% for the one that does not";
+         << "% patched (chance " << 100 * pc.base_rate
+         << "%); stamping the patch moves other-class predictions to "
+         << train.class_name(project.plant.target_class) << ": " << percent(pc.shift_seeing)
+         << " for the algorithm that sees it, " << percent(pc.shift_hidden)
+         << " for the one that does not";
     say(line.str());
   }
 
@@ -386,40 +450,46 @@ RunOutcome run_project(const Project& project, Progress& progress,
       << describe(project.preprocessing) << "\n";
     for (int i = 0; i < 2; ++i) {
       const AlgorithmSpec& s = *specs[i];
-      d << letters[i] << " = " << s.label << ": " << outcomes[i]->checkpoints.size()
-        << " checkpoints of " << (s.architecture.empty() ? "full models" : s.architecture)
-        << (s.trains() ? ", trained here: " + describe(s.train) : "")
-        << (s.hide_patch ? ", sees the patch region blanked" : "") << "\n";
+      d << letters[i] << " = " << s.label << ": ";
+      if (s.precomputed())
+        d << "precomputed scores from " << s.scores
+          << (s.scores_key.empty() ? "" : " [" + s.scores_key + "]") << "\n";
+      else
+        d << outcomes[i]->checkpoints.size() << " checkpoints of "
+          << (s.architecture.empty() ? "full models" : s.architecture)
+          << (s.trains() ? ", trained here: " + describe(s.train) : "")
+          << (s.hide_patch ? ", sees the patch region blanked" : "") << "\n";
     }
-    d << "TRAK: " << describe(project.trak);
+    if (attributed > 0)
+      d << "TRAK: " << describe(project.trak);
+    else
+      d << "TRAK: not run (both algorithms are given by precomputed scores)";
     ri.description = d.str();
     ri.train = &train;
     ri.val = &val;
     for (const auto& cmp : comparisons) ri.comparisons.push_back({cmp.title, &cmp.result});
     ri.images_per_grid = project.images_per_grid;
-    const auto pct = [](double v) {
-      std::ostringstream s;
-      s.precision(3);
-      s << 100 * v << "%";
-      return s.str();
-    };
     for (int i = 0; i < 2; ++i) {
       const AlgorithmOutcome& o = *outcomes[i];
-      ri.facts.push_back({letters[i] + ": mean validation accuracy", pct(mean(o.val_accuracy))});
+      ri.facts.push_back({letters[i] + ": mean validation accuracy",
+                          specs[i]->precomputed() ? "not measured (precomputed scores)"
+                                                  : percent(mean(o.val_accuracy))});
       ri.facts.push_back(
-          {letters[i] + ": top-20 same-label rate of TRAK", pct(o.top20_same_label)});
+          {letters[i] + (specs[i]->precomputed() ? ": top-20 same-label rate of the given scores"
+                                                 : ": top-20 same-label rate of TRAK"),
+           percent(o.top20_same_label)});
     }
     if (out.planted.enabled) {
       const PlantedCheck& pc = out.planted;
       ri.facts.push_back({"planted patch: patched training images",
-                          std::to_string(pc.patched_train) + " (" + pct(pc.base_rate) + ")"});
+                          std::to_string(pc.patched_train) + " (" + percent(pc.base_rate) + ")"});
       if (!pc.precision.empty())
         ri.facts.push_back({"planted patch: patched among the top training images of " +
                                 pc.direction_set + " direction 1",
-                            pct(pc.precision[0])});
+                            percent(pc.precision[0])});
       ri.facts.push_back({"planted patch: other-class predictions moved to the patched class",
-                          pct(pc.shift_seeing) + " (sees the patch) vs " + pct(pc.shift_hidden) +
-                              " (patch hidden)"});
+                          percent(pc.shift_seeing) + " (sees the patch) vs " +
+                              percent(pc.shift_hidden) + " (patch hidden)"});
     }
     ri.facts.push_back({"project", project.source});
     ri.facts.push_back({"modeldiff version", MODELDIFF_VERSION});
@@ -451,6 +521,7 @@ RunOutcome run_project(const Project& project, Progress& progress,
       a["train_seconds"] = o.train_seconds;
       a["trak_seconds"] = o.trak_seconds;
       a["scores"] = o.scores;
+      if (specs[i]->precomputed()) a["scores_source"] = specs[i]->scores;
     }
     for (const auto& c : out.comparisons)
       r["comparisons"].push_back(

@@ -4,11 +4,14 @@
 // Steps: load both datasets (seeded subsets, planted patch, each algorithm's view of the data);
 // train the algorithms that have a recipe (resumable: finished models are kept); TRAK scores
 // of both over all validation examples (per-checkpoint features cached, so a killed run
-// resumes); ModelDiff both ways over all validation examples and over each class; the HTML
-// report. Files in the project's output folder:
+// resumes), or for an algorithm given by precomputed scores, its matrix loaded and checked
+// (T x N or N x T against the datasets' sizes, finite); ModelDiff both ways over all
+// validation examples and over each class; the HTML report. Files in the project's output
+// folder:
 //   models/A/, models/B/   trained checkpoints (model_<m>.pt) and recipe.json
 //   cache/                 TRAK features per checkpoint
-//   scores/A.npy, B.npy    T x N float32 TRAK scores (row = validation example)
+//   scores/A.npy, B.npy    T x N float32 TRAK scores (row = validation example); for a
+//                          precomputed algorithm, its matrix as loaded (T x N float32)
 //   diff/<slug>/           diff.h5 + summary.json per comparison ("all", "class-6-shirt", ...)
 //   report/index.html      the report (see core/report/html_report.h)
 //   run.json               the project, per-algorithm accuracies and quality numbers, timings
@@ -31,11 +34,11 @@ namespace modeldiff::core {
 
 struct AlgorithmOutcome {
   std::string label;
-  std::vector<std::string> checkpoints;
-  std::vector<double> val_accuracy;  // per checkpoint, on the validation set this run uses
-  int trained = 0, reused = 0;       // models trained now / found from an earlier run
-  int cached = 0;                    // checkpoints whose TRAK features came from the cache
-  std::int64_t kernel_dropped = 0;   // kernel directions without signal, over all checkpoints
+  std::vector<std::string> checkpoints;  // empty for precomputed scores
+  std::vector<double> val_accuracy;      // per checkpoint, on the validation set this run uses
+  int trained = 0, reused = 0;           // models trained now / found from an earlier run
+  int cached = 0;                        // checkpoints whose TRAK features came from the cache
+  std::int64_t kernel_dropped = 0;       // kernel directions without signal, over all checkpoints
   double train_seconds = 0, trak_seconds = 0;
   // Average share of a validation example's 20 highest-scored training examples that have
   // its label (10% for a random ranking over ten balanced classes).
@@ -61,7 +64,8 @@ struct PlantedCheck {
   std::vector<double> class_precision;  // per direction, comparison of the patched class
   // Prediction shift when the patch is stamped on every validation image of another class:
   // the share of those images each algorithm's models then assign to the patched class,
-  // minus the share before (averaged over the checkpoints).
+  // minus the share before (averaged over the checkpoints). NaN for an algorithm without
+  // checkpoints (given by precomputed scores): not measured.
   double shift_seeing = std::numeric_limits<double>::quiet_NaN();
   double shift_hidden = std::numeric_limits<double>::quiet_NaN();
 };

@@ -1,12 +1,30 @@
 // Project files and the main job's quality measure.
 #include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <sstream>
 
 #include "core/base/error.h"
+#include "core/diff/diff_summary.h"
+#include "core/diff/model_diff.h"
+#include "core/io/npy.h"
 #include "core/pipeline/counterfactual.h"
 #include "core/pipeline/project.h"
 #include "core/pipeline/run_project.h"
 
+#ifndef MODELDIFF_SOURCE_DIR
+#define MODELDIFF_SOURCE_DIR "."
+#endif
+
 using namespace modeldiff::core;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -30,7 +48,271 @@ std::string error_of(const std::string& text) {
   return "";
 }
 
+const char* kPrecomputed = R"({
+  "data": {"train": {"images": "train.npy", "labels": "train_y.npy"},
+           "val": {"images": "val.npy", "labels": "val_y.npy"},
+           "planted_patch": {"class": 1}},
+  "A": {"label": "aug", "scores": "s/a_scores.pt", "scores_key": "weight"},
+  "B": {"label": "plain", "scores": "/abs/b.npy"}
+})";
+
+// kPrecomputed with A's entry replaced.
+std::string with_a(const std::string& a) {
+  std::string s = kPrecomputed;
+  const auto begin = s.find("\"A\": {");
+  const auto end = s.find('}', begin) + 1;
+  return s.replace(begin, end - begin, "\"A\": {" + a + "}");
+}
+
+class TempDir {
+ public:
+  explicit TempDir(const std::string& name)
+      : path_((fs::temp_directory_path() /
+               ("modeldiff_project_" + name + "_" + std::to_string(::getpid())))
+                  .string()) {
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string file(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream f(path, std::ios::binary);
+  f << text;
+  ASSERT_TRUE(f.good()) << path;
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream s;
+  s << f.rdbuf();
+  return s.str();
+}
+
+NdArray transposed(const NdArray& m) {
+  const std::int64_t r = m.dim(0), c = m.dim(1);
+  NdArray t = NdArray::allocate(DType::kFloat32, {c, r});
+  for (std::int64_t i = 0; i < r; ++i)
+    for (std::int64_t j = 0; j < c; ++j)
+      t.mutable_data_as<float>()[j * r + i] = m.data_as<float>()[i * c + j];
+  return t;
+}
+
+bool same_bytes(const NdArray& x, const NdArray& y) {
+  return x.shape() == y.shape() && x.dtype() == y.dtype() &&
+         std::memcmp(x.data(), y.data(), static_cast<std::size_t>(x.numel()) * sizeof(float)) == 0;
+}
+
+// A tiny labelled data set (6 x 6 grey images, classes 0 1 2 in turn) as .npy files.
+constexpr std::int64_t kT = 12, kN = 20, kSpecial = 7;
+std::vector<std::int64_t> tiny_labels(std::int64_t n) {
+  std::vector<std::int64_t> l(static_cast<std::size_t>(n));
+  for (std::int64_t i = 0; i < n; ++i) l[static_cast<std::size_t>(i)] = i % 3;
+  return l;
+}
+void write_tiny_dataset(const TempDir& dir, const std::string& stem, std::int64_t n) {
+  NdArray images = NdArray::allocate(DType::kUInt8, {n, 6, 6});
+  for (std::int64_t i = 0; i < n * 36; ++i)
+    images.mutable_data_as<std::uint8_t>()[i] = static_cast<std::uint8_t>((i * 37) % 251);
+  NdArray labels = NdArray::allocate(DType::kInt64, {n});
+  const auto l = tiny_labels(n);
+  std::copy(l.begin(), l.end(), labels.mutable_data_as<std::int64_t>());
+  write_npy(dir.file(stem + ".npy"), images);
+  write_npy(dir.file(stem + "_y.npy"), labels);
+}
+
+// B: seeded positive noise (T x N). A: B plus a large, varying weight on training example
+// kSpecial for three targets, so A minus B's first direction is that example.
+struct KnownScores {
+  NdArray a, b;
+};
+KnownScores known_scores() {
+  KnownScores s{NdArray::allocate(DType::kFloat32, {kT, kN}),
+                NdArray::allocate(DType::kFloat32, {kT, kN})};
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(0.1f, 1.0f);
+  for (std::int64_t i = 0; i < kT * kN; ++i)
+    s.a.mutable_data_as<float>()[i] = s.b.mutable_data_as<float>()[i] = u(rng);
+  for (std::int64_t t : {0, 5, 9}) s.a.mutable_data_as<float>()[t * kN + kSpecial] += 8.0f + t;
+  return s;
+}
+
+// A project over the tiny data sets whose algorithms are the given JSON entries.
+std::string tiny_project(const std::string& a, const std::string& b) {
+  return R"({"name": "precomputed", "output": "out",
+    "data": {"train": {"images": "train.npy", "labels": "train_y.npy"},
+             "val": {"images": "val.npy", "labels": "val_y.npy"}},
+    "A": {"label": "aug", )" +
+         a + R"(}, "B": {"label": "plain", )" + b + R"(},
+    "diff": {"components": 3, "class_components": 2, "top_k": 5}})";
+}
+
+// run_project on the tiny data sets; the InputError's message, or "" when it ran.
+std::string run_error(const TempDir& dir, const std::string& project_text) {
+  write_text(dir.file("p.json"), project_text);
+  try {
+    NullProgress progress;
+    run_project(load_project(dir.file("p.json")), progress);
+  } catch (const InputError& e) {
+    return e.what();
+  }
+  return "";
+}
+
 }  // namespace
+
+TEST(Project, PrecomputedScoresParseAndRoundTrip) {
+  const Project p = parse_project(kPrecomputed, "/base", "/base/p.json");
+  EXPECT_EQ(p.a.scores, "/base/s/a_scores.pt");
+  EXPECT_EQ(p.a.scores_key, "weight");
+  EXPECT_EQ(p.b.scores, "/abs/b.npy");
+  EXPECT_EQ(p.b.scores_key, "");
+  EXPECT_TRUE(p.a.precomputed() && p.b.precomputed());
+  EXPECT_FALSE(p.a.trains() || p.b.trains());
+  EXPECT_TRUE(p.a.checkpoints.empty());
+  EXPECT_TRUE(p.a.architecture.empty());
+  // A checkpoints algorithm is not precomputed.
+  EXPECT_FALSE(parse_project(kMinimal, "/base", "p.json").a.precomputed());
+
+  const std::string text = project_json(p);
+  const nlohmann::json j = nlohmann::json::parse(text);
+  EXPECT_EQ(j["A"]["scores"], "/base/s/a_scores.pt");
+  EXPECT_EQ(j["A"]["scores_key"], "weight");
+  EXPECT_FALSE(j["B"].contains("scores_key"));
+  EXPECT_FALSE(j["A"].contains("checkpoints") || j["A"].contains("train"));
+  const Project q = parse_project(text, "/elsewhere", "q.json");
+  EXPECT_EQ(q.a.scores, p.a.scores);
+  EXPECT_EQ(q.a.scores_key, "weight");
+  EXPECT_EQ(q.b.scores, p.b.scores);
+  EXPECT_EQ(q.b.scores_key, "");
+  EXPECT_TRUE(q.a.precomputed() && !q.a.trains());
+}
+
+TEST(Project, PrecomputedScoresExcludeModels) {
+  const auto expect_error = [](const std::string& text, const std::string& key,
+                               const std::string& words) {
+    const std::string e = error_of(text);
+    EXPECT_NE(e.find("p.json"), std::string::npos) << e;
+    EXPECT_NE(e.find(key), std::string::npos) << e;
+    EXPECT_NE(e.find(words), std::string::npos) << e;
+  };
+  EXPECT_EQ(error_of(with_a(R"("scores": "a.npy")")), "");
+  expect_error(with_a(R"("scores": "a.npy", "architecture": "m.pt", "checkpoints": ["c.pt"])"),
+               "A.checkpoints", "precomputed scores");
+  expect_error(with_a(R"("scores": "a.npy", "architecture": "m.pt", "train": {"models": 2})"),
+               "A.train", "precomputed scores");
+  expect_error(with_a(R"("scores": "a.npy", "hide_patch": true)"), "A.hide_patch",
+               "precomputed scores");
+  expect_error(with_a(R"("checkpoints": ["c.pt"], "scores_key": "weight")"), "A.scores_key",
+               "without scores");
+  expect_error(with_a(R"("scores": 3)"), "A.scores", "wrong type");
+  expect_error(with_a(R"("scores": "a.npy", "scores_keys": "w")"), "A.scores_keys", "unknown key");
+  expect_error(with_a(R"("label": "only a label")"), "A.checkpoints", "scores");
+}
+
+TEST(RunProject, PrecomputedScoresGoStraightToModelDiff) {
+  TempDir dir("precomputed");
+  write_tiny_dataset(dir, "train", kN);
+  write_tiny_dataset(dir, "val", kT);
+  const KnownScores s = known_scores();
+  write_npy(dir.file("a.npy"), s.a);
+  write_npy(dir.file("b.npy"), s.b);
+  write_text(dir.file("p.json"), tiny_project(R"("scores": "a.npy")", R"("scores": "b.npy")"));
+  const Project project = load_project(dir.file("p.json"));
+  NullProgress progress;
+  std::vector<std::string> log;
+  const RunOutcome out =
+      run_project(project, progress, [&](const std::string& line) { log.push_back(line); });
+
+  // The matrices are the run's scores, unchanged.
+  EXPECT_TRUE(same_bytes(read_npy(dir.file("out/scores/A.npy")), s.a));
+  EXPECT_TRUE(same_bytes(read_npy(dir.file("out/scores/B.npy")), s.b));
+  EXPECT_EQ(out.a.scores, dir.file("out/scores/A.npy"));
+  EXPECT_TRUE(out.a.checkpoints.empty() && out.b.checkpoints.empty());
+  EXPECT_TRUE(out.a.val_accuracy.empty() && out.b.val_accuracy.empty());
+  EXPECT_DOUBLE_EQ(out.a.top20_same_label, same_label_rate(s.a, tiny_labels(kN), tiny_labels(kT)));
+  const std::string loaded = "scores aug: loaded " + dir.file("a.npy") + " (12 x 20)";
+  EXPECT_NE(std::find_if(log.begin(), log.end(),
+                         [&](const std::string& l) { return l.rfind(loaded, 0) == 0; }),
+            log.end());
+  EXPECT_EQ(out.comparisons.size(), 4u);  // all + three classes
+
+  // The comparison over all validation examples is ModelDiff on the same two matrices.
+  ASSERT_TRUE(fs::exists(dir.file("out/diff/all/summary.json")));
+  const DiffSummary summary = read_diff_summary(dir.file("out/diff/all"));
+  DiffOptions options;
+  options.components = 3;
+  options.top_k = 5;
+  const DiffResult direct = run_model_diff(ScoreInput{"aug", "a.npy", s.a},
+                                           ScoreInput{"plain", "b.npy", s.b}, options, progress);
+  EXPECT_EQ(summary.a_minus_b.top_train, direct.a_minus_b.top_train);
+  EXPECT_EQ(summary.a_minus_b.bottom_train, direct.a_minus_b.bottom_train);
+  EXPECT_EQ(summary.a_minus_b.top_target, direct.a_minus_b.top_target);
+  EXPECT_EQ(summary.b_minus_a.top_train, direct.b_minus_a.top_train);
+  ASSERT_EQ(summary.a_minus_b.explained_variance.size(), 3u);
+  for (int c = 0; c < 3; ++c) {
+    EXPECT_NEAR(summary.a_minus_b.explained_variance[static_cast<std::size_t>(c)],
+                direct.a_minus_b.explained_variance[c],
+                1e-9 + 1e-6 * direct.a_minus_b.explained_variance[c]);
+  }
+  // The training example made to differ leads A minus B.
+  ASSERT_FALSE(summary.a_minus_b.top_train.empty());
+  EXPECT_EQ(summary.a_minus_b.top_train[0][0], kSpecial);
+
+  // run.json: empty model lists, no accuracy, and a project the GUI can parse back.
+  const auto rec = nlohmann::json::parse(read_text(dir.file("out/run.json")));
+  const auto& a = rec["algorithms"]["A"];
+  EXPECT_TRUE(a["checkpoints"].is_array() && a["checkpoints"].empty());
+  EXPECT_TRUE(a["val_accuracy"].is_array() && a["val_accuracy"].empty());
+  EXPECT_TRUE(a["mean_val_accuracy"].is_null());
+  EXPECT_TRUE(a["top20_same_label"].is_number());
+  EXPECT_EQ(a["scores_source"], dir.file("a.npy"));
+  const Project back = parse_project(rec["project"].dump(), "/", "run.json");
+  EXPECT_EQ(back.a.scores, dir.file("a.npy"));
+  EXPECT_EQ(back.b.scores, dir.file("b.npy"));
+
+  // The report says what was not measured instead of printing NaN.
+  const std::string report = read_text(dir.file("out/report/index.html"));
+  EXPECT_NE(report.find("not measured (precomputed scores)"), std::string::npos);
+  EXPECT_EQ(report.find("nan%"), std::string::npos);
+  EXPECT_EQ(report.find(">nan"), std::string::npos);
+}
+
+TEST(RunProject, PrecomputedScoresTransposedOrRefused) {
+  TempDir dir("precomputed_shapes");
+  write_tiny_dataset(dir, "train", kN);
+  write_tiny_dataset(dir, "val", kT);
+  const KnownScores s = known_scores();
+  write_npy(dir.file("a_nxt.npy"), transposed(s.a));  // N x T, as traker stores scores
+  write_npy(dir.file("b.npy"), s.b);
+  EXPECT_EQ(run_error(dir, tiny_project(R"("scores": "a_nxt.npy")", R"("scores": "b.npy")")), "");
+  EXPECT_TRUE(same_bytes(read_npy(dir.file("out/scores/A.npy")), s.a));
+
+  // Fits neither way: refused naming the file and the sizes wanted.
+  write_npy(dir.file("short.npy"), NdArray::allocate(DType::kFloat32, {kT - 1, kN}));
+  std::string e = run_error(dir, tiny_project(R"("scores": "b.npy")", R"("scores": "short.npy")"));
+  EXPECT_NE(e.find(dir.file("short.npy")), std::string::npos) << e;
+  EXPECT_NE(e.find("12 x 20"), std::string::npos) << e;
+
+  // NaN: refused naming the file and the entry.
+  NdArray bad = NdArray::allocate(DType::kFloat32, {kT, kN});
+  std::copy_n(s.a.data_as<float>(), kT * kN, bad.mutable_data_as<float>());
+  bad.mutable_data_as<float>()[2 * kN + 3] = std::numeric_limits<float>::quiet_NaN();
+  write_npy(dir.file("nan.npy"), bad);
+  e = run_error(dir, tiny_project(R"("scores": "nan.npy")", R"("scores": "b.npy")"));
+  EXPECT_NE(e.find(dir.file("nan.npy")), std::string::npos) << e;
+  EXPECT_NE(e.find("NaN at row 2, column 3"), std::string::npos) << e;
+
+  // A missing file is named when the run loads it.
+  e = run_error(dir, tiny_project(R"("scores": "gone.npy")", R"("scores": "b.npy")"));
+  EXPECT_NE(e.find(dir.file("gone.npy")), std::string::npos) << e;
+}
 
 TEST(Project, ParsesAndResolvesPathsAgainstTheFile) {
   const Project p = parse_project(kMinimal, "/base", "/base/p.json");
@@ -123,4 +405,83 @@ TEST(Counterfactual, BootstrapIntervalOverCheckpoints) {
   const Interval d = bootstrap_interval(v, {0.05, 0.05}, 7);
   EXPECT_NEAR(d.mean, 0.2, 1e-12);
   EXPECT_NEAR(d.low, i.low - 0.05, 0.05);
+}
+
+namespace {
+
+// Every fraction reported, to check that the steps' shares of the bar add up.
+class RecordingProgress final : public Progress {
+ public:
+  void report(double fraction, std::string_view) override { fractions.push_back(fraction); }
+  bool cancelled() const override { return false; }
+  std::vector<double> fractions;
+};
+
+}  // namespace
+
+// One algorithm given by its scores, the other trained here with the planted patch hidden:
+// the planted check's precision runs, the counterfactual measures only the trained models.
+TEST(RunProject, PrecomputedScoresBesideTrainedModels) {
+  const std::string fm = "/usr/share/datasets/fashion-mnist/";
+  if (!fs::exists(fm + "train-images-idx3-ubyte.gz")) GTEST_SKIP() << "Fashion-MNIST not installed";
+  TempDir dir("precomputed_mixed");
+  const std::int64_t n = 300, t = 100;
+  NdArray given = NdArray::allocate(DType::kFloat32, {n, t});  // N x T: transposed on loading
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (std::int64_t i = 0; i < n * t; ++i) given.mutable_data_as<float>()[i] = u(rng);
+  write_npy(dir.file("a.npy"), given);
+  const std::string arch = std::string(MODELDIFF_SOURCE_DIR) + "/resources/demo/demo_cnn.pt";
+  write_text(dir.file("p.json"), R"({"name": "mixed", "output": "out",
+    "data": {"train": {"images": ")" +
+                                     fm + R"(train-images-idx3-ubyte.gz",
+                       "labels": ")" +
+                                     fm + R"(train-labels-idx1-ubyte.gz", "subset": 300},
+             "val": {"images": ")" + fm +
+                                     R"(t10k-images-idx3-ubyte.gz",
+                     "labels": ")" + fm +
+                                     R"(t10k-labels-idx1-ubyte.gz", "subset": 100,
+                     "subset_seed": 1},
+             "preprocessing": "scale=1/255,mean=0.5,std=0.25",
+             "planted_patch": {"class": 6, "train_fraction": 0.5, "val_fraction": 0.2}},
+    "A": {"label": "given", "scores": "a.npy"},
+    "B": {"label": "blind", "architecture": ")" +
+                                     arch + R"(",
+          "train": {"models": 1, "epochs": 1, "batch_size": 64}, "hide_patch": true},
+    "trak": {"proj_dim": 64},
+    "diff": {"components": 2, "per_class": false}})");
+  RecordingProgress progress;
+  std::vector<std::string> log;
+  const RunOutcome out = run_project(load_project(dir.file("p.json")), progress,
+                                     [&](const std::string& line) { log.push_back(line); });
+
+  EXPECT_TRUE(same_bytes(read_npy(dir.file("out/scores/A.npy")), transposed(given)));
+  EXPECT_TRUE(out.a.checkpoints.empty());
+  EXPECT_EQ(out.b.checkpoints.size(), 1u);
+  EXPECT_EQ(out.b.val_accuracy.size(), 1u);
+  ASSERT_TRUE(out.planted.enabled);
+  EXPECT_EQ(out.planted.direction_set, "A minus B");
+  EXPECT_EQ(out.planted.precision.size(), 2u);
+  EXPECT_TRUE(std::isnan(out.planted.shift_seeing));  // A has no models to test
+  EXPECT_TRUE(std::isfinite(out.planted.shift_hidden));
+  const auto rec = nlohmann::json::parse(read_text(dir.file("out/run.json")));
+  EXPECT_TRUE(rec["planted"]["prediction_shift_seeing"].is_null());
+  EXPECT_TRUE(rec["planted"]["prediction_shift_hidden"].is_number());
+  EXPECT_EQ(rec["algorithms"]["B"]["checkpoints"].size(), 1u);
+  for (const auto& line : log) {
+    EXPECT_EQ(line.find("nan"), std::string::npos) << line;
+  }
+  const std::string report = read_text(dir.file("out/report/index.html"));
+  EXPECT_NE(report.find("not measured (sees the patch)"), std::string::npos);
+
+  // The progress bar only moves forward, within [0, 1], and ends full.
+  ASSERT_FALSE(progress.fractions.empty());
+  for (std::size_t i = 0; i < progress.fractions.size(); ++i) {
+    EXPECT_GE(progress.fractions[i], 0.0);
+    EXPECT_LE(progress.fractions[i], 1.0);
+    if (i > 0) {
+      EXPECT_GE(progress.fractions[i], progress.fractions[i - 1] - 1e-9) << i;
+    }
+  }
+  EXPECT_DOUBLE_EQ(progress.fractions.back(), 1.0);
 }
