@@ -2,19 +2,17 @@
 // distinguishing directions, per-class comparisons and an HTML report.
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
 #include <memory>
 
 #include "commands.h"
 #include "console_progress.h"
 #include "core/base/error.h"
+#include "core/pipeline/demo_paths.h"
 #include "core/pipeline/project.h"
 #include "core/pipeline/run_project.h"
 
 namespace modeldiff::cli {
 namespace {
-
-namespace fs = std::filesystem;
 
 std::string percent(double v) {
   if (!std::isfinite(v)) return "n/a";
@@ -30,11 +28,13 @@ int run(const core::Project& project) {
   progress.finish();
   std::printf("\n%s\n", project.name.c_str());
   std::printf("%-34s %16s %16s\n", "", ("A: " + r.a.label).c_str(), ("B: " + r.b.label).c_str());
+  // Not measured (NaN, printed "n/a") for an algorithm given by precomputed scores.
   double acc[2] = {0, 0};
   const core::AlgorithmOutcome* o[2] = {&r.a, &r.b};
   for (int i = 0; i < 2; ++i) {
     for (double a : o[i]->val_accuracy) acc[i] += a;
-    acc[i] /= std::max<std::size_t>(1, o[i]->val_accuracy.size());
+    acc[i] = o[i]->val_accuracy.empty() ? std::nan("")
+                                        : acc[i] / static_cast<double>(o[i]->val_accuracy.size());
   }
   std::printf("%-34s %16zu %16zu\n", "checkpoints", r.a.checkpoints.size(), r.b.checkpoints.size());
   std::printf("%-34s %16s %16s\n", "mean validation accuracy", percent(acc[0]).c_str(),
@@ -66,21 +66,6 @@ int run(const core::Project& project) {
   return 0;
 }
 
-// The demo's architecture: beside an installed binary, else in the source tree.
-std::string demo_architecture(const char* argv0) {
-  std::vector<fs::path> candidates;
-  if (const char* env = std::getenv("MODELDIFF_DEMO_ARCHITECTURE")) candidates.emplace_back(env);
-  std::error_code ec;
-  const fs::path exe = fs::canonical("/proc/self/exe", ec);
-  if (!ec) candidates.push_back(exe.parent_path().parent_path() / "share/modeldiff/demo_cnn.pt");
-  candidates.emplace_back(MODELDIFF_SOURCE_DIR "/resources/demo/demo_cnn.pt");
-  for (const auto& c : candidates)
-    if (fs::exists(c)) return c.string();
-  (void)argv0;
-  throw core::InputError(candidates.back().string(), "the demo's architecture file is missing")
-      .expected("resources/demo/demo_cnn.pt (or MODELDIFF_DEMO_ARCHITECTURE)");
-}
-
 }  // namespace
 
 Command add_run_command(CLI::App& app) {
@@ -105,7 +90,7 @@ Command add_run_command(CLI::App& app) {
 
 Command add_demo_command(CLI::App& app) {
   auto output = std::make_shared<std::string>("modeldiff-demo");
-  auto fashion = std::make_shared<std::string>("/usr/share/datasets/fashion-mnist");
+  auto fashion = std::make_shared<std::string>(core::default_fashion_mnist_dir());
   auto threads = std::make_shared<int>(0);
   auto quick = std::make_shared<bool>(false);
   auto print = std::make_shared<bool>(false);
@@ -122,7 +107,7 @@ Command add_demo_command(CLI::App& app) {
   cmd->add_flag("--print-project", *print,
                 "Print the demo as a project file (a template for your own) and exit");
   return [=] {
-    core::Project p = core::demo_project(demo_architecture(nullptr), *fashion, *output, *quick);
+    core::Project p = core::demo_project(core::demo_architecture_path(), *fashion, *output, *quick);
     p.threads = *threads;
     if (*print) {
       std::printf("%s\n", core::project_json(p).c_str());
