@@ -66,6 +66,9 @@ class ImageGridModel : public QAbstractListModel {
 
   // The dataset's thumbnails (null: no images, captions only).
   void setCache(ThumbnailCache* cache);
+  ThumbnailCache* cache() const { return cache_; }
+  // What the values are ("loading", "score").
+  QString valueName() const { return value_name_; }
   // What the grid lists (in order) and each item's value, e.g. "loading". `values` is empty or
   // as long as `indices`.
   void setItems(std::vector<std::int64_t> indices, std::vector<double> values,

@@ -19,23 +19,35 @@
 #include <QMessageBox>
 #include <QMimeData>
 #include <QPushButton>
+#include <QSaveFile>
 #include <QSettings>
 #include <QSpinBox>
 #include <QSplitter>
+#include <QStandardPaths>
 #include <QStatusBar>
 #include <QSvgGenerator>
 #include <QTabWidget>
 #include <QTableView>
+#include <QTextDocumentFragment>
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 #include <algorithm>
 
 #include "analysis_plots.h"
 #include "core/base/error.h"
+#include "core/pipeline/project.h"
 #include "counterfactual_panel.h"
 #include "direction_table_model.h"
+#include "example_inspector.h"
+#include "grid_figure.h"
 #include "image_grid_model.h"
+#include "job_panel.h"
+#include "project_dialog.h"
+#include "run_job.h"
 #include "variance_plot.h"
+#if MODELDIFF_UI_RUNS
+#include "core/pipeline/demo_paths.h"
+#endif
 
 namespace modeldiff::ui {
 
@@ -74,9 +86,9 @@ MainWindow::MainWindow(QWidget* parent)
 
   header_->setWordWrap(true);
   header_->setText(
-      tr("Open a run folder (File ▸ Open, or drop it here): create one with "
-         "<tt>modeldiff demo -o DIR</tt> or <tt>modeldiff run PROJECT</tt>. A single "
-         "comparison's result folder (<tt>modeldiff diff</tt>) opens too."));
+      tr("<a href='new'>Set up a comparison</a> (File ▸ New Project), open a project, a run "
+         "folder or a result folder (File ▸ Open, or drop it here), or "
+         "<a href='demo'>open the Fashion-MNIST demo</a>."));
   header_->setTextFormat(Qt::RichText);
   header_->setMargin(6);
 
@@ -118,19 +130,75 @@ MainWindow::MainWindow(QWidget* parent)
   dock->setWidget(counterfactual_);
   addDockWidget(Qt::RightDockWidgetArea, dock);
   resizeDocks({dock}, {440}, Qt::Horizontal);
+  inspector_ = new ExampleInspector;
+  inspector_dock_ = new QDockWidget(tr("Example inspector"), this);
+  inspector_dock_->setObjectName(QStringLiteral("inspectorDock"));
+  inspector_dock_->setWidget(inspector_);
+  addDockWidget(Qt::RightDockWidgetArea, inspector_dock_);
+  tabifyDockWidget(dock, inspector_dock_);
+  dock->raise();
+  for (int i = 0; i < 2; ++i) {
+    QListView* view = inspector_->gridView(i);
+    view->setContextMenuPolicy(Qt::CustomContextMenu);
+    connect(view, &QWidget::customContextMenuRequested, this, [this, i, view](const QPoint& pos) {
+      showGridMenu(view, inspector_->gridModel(i),
+                   QTextDocumentFragment::fromHtml(inspector_->gridTitle(i)->text()).toPlainText() +
+                       tr(" (validation example %1)").arg(inspector_->example()),
+                   pos);
+    });
+  }
+
+  job_ = new RunJob(this);
+  job_panel_ = new JobPanel(job_);
+  job_dock_ = new QDockWidget(tr("Job"), this);
+  job_dock_->setObjectName(QStringLiteral("jobDock"));
+  job_dock_->setWidget(job_panel_);
+  addDockWidget(Qt::BottomDockWidgetArea, job_dock_);
+  job_dock_->hide();
+  connect(job_, &RunJob::finished, this, &MainWindow::onJobFinished);
+  connect(job_, &RunJob::failed, this, &MainWindow::onJobFailed);
+  connect(job_, &RunJob::cancelled, this, [this]() {
+    statusBar()->showMessage(tr("Job cancelled; what finished is kept in %1").arg(job_->output()));
+    updateJobActions();
+  });
+  connect(job_, &RunJob::progressed, this, [this](double fraction, const QString& step) {
+    statusBar()->showMessage(tr("Running: %1 (%2%)").arg(step).arg(qRound(100 * fraction)));
+  });
 
   QMenu* file = menuBar()->addMenu(tr("&File"));
-  file->addAction(tr("&Open Run or Result…"), QKeySequence::Open, this, &MainWindow::chooseFolder);
+  file->addAction(tr("&New Project…"), QKeySequence::New, this, &MainWindow::newProject);
+  file->addAction(tr("&Open Project or Result File…"), QKeySequence::Open, this,
+                  &MainWindow::chooseProjectFile);
+  file->addAction(tr("Open Run or Result &Folder…"), this, &MainWindow::chooseFolder);
   recent_ = file->addMenu(tr("Open &Recent"));
   connect(recent_, &QMenu::aboutToShow, this, &MainWindow::fillRecentMenu);
   fillRecentMenu();
+  save_action_ =
+      file->addAction(tr("&Save Project"), QKeySequence::Save, this, [this]() { saveProject(); });
+  save_as_action_ = file->addAction(tr("Save Project &As…"), QKeySequence::SaveAs, this,
+                                    &MainWindow::chooseSaveFile);
   file->addSeparator();
   file->addAction(tr("&Export Figure…"), this, &MainWindow::chooseExportFile);
   file->addAction(tr("&Copy Figure"), this, &MainWindow::copyFigure);
   file->addSeparator();
   file->addAction(tr("&Quit"), QKeySequence::Quit, this, &QWidget::close);
+  QMenu* project = menuBar()->addMenu(tr("&Project"));
+  edit_action_ = project->addAction(tr("&Edit Comparison…"), this, &MainWindow::editProject);
+  run_action_ = project->addAction(tr("&Run"), QKeySequence(Qt::CTRL | Qt::Key_R), this,
+                                   [this]() { runProject(); });
+  cancel_action_ = project->addAction(tr("&Cancel Job"), this, [this]() { job_->cancel(); });
+  project->addSeparator();
+  project->addAction(job_dock_->toggleViewAction());
   QMenu* help = menuBar()->addMenu(tr("&Help"));
+  help->addAction(tr("Open &Demo"), this, [this]() { openDemo(); });
+  help->addSeparator();
   help->addAction(tr("&About ModelDiff Studio"), this, &MainWindow::showAbout);
+  connect(header_, &QLabel::linkActivated, this, [this](const QString& link) {
+    if (link == QLatin1String("run")) runProject();
+    if (link == QLatin1String("new")) newProject();
+    if (link == QLatin1String("demo")) openDemo();
+  });
+  updateJobActions();
 
   connect(&loader_, &QFutureWatcher<LoadOutcome>::finished, this, &MainWindow::onLoaded);
   connect(table_->selectionModel(), &QItemSelectionModel::selectionChanged, this,
@@ -151,11 +219,15 @@ MainWindow::MainWindow(QWidget* parent)
   statusBar()->showMessage(tr("Ready"));
   QSettings settings;
   restoreGeometry(settings.value(QStringLiteral("mainWindow/geometry")).toByteArray());
+  restoreState(settings.value(QStringLiteral("mainWindow/state")).toByteArray());
+  job_dock_->hide();  // shown when a job starts
   if (!settings.contains(QStringLiteral("mainWindow/geometry"))) resize(1400, 900);
 }
 
 MainWindow::~MainWindow() {
   loader_.waitForFinished();
+  delete job_;  // cancels a running job and waits for it
+  job_ = nullptr;
 }
 
 QWidget* MainWindow::buildImagePanel() {
@@ -196,7 +268,16 @@ QWidget* MainWindow::buildImagePanel() {
     g.view->setMinimumHeight(kThumbnail + 30);
     layout->addWidget(g.title);
     layout->addWidget(g.view, 1);
+    g.view->setContextMenuPolicy(Qt::CustomContextMenu);
+    const Grid grid = static_cast<Grid>(&g - grids_);
+    connect(g.view, &QWidget::customContextMenuRequested, this, [this, grid](const QPoint& pos) {
+      showGridMenu(grids_[grid].view, grids_[grid].model, gridFigureTitle(grid), pos);
+    });
   }
+  // A validation image opens in the example inspector.
+  connect(grids_[kTopVal].view, &QListView::clicked, this, [this](const QModelIndex& index) {
+    inspectValidation(index.data(ImageGridModel::kIndexRole).toLongLong());
+  });
   return panel;
 }
 
@@ -310,6 +391,7 @@ void MainWindow::showExample(int row) {
   }
   example_row_ = row;
   const std::int64_t index = comp->target_rows[static_cast<std::size_t>(row)];
+  if (inspector_->example() != index) inspectValidation(index);
   QString cls = tr("unknown");
   example_image_->clear();
   if (run_->val && index >= 0 && index < run_->val->size()) {
@@ -409,6 +491,11 @@ void MainWindow::showFigureMenu(QCustomPlot* plot, const QPoint& pos) {
 }
 
 bool MainWindow::open(const QString& path) {
+  const QFileInfo info(path);
+  if (info.isFile() && info.suffix().compare(QLatin1String("json"), Qt::CaseInsensitive) == 0 &&
+      info.fileName() != QLatin1String("run.json") &&
+      info.fileName() != QLatin1String("summary.json"))
+    return openProject(path);
   return startLoading(path, isRunPath(path));
 }
 
@@ -444,10 +531,7 @@ void MainWindow::onLoaded() {
   const LoadOutcome outcome = loader_.result();
   if (!outcome.error.isEmpty()) {
     statusBar()->showMessage(tr("Could not open %1").arg(outcome.path));
-    auto* box = new QMessageBox(QMessageBox::Critical, tr("Cannot open"), outcome.error,
-                                QMessageBox::Ok, this);
-    box->setAttribute(Qt::WA_DeleteOnClose);
-    box->open();  // window-modal, does not block the event loop
+    showError(tr("Cannot open"), outcome.error);
     Q_EMIT loadFailed(outcome.error);
     return;
   }
@@ -471,6 +555,7 @@ void MainWindow::onLoaded() {
   grids_[kTopTrain].model->setCache(train_thumbnails_);
   grids_[kBottomTrain].model->setCache(train_thumbnails_);
   grids_[kTopVal].model->setCache(val_thumbnails_);
+  inspector_->setRun(run_, train_thumbnails_);
 
   auto accuracy = [](const AlgorithmInfo& a) {
     return a.mean_val_accuracy < 0
@@ -700,8 +785,273 @@ void MainWindow::dropEvent(QDropEvent* event) {
 }
 
 void MainWindow::closeEvent(QCloseEvent* event) {
-  QSettings().setValue(QStringLiteral("mainWindow/geometry"), saveGeometry());
+  if (job_ != nullptr && job_->isRunning()) {
+    const auto answer = QMessageBox::question(
+        this, tr("A run is in progress"),
+        tr("Cancel the run and quit? Finished models and cached features are kept for the "
+           "next run."));
+    if (answer != QMessageBox::Yes) {
+      event->ignore();
+      return;
+    }
+    job_->cancel();
+  }
+  QSettings settings;
+  settings.setValue(QStringLiteral("mainWindow/geometry"), saveGeometry());
+  settings.setValue(QStringLiteral("mainWindow/state"), saveState());
   QMainWindow::closeEvent(event);
+}
+
+void MainWindow::showError(const QString& title, const QString& message) {
+  auto* box = new QMessageBox(QMessageBox::Critical, title, message, QMessageBox::Ok, this);
+  box->setAttribute(Qt::WA_DeleteOnClose);
+  box->open();  // window-modal, does not block the event loop
+}
+
+bool MainWindow::openProject(const QString& path) {
+  QFile file(path);
+  if (!file.open(QIODevice::ReadOnly)) {
+    const QString message =
+        tr("%1: cannot read the project file (%2)").arg(path, file.errorString());
+    showError(tr("Cannot open"), message);
+    Q_EMIT loadFailed(message);
+    return false;
+  }
+  const QByteArray text = file.readAll();
+  if (!setProject(QString::fromUtf8(text), QFileInfo(path).absolutePath(),
+                  QFileInfo(path).absoluteFilePath()))
+    return false;
+  rememberRecent(project_path_);
+  return true;
+}
+
+bool MainWindow::setProject(const QString& json, const QString& base_dir, const QString& path) {
+  const QString source = path.isEmpty() ? tr("the new project") : path;
+  QString name, output;
+  try {
+    const core::Project p =
+        core::parse_project(json.toStdString(), base_dir.toStdString(), source.toStdString());
+    name = QString::fromStdString(p.name);
+    output = QString::fromStdString(p.output);
+  } catch (const std::exception& e) {
+    const QString message = QString::fromUtf8(e.what());
+    statusBar()->showMessage(tr("Could not open %1").arg(source));
+    showError(tr("Not a valid project"), message);
+    Q_EMIT loadFailed(message);
+    return false;
+  }
+  project_json_ = json;
+  project_dir_ = base_dir;
+  project_path_ = path;
+  project_name_ = name.isEmpty() ? QFileInfo(path).completeBaseName() : name;
+  project_output_ = QDir::cleanPath(QDir(base_dir).absoluteFilePath(output));
+  updateJobActions();
+  setWindowTitle(tr("%1 — ModelDiff Studio").arg(project_name_));
+  Q_EMIT projectChanged(path);
+  // Its results when they are there, else the offer to run it.
+  if (isRunPath(project_output_) && !job_->isRunning())
+    open(project_output_);
+  else
+    showProjectHeader();
+  return true;
+}
+
+void MainWindow::showProjectHeader() {
+  header_->setText(tr("<b>%1</b><br>Not run yet: its results will be in %2.<br>"
+                      "<a href='run'>Run it now</a> (Project ▸ Run): trains or loads the "
+                      "models, computes TRAK scores and the distinguishing directions.")
+                       .arg(project_name_.toHtmlEscaped(),
+                            QDir::toNativeSeparators(project_output_).toHtmlEscaped()));
+}
+
+bool MainWindow::saveProjectAs(const QString& path) {
+  if (project_json_.isEmpty()) return false;
+  // Relative paths stay right: the JSON written is the core's, with absolute paths.
+  QString text = project_json_;
+  try {
+    text = QString::fromStdString(core::project_json(core::parse_project(
+        project_json_.toStdString(), project_dir_.toStdString(), path.toStdString())));
+  } catch (const std::exception&) {
+    // Kept as it is; it was valid when it became current.
+  }
+  QSaveFile file(path);
+  if (!file.open(QIODevice::WriteOnly) || file.write(text.toUtf8()) < 0 || !file.commit()) {
+    showError(tr("Cannot save"),
+              tr("%1: cannot write the project file (%2)").arg(path, file.errorString()));
+    return false;
+  }
+  project_json_ = text;
+  project_path_ = QFileInfo(path).absoluteFilePath();
+  project_dir_ = QFileInfo(path).absolutePath();
+  rememberRecent(project_path_);
+  statusBar()->showMessage(tr("Project saved to %1").arg(path));
+  updateJobActions();
+  return true;
+}
+
+bool MainWindow::saveProject() {
+  if (project_json_.isEmpty()) return false;
+  if (project_path_.isEmpty()) {
+    chooseSaveFile();
+    return !project_path_.isEmpty();
+  }
+  return saveProjectAs(project_path_);
+}
+
+void MainWindow::chooseSaveFile() {
+  if (project_json_.isEmpty()) return;
+  QString path = QFileDialog::getSaveFileName(
+      this, tr("Save Project"),
+      project_path_.isEmpty() ? QDir(project_dir_).filePath(project_name_ + QStringLiteral(".json"))
+                              : project_path_,
+      tr("ModelDiff project (*.json)"));
+  if (path.isEmpty()) return;
+  if (QFileInfo(path).suffix().isEmpty()) path += QStringLiteral(".json");
+  saveProjectAs(path);
+}
+
+void MainWindow::chooseProjectFile() {
+  const QString path = QFileDialog::getOpenFileName(
+      this, tr("Open a Project, a Run or a Result"), QString(),
+      tr("Projects, run.json and summary.json (*.json);;All files (*)"));
+  if (!path.isEmpty()) open(path);
+}
+
+void MainWindow::newProject() {
+  auto* dialog = new ProjectDialog(QString(), QDir::homePath(), this);
+  dialog->setAttribute(Qt::WA_DeleteOnClose);
+  connect(dialog, &QDialog::accepted, this, [this, dialog]() {
+    if (!setProject(dialog->projectJson(), QDir::homePath())) return;
+    chooseSaveFile();
+    runProject();
+  });
+  dialog->open();
+}
+
+void MainWindow::editProject() {
+  auto* dialog = new ProjectDialog(project_json_,
+                                   project_dir_.isEmpty() ? QDir::homePath() : project_dir_, this);
+  dialog->setAttribute(Qt::WA_DeleteOnClose);
+  connect(dialog, &QDialog::accepted, this, [this, dialog]() {
+    const QString path = project_path_;
+    if (!setProject(dialog->projectJson(), project_dir_.isEmpty() ? QDir::homePath() : project_dir_,
+                    path))
+      return;
+    if (!path.isEmpty()) saveProjectAs(path);
+    runProject();
+  });
+  dialog->open();
+}
+
+bool MainWindow::runProject() {
+  if (project_json_.isEmpty() || job_->isRunning()) return false;
+  try {
+    const core::Project p = core::parse_project(
+        project_json_.toStdString(), project_dir_.toStdString(),
+        (project_path_.isEmpty() ? project_name_ : project_path_).toStdString());
+    if (!job_->start(p)) return false;
+  } catch (const std::exception& e) {
+    showError(tr("Cannot run"), QString::fromUtf8(e.what()));
+    return false;
+  }
+  job_dock_->show();
+  job_dock_->raise();
+  updateJobActions();
+  return true;
+}
+
+bool MainWindow::openDemo(const QString& folder) {
+#if MODELDIFF_UI_RUNS
+  const QString output =
+      folder.isEmpty() ? QDir(QStandardPaths::writableLocation(QStandardPaths::AppDataLocation))
+                             .filePath(QStringLiteral("demo-run"))
+                       : folder;
+  QString json;
+  try {
+    json = QString::fromStdString(core::project_json(core::demo_project(
+        core::demo_architecture_path(), core::default_fashion_mnist_dir(), output.toStdString())));
+  } catch (const std::exception& e) {
+    showError(tr("Cannot open the demo"), QString::fromUtf8(e.what()));
+    return false;
+  }
+  if (!setProject(json, output)) return false;
+  if (!isRunPath(output)) return runProject();
+  return true;
+#else
+  (void)folder;
+  showError(tr("Cannot open the demo"), tr("This build has no LibTorch: the demo needs it."));
+  return false;
+#endif
+}
+
+void MainWindow::onJobFinished(const QString& output) {
+  updateJobActions();
+  statusBar()->showMessage(tr("Run finished: %1").arg(output));
+  open(output);
+}
+
+void MainWindow::onJobFailed(const QString& message) {
+  updateJobActions();
+  statusBar()->showMessage(tr("The run failed"));
+  showError(tr("The run failed"), message);
+}
+
+void MainWindow::updateJobActions() {
+  const bool running = job_ != nullptr && job_->isRunning();
+  const bool has_project = !project_json_.isEmpty();
+  if (run_action_ != nullptr) run_action_->setEnabled(has_project && !running);
+  if (cancel_action_ != nullptr) cancel_action_->setEnabled(running);
+  if (save_action_ != nullptr) save_action_->setEnabled(has_project);
+  if (save_as_action_ != nullptr) save_as_action_->setEnabled(has_project);
+  if (edit_action_ != nullptr) edit_action_->setEnabled(!running);
+}
+
+void MainWindow::inspectValidation(std::int64_t index) {
+  inspector_->showExample(index);
+  inspector_dock_->show();
+  inspector_dock_->raise();
+}
+
+QString MainWindow::gridFigureTitle(Grid grid) const {
+  QString title = QTextDocumentFragment::fromHtml(grids_[grid].title->text()).toPlainText();
+  const int comparison = currentComparison();
+  if (run_ && comparison >= 0 && run_->comparisons.size() > 1)
+    title +=
+        QStringLiteral(" (%1)").arg(run_->comparisons[static_cast<std::size_t>(comparison)].title);
+  return title;
+}
+
+bool MainWindow::exportGrid(Grid grid, const QString& path, double scale) {
+  const bool ok = exportGridFigure(*grids_[grid].model, gridFigureTitle(grid), path, scale);
+  statusBar()->showMessage(ok ? tr("Images written to %1").arg(path)
+                              : tr("Could not write the images to %1").arg(path));
+  return ok;
+}
+
+void MainWindow::showGridMenu(QListView* view, const ImageGridModel* model, const QString& title,
+                              const QPoint& pos) {
+  if (model->rowCount() == 0) return;
+  QMenu menu(this);
+  menu.addAction(tr("Export Images…"), this, [this, model, title]() {
+    QString filter;
+    QString path = QFileDialog::getSaveFileName(
+        this, tr("Export Images"), QString(),
+        tr("PNG image (*.png);;SVG drawing (*.svg);;PDF document (*.pdf)"), &filter);
+    if (path.isEmpty()) return;
+    if (QFileInfo(path).suffix().isEmpty())
+      path += filter.contains(QStringLiteral("svg"))   ? QStringLiteral(".svg")
+              : filter.contains(QStringLiteral("pdf")) ? QStringLiteral(".pdf")
+                                                       : QStringLiteral(".png");
+    if (!exportGridFigure(*model, title, path, 2))
+      showError(tr("Export Images"), tr("Could not write %1.").arg(path));
+    else
+      statusBar()->showMessage(tr("Images written to %1").arg(path));
+  });
+  menu.addAction(tr("Copy Images"), this, [this, model, title]() {
+    QGuiApplication::clipboard()->setImage(gridFigureImage(*model, title, 2));
+    statusBar()->showMessage(tr("Images copied to the clipboard"));
+  });
+  menu.exec(view->viewport()->mapToGlobal(pos));
 }
 
 }  // namespace modeldiff::ui

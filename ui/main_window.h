@@ -1,4 +1,5 @@
-// The main window: opens a run folder (run.json from `modeldiff run` / `modeldiff demo`) or a
+// The main window: opens a project file (and runs it in the background, with a progress
+// panel), a run folder (run.json from `modeldiff run` / `modeldiff demo`) or a
 // single comparison's result folder. Left: the comparison selector and the table of
 // distinguishing directions; right: the variance figure above three image grids for the
 // selected direction (training images with the largest and the smallest loadings, validation
@@ -12,7 +13,9 @@
 
 #include "run_data.h"
 
+class QAction;
 class QComboBox;
+class QDockWidget;
 class QLabel;
 class QListView;
 class QMenu;
@@ -24,6 +27,9 @@ class QTableView;
 namespace modeldiff::ui {
 
 class CosineHistogram;
+class ExampleInspector;
+class JobPanel;
+class RunJob;
 class CounterfactualPanel;
 class ProjectionPlot;
 class DirectionTableModel;
@@ -46,6 +52,28 @@ class MainWindow : public QMainWindow {
   // The same, for a single diff result folder.
   bool openResult(const QString& path);
 
+  // Projects (core/pipeline/project.h): a JSON file naming the data, the two algorithms and
+  // the settings. Opening one shows its results when its run folder holds them; otherwise
+  // the header offers to run it. False (with an error message, nothing else changed) for a
+  // file that cannot be read or is not a valid project.
+  bool openProject(const QString& path);
+  // Makes `json` the current project (as from the set-up dialog); `path` is its file ("" =
+  // not saved yet), `base_dir` where its relative paths resolve. False when it is invalid.
+  bool setProject(const QString& json, const QString& base_dir, const QString& path = {});
+  QString projectPath() const { return project_path_; }
+  QString projectJson() const { return project_json_; }
+  // Writes the current project atomically (QSaveFile) to its file / to `path`.
+  bool saveProject();
+  bool saveProjectAs(const QString& path);
+  // Starts the current project's run in the background; its results open when it finishes.
+  bool runProject();
+  // Help > Open Demo: the built-in Fashion-MNIST comparison in `folder` (default: the
+  // application's data folder): opens its results, or runs it first (a few minutes).
+  bool openDemo(const QString& folder = {});
+  RunJob* job() const { return job_; }
+  JobPanel* jobPanel() const { return job_panel_; }
+  QLabel* headerLabel() const { return header_; }
+
   // The loaded run or result (null before the first successful load).
   const RunData* run() const { return run_.get(); }
   int currentComparison() const;
@@ -64,6 +92,13 @@ class MainWindow : public QMainWindow {
   QLabel* patchLabel() const { return patch_; }
   // The "test a transformation" panel (a dock on the right).
   CounterfactualPanel* counterfactualPanel() const { return counterfactual_; }
+  // The example inspector (a dock beside the transformation panel): a validation example's top
+  // influencers under A and B. A clicked projection point or validation image shows there.
+  ExampleInspector* inspector() const { return inspector_; }
+  // Writes grid `grid` (title, images, captions) as a figure: .png (scale x), .svg or .pdf.
+  bool exportGrid(Grid grid, const QString& path, double scale = 2);
+  // The grid's title as plain text (the figure's title).
+  QString gridFigureTitle(Grid grid) const;
   // The figures' tabs: "Variance", "Projections", "Cosine".
   QTabWidget* plotTabs() const { return plot_tabs_; }
   ProjectionPlot* projectionPlot() const { return projection_; }
@@ -88,6 +123,8 @@ class MainWindow : public QMainWindow {
  Q_SIGNALS:
   void resultLoaded(const QString& path);
   void loadFailed(const QString& message);
+  // A project became current (opened, set up, or the demo).
+  void projectChanged(const QString& path);
 
  protected:
   void dragEnterEvent(QDragEnterEvent* event) override;
@@ -118,10 +155,22 @@ class MainWindow : public QMainWindow {
   void updateProjections();
   void chooseExportFile();
   void showFigureMenu(QCustomPlot* plot, const QPoint& pos);
+  void showGridMenu(QListView* view, const ImageGridModel* model, const QString& title,
+                    const QPoint& pos);
+  void inspectValidation(std::int64_t index);
   void updateDirectionImages();
   void rememberRecent(const QString& path);
   void fillRecentMenu();
   void showAbout();
+  void newProject();
+  void editProject();
+  void chooseProjectFile();
+  void chooseSaveFile();
+  void showProjectHeader();
+  void onJobFinished(const QString& output);
+  void onJobFailed(const QString& message);
+  void updateJobActions();
+  void showError(const QString& title, const QString& message);
 
   DirectionTableModel* model_;
   QTableView* table_;
@@ -143,11 +192,22 @@ class MainWindow : public QMainWindow {
   GridWidgets grids_[kGridCount];
   QMenu* recent_ = nullptr;
   CounterfactualPanel* counterfactual_ = nullptr;
+  ExampleInspector* inspector_ = nullptr;
+  QDockWidget* inspector_dock_ = nullptr;
   int wanted_count_ = 10;  // the k the user chose; a grid shows fewer when fewer are stored
   ThumbnailCache* train_thumbnails_ = nullptr;
   ThumbnailCache* val_thumbnails_ = nullptr;
   std::shared_ptr<const RunData> run_;
   QFutureWatcher<LoadOutcome> loader_;
+  RunJob* job_ = nullptr;
+  JobPanel* job_panel_ = nullptr;
+  QDockWidget* job_dock_ = nullptr;
+  QString project_json_, project_dir_, project_path_, project_name_, project_output_;
+  QAction* save_action_ = nullptr;
+  QAction* save_as_action_ = nullptr;
+  QAction* edit_action_ = nullptr;
+  QAction* run_action_ = nullptr;
+  QAction* cancel_action_ = nullptr;
 };
 
 }  // namespace modeldiff::ui

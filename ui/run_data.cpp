@@ -11,6 +11,7 @@
 #include "core/base/error.h"
 #include "core/io/hdf5_dataset.h"
 #if MODELDIFF_UI_RUNS
+#include "core/io/npy.h"
 #include "core/pipeline/project.h"
 #endif
 
@@ -209,6 +210,21 @@ std::shared_ptr<const RunData> loadRun(const QString& path) {
       run->planted_base_rate = p["base_rate"].get<double>();
     if (p.contains("direction_set") && p["direction_set"].is_string())
       run->planted_direction_set = QString::fromStdString(p["direction_set"].get<std::string>());
+  }
+  // The score matrices must fit the datasets: a row per validation image, a column per
+  // training image.
+  for (int i = 0; i < 2; ++i) {
+    const QString file =
+        QDir(folder).filePath(QStringLiteral("scores/%1.npy").arg(i == 0 ? 'A' : 'B'));
+    if (!QFileInfo::exists(file)) continue;
+    auto scores = std::make_shared<core::NdArray>(core::read_npy(file.toStdString()).to_float32());
+    if (scores->ndim() != 2 || scores->dim(0) != data.val.size() ||
+        scores->dim(1) != data.train.size())
+      throw core::InputError(file.toStdString(), "does not fit the run's datasets")
+          .expected(std::to_string(data.val.size()) + " x " + std::to_string(data.train.size()) +
+                    " (validation x training images)")
+          .found(core::shape_to_string(scores->shape()));
+    run->scores[i] = std::move(scores);
   }
   run->train = std::make_shared<const core::ImageDataset>(std::move(data.train));
   run->val = std::make_shared<const core::ImageDataset>(std::move(data.val));

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "core/base/ndarray.h"
 #include "core/data/image_dataset.h"
 #include "core/data/preprocessing.h"
 #include "core/diff/diff_summary.h"
@@ -67,6 +68,9 @@ struct RunData {
   int patch_x = 0, patch_y = 0, patch_size = 0, patch_value = 255;  // the planted patch
   std::int64_t planted_class = -1;
   core::Preprocessing preprocessing;  // the run's (what its models were trained on)
+  // Each algorithm's TRAK scores (scores/A.npy, scores/B.npy: validation x training float32),
+  // null when the run folder has none. For the example inspector.
+  std::shared_ptr<const core::NdArray> scores[2];
 
   bool isPatchedTrain(std::int64_t index) const;
   bool isPatchedVal(std::int64_t index) const;

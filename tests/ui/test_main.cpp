@@ -4,6 +4,7 @@
 
 int runMainWindowTests(int argc, char** argv);
 int runRunWindowTests(int argc, char** argv);
+int runProjectTests(int argc, char** argv);
 
 int main(int argc, char** argv) {
   Q_INIT_RESOURCE(resources);  // the icons live in the static ui library
@@ -14,5 +15,6 @@ int main(int argc, char** argv) {
   int failed = 0;
   failed += runMainWindowTests(argc, argv) != 0 ? 1 : 0;
   failed += runRunWindowTests(argc, argv) != 0 ? 1 : 0;
+  failed += runProjectTests(argc, argv) != 0 ? 1 : 0;
   return failed;
 }

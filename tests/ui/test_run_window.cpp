@@ -32,9 +32,12 @@
 #include "analysis_plots.h"
 #include "core/diff/diff_summary.h"
 #include "core/io/hdf5_dataset.h"
+#include "core/io/npy.h"
 #include "core/pipeline/counterfactual.h"
 #include "counterfactual_panel.h"
 #include "direction_table_model.h"
+#include "example_inspector.h"
+#include "grid_figure.h"
 #include "image_grid_model.h"
 #include "main_window.h"
 #include "variance_plot.h"
@@ -59,6 +62,8 @@ class RunWindowTest : public QObject {
   void clickingAProjectionShowsTheExample();
   void cosineHistogramCountsEveryTarget();
   void exportsTheVisibleFigure();
+  void inspectorListsEachAlgorithmsTopInfluencers();
+  void exportsImageGrids();
 
  private:
   void openRun(ui::MainWindow& w);
@@ -97,7 +102,10 @@ void RunWindowTest::initTestCase() {
 #endif
 }
 
+// Shows `w` at the screenshots' size and opens the run in it.
 void RunWindowTest::openRun(ui::MainWindow& w) {
+  w.resize(1400, 900);
+  w.show();
   QSignalSpy loaded(&w, &ui::MainWindow::resultLoaded);
   QSignalSpy failed(&w, &ui::MainWindow::loadFailed);
   QVERIFY(w.open(run_));
@@ -121,8 +129,6 @@ std::vector<std::int64_t> RunWindowTest::indices(const ui::ImageGridModel* model
 
 void RunWindowTest::opensRunAndListsEveryComparison() {
   ui::MainWindow w;
-  w.resize(1400, 900);
-  w.show();
   openRun(w);
   const QJsonArray comparisons = record_.value(QStringLiteral("comparisons")).toArray();
   QCOMPARE(w.comparisonBox()->count(), comparisons.size());
@@ -145,8 +151,6 @@ void RunWindowTest::opensRunAndListsEveryComparison() {
 
 void RunWindowTest::gridsShowTheSummarysIndices() {
   ui::MainWindow w;
-  w.resize(1400, 900);
-  w.show();
   openRun(w);
   const QJsonArray comparisons = record_.value(QStringLiteral("comparisons")).toArray();
   for (int comparison : {1, static_cast<int>(comparisons.size()) - 1}) {
@@ -199,7 +203,6 @@ void RunWindowTest::gridsShowTheSummarysIndices() {
 
 void RunWindowTest::imageCountChangesTheGrids() {
   ui::MainWindow w;
-  w.show();
   openRun(w);
   QSpinBox* k = w.imageCountBox();
   QVERIFY(k->isEnabled());
@@ -224,8 +227,6 @@ void RunWindowTest::patchedImagesAreCounted() {
     patched.push_back(v.toInteger());
   std::sort(patched.begin(), patched.end());
   ui::MainWindow w;
-  w.resize(1400, 900);
-  w.show();
   openRun(w);
   // The patched class's comparison shows the patch most clearly.
   const QJsonArray comparisons = record_.value(QStringLiteral("comparisons")).toArray();
@@ -318,9 +319,8 @@ void RunWindowTest::counterfactualOfThePlantedPatch() {
   const QString patch = plantedPatchText(record_);
   if (patch.isEmpty()) QSKIP("the quick demo planted no patch");
   ui::MainWindow w;
-  w.resize(1800, 1000);
-  w.show();
   openRun(w);
+  w.resize(1800, 1000);
   ui::CounterfactualPanel* panel = w.counterfactualPanel();
   QVERIFY(panel->isEnabled());
   // The planted patch is the first preset and the default; the target is the planted class.
@@ -419,7 +419,6 @@ void RunWindowTest::counterfactualOfThePlantedPatch() {
 
 void RunWindowTest::counterfactualCanBeCancelled() {
   ui::MainWindow w;
-  w.show();
   openRun(w);
   ui::CounterfactualPanel* panel = w.counterfactualPanel();
   panel->transformEdit()->setText(QStringLiteral("blur:sigma=1"));
@@ -449,7 +448,6 @@ void RunWindowTest::counterfactualCanBeCancelled() {
 
 void RunWindowTest::invalidTransformationDisablesRun() {
   ui::MainWindow w;
-  w.show();
   openRun(w);
   ui::CounterfactualPanel* panel = w.counterfactualPanel();
   panel->transformEdit()->setText(QStringLiteral("blur:sigma=1"));
@@ -476,8 +474,6 @@ void RunWindowTest::invalidTransformationDisablesRun() {
 
 void RunWindowTest::projectionPlotShowsDiffH5sProjections() {
   ui::MainWindow w;
-  w.resize(1400, 900);
-  w.show();
   openRun(w);
   w.selectComparison(0);
   w.selectDirection(0, 0);
@@ -536,8 +532,6 @@ void RunWindowTest::projectionPlotShowsDiffH5sProjections() {
 
 void RunWindowTest::clickingAProjectionShowsTheExample() {
   ui::MainWindow w;
-  w.resize(1400, 900);
-  w.show();
   openRun(w);
   w.selectComparison(0);
   w.selectDirection(0, 0);
@@ -596,12 +590,116 @@ void RunWindowTest::clickingAProjectionShowsTheExample() {
       w.run()->val->labels[static_cast<std::size_t>(c.target_rows[static_cast<std::size_t>(best)])];
   QVERIFY(w.exampleText()->text().contains(
       QString::fromStdString(w.run()->val->class_name(label)).toHtmlEscaped()));
+  // The inspector shows the same example with its top influencers.
+  QCOMPARE(w.inspector()->example(), c.target_rows[static_cast<std::size_t>(best)]);
+  QVERIFY(w.inspector()->textLabel()->text().contains(QStringLiteral("example %1").arg(index)));
+  QVERIFY(w.inspector()->imageLabel()->pixmap().width() > 0);
+  QCOMPARE(static_cast<int>(indices(w.inspector()->gridModel(0)).size()),
+           w.inspector()->countBox()->value());
+}
+
+// Each algorithm's list is the example's row of its score file (read here on its own),
+// sorted by score: highest first, or lowest first for opponents; the values are the scores.
+void RunWindowTest::inspectorListsEachAlgorithmsTopInfluencers() {
+  ui::MainWindow w;
+  openRun(w);
+  ui::ExampleInspector* inspector = w.inspector();
+  const std::int64_t example = 7;
+  w.gridView(ui::MainWindow::kTopVal)->setFocus();
+  inspector->showExample(example);
+  for (int order = 0; order < 2; ++order) {
+    inspector->orderBox()->setCurrentIndex(order);
+    for (int algorithm = 0; algorithm < 2; ++algorithm) {
+      const core::NdArray scores = core::read_npy(
+          (run_ + QStringLiteral("/scores/%1.npy").arg(algorithm == 0 ? 'A' : 'B')).toStdString());
+      QCOMPARE(scores.ndim(), 2);
+      QCOMPARE(scores.dim(0), w.run()->val->size());
+      const std::int64_t n = scores.dim(1);
+      const float* row = scores.data_as<float>() + example * n;
+      std::vector<std::int64_t> order_of(static_cast<std::size_t>(n));
+      std::iota(order_of.begin(), order_of.end(), 0);
+      std::stable_sort(order_of.begin(), order_of.end(), [&](std::int64_t x, std::int64_t y) {
+        return order == 0 ? row[x] > row[y] : row[x] < row[y];
+      });
+      const ui::ImageGridModel* model = inspector->gridModel(algorithm);
+      const int k = inspector->countBox()->value();
+      QCOMPARE(model->rowCount(), k);
+      for (int r = 0; r < k; ++r) {
+        const QModelIndex index = model->index(r);
+        QCOMPARE(index.data(ui::ImageGridModel::kIndexRole).toLongLong(),
+                 order_of[static_cast<std::size_t>(r)]);
+        QCOMPARE(index.data(ui::ImageGridModel::kValueRole).toDouble(),
+                 static_cast<double>(row[order_of[static_cast<std::size_t>(r)]]));
+      }
+    }
+  }
+  inspector->orderBox()->setCurrentIndex(0);
+  inspector->countBox()->setValue(5);
+  QCOMPARE(inspector->gridModel(0)->rowCount(), 5);
+  // A validation image of the top grid opens in the inspector.
+  w.selectComparison(0);
+  w.selectDirection(0, 0);
+  QListView* view = w.gridView(ui::MainWindow::kTopVal);
+  QVERIFY(view->model()->rowCount() > 1);
+  const QModelIndex second = view->model()->index(1, 0);
+  view->scrollTo(second);
+  QTest::mouseClick(view->viewport(), Qt::LeftButton, Qt::NoModifier,
+                    view->visualRect(second).center());
+  QCOMPARE(inspector->example(), second.data(ui::ImageGridModel::kIndexRole).toLongLong());
+  w.resize(1600, 1000);
+  QTRY_VERIFY_WITH_TIMEOUT(!w.thumbnailsPending(), 10000);
+  const QString dir = qEnvironmentVariable("MODELDIFF_SCREENSHOT_DIR");
+  if (!dir.isEmpty()) {
+    QDir().mkpath(dir);
+    QCoreApplication::processEvents();
+    QVERIFY(w.grab().save(dir + QStringLiteral("/gui_inspector.png")));
+  }
+}
+
+// A grid as a figure: PNG at 2x the figure's size, an SVG that parses, a PDF; every shown
+// image in it.
+void RunWindowTest::exportsImageGrids() {
+  ui::MainWindow w;
+  openRun(w);
+  w.selectComparison(0);
+  w.selectDirection(0, 0);
+  QTemporaryDir out;
+  QVERIFY(out.isValid());
+  const ui::ImageGridModel* model = w.gridModel(ui::MainWindow::kTopTrain);
+  QVERIFY(model->rowCount() > 0);
+  const QString title = w.gridFigureTitle(ui::MainWindow::kTopTrain);
+  QVERIFY(title.contains(QStringLiteral("largest loadings")));
+  QVERIFY(!title.contains(QLatin1Char('<')));
+  const QSize size = ui::gridFigureSize(*model, title);
+  QVERIFY(w.exportGrid(ui::MainWindow::kTopTrain, out.filePath(QStringLiteral("grid.png")), 2));
+  const QImage png(out.filePath(QStringLiteral("grid.png")));
+  QCOMPARE(png.size(), size * 2);
+  // Not blank: the images are drawn (Fashion-MNIST thumbnails are mostly dark on a white page).
+  int dark = 0;
+  for (int y = 0; y < png.height(); y += 2)
+    for (int x = 0; x < png.width(); x += 2) dark += qGray(png.pixel(x, y)) < 64 ? 1 : 0;
+  QVERIFY2(dark > model->rowCount() * 100, qPrintable(QString::number(dark)));
+  QVERIFY(w.exportGrid(ui::MainWindow::kBottomTrain, out.filePath(QStringLiteral("grid.svg"))));
+  QSvgRenderer svg(out.filePath(QStringLiteral("grid.svg")));
+  QVERIFY(svg.isValid());
+  QCOMPARE(svg.viewBox().size(),
+           ui::gridFigureSize(*w.gridModel(ui::MainWindow::kBottomTrain),
+                              w.gridFigureTitle(ui::MainWindow::kBottomTrain)));
+  QVERIFY(w.exportGrid(ui::MainWindow::kTopVal, out.filePath(QStringLiteral("grid.pdf"))));
+  QFile pdf(out.filePath(QStringLiteral("grid.pdf")));
+  QVERIFY(pdf.open(QIODevice::ReadOnly));
+  QVERIFY(pdf.size() > 1000);
+  QCOMPARE(pdf.read(4), QByteArray("%PDF"));
+  QVERIFY(!w.exportGrid(ui::MainWindow::kTopVal, out.filePath(QStringLiteral("grid.bmpx"))));
+  const QString dir = qEnvironmentVariable("MODELDIFF_SCREENSHOT_DIR");
+  if (!dir.isEmpty()) {
+    QDir().mkpath(dir);
+    QVERIFY(w.exportGrid(ui::MainWindow::kTopTrain, dir + QStringLiteral("/grid_figure.png"), 2));
+  }
 }
 
 void RunWindowTest::cosineHistogramCountsEveryTarget() {
   ui::MainWindow w;
-  w.resize(1400, 900);
-  w.show();
   openRun(w);
   for (int comparison = 0; comparison < 2; ++comparison) {
     w.selectComparison(comparison);
@@ -625,8 +723,6 @@ void RunWindowTest::cosineHistogramCountsEveryTarget() {
 
 void RunWindowTest::exportsTheVisibleFigure() {
   ui::MainWindow w;
-  w.resize(1400, 900);
-  w.show();
   openRun(w);
   QTemporaryDir out;
   QVERIFY(out.isValid());

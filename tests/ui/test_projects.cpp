@@ -1,0 +1,309 @@
+// Projects in the window: the set-up dialog explains invalid choices, a project saves
+// atomically and reopens, a corrupt project file gives one error message, and a run started
+// from the window (the quick Fashion-MNIST demo, in process) reports progress, can be
+// cancelled keeping what finished, resumes from it and opens its results when done.
+#include <QAbstractButton>
+#include <QDialogButtonBox>
+#include <QDir>
+#include <QElapsedTimer>
+#include <QFile>
+#include <QLabel>
+#include <QListView>
+#include <QPlainTextEdit>
+#include <QProgressBar>
+#include <QPushButton>
+#include <QSignalSpy>
+#include <QTabWidget>
+#include <QTemporaryDir>
+#include <QTimer>
+#include <QtTest>
+#include <nlohmann/json.hpp>
+
+#include "core/pipeline/demo_paths.h"
+#include "core/pipeline/project.h"
+#include "example_inspector.h"
+#include "image_grid_model.h"
+#include "job_panel.h"
+#include "main_window.h"
+#include "project_dialog.h"
+#include "run_job.h"
+
+using namespace modeldiff;
+
+class ProjectTest : public QObject {
+  Q_OBJECT
+
+ private Q_SLOTS:
+  void initTestCase();
+  void dialogExplainsInvalidChoices();
+  void dialogKeepsKeysItHasNoFieldFor();
+  void savedProjectReopens();
+  void corruptProjectFileShowsAnError();
+  void runCancelResumeAndOpen();
+
+ private:
+  QString demoJson(const QString& output, bool quick) const;
+  QTemporaryDir dir_;
+  bool have_data_ = false;
+};
+
+void ProjectTest::initTestCase() {
+  QVERIFY(dir_.isValid());
+  have_data_ = QFile::exists(QString::fromStdString(core::default_fashion_mnist_dir()) +
+                             QStringLiteral("/train-images-idx3-ubyte.gz"));
+}
+
+QString ProjectTest::demoJson(const QString& output, bool quick) const {
+  return QString::fromStdString(core::project_json(
+      core::demo_project(core::demo_architecture_path(), core::default_fashion_mnist_dir(),
+                         output.toStdString(), quick)));
+}
+
+void ProjectTest::dialogExplainsInvalidChoices() {
+  if (!have_data_) QSKIP("Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed");
+  // A new project names no files yet: not runnable, and the dialog says why.
+  {
+    ui::ProjectDialog dialog(QString(), dir_.path());
+    QVERIFY(!dialog.validate().isEmpty());
+    QVERIFY(!dialog.buttons()->button(QDialogButtonBox::Ok)->isEnabled());
+    QVERIFY(dialog.problemLabel()->text().contains(dialog.problem().toHtmlEscaped()));
+  }
+  ui::ProjectDialog dialog(demoJson(dir_.filePath(QStringLiteral("d")), true), dir_.path());
+  QCOMPARE(dialog.validate(), QString());
+  QVERIFY(dialog.buttons()->button(QDialogButtonBox::Ok)->isEnabled());
+  QCOMPARE(dialog.field(QStringLiteral("A.source")), QStringLiteral("train"));
+  QCOMPARE(dialog.field(QStringLiteral("B.source")), QStringLiteral("train"));
+
+  // A missing file is named with its field.
+  QVERIFY(
+      dialog.setField(QStringLiteral("data.val.labels"), QStringLiteral("/nonexistent/labels.gz")));
+  QString problem = dialog.validate();
+  QVERIFY2(problem.contains(QStringLiteral("data.val.labels")) &&
+               problem.contains(QStringLiteral("/nonexistent/labels.gz")),
+           qPrintable(problem));
+  QVERIFY(!dialog.buttons()->button(QDialogButtonBox::Ok)->isEnabled());
+  QVERIFY(dialog.setField(QStringLiteral("data.val.labels"),
+                          QString::fromStdString(core::default_fashion_mnist_dir()) +
+                              QStringLiteral("/t10k-labels-idx1-ubyte.gz")));
+  QCOMPARE(dialog.validate(), QString());
+
+  // Checkpoints that do not exist.
+  QVERIFY(dialog.setField(QStringLiteral("A.source"), QStringLiteral("checkpoints")));
+  QVERIFY(dialog.setField(QStringLiteral("A.checkpoints"), QStringLiteral("/nonexistent/a0.pt")));
+  problem = dialog.validate();
+  QVERIFY2(problem.contains(QStringLiteral("A.checkpoints")), qPrintable(problem));
+  // No checkpoints at all: the core's parser says what an algorithm needs.
+  QVERIFY(dialog.setField(QStringLiteral("A.checkpoints"), QString()));
+  problem = dialog.validate();
+  QVERIFY2(problem.contains(QStringLiteral("checkpoints")), qPrintable(problem));
+  QVERIFY(!dialog.buttons()->button(QDialogButtonBox::Ok)->isEnabled());
+  // Back to training: valid again; the JSON has a recipe and no checkpoints.
+  QVERIFY(dialog.setField(QStringLiteral("A.source"), QStringLiteral("train")));
+  QCOMPARE(dialog.validate(), QString());
+  const auto j = nlohmann::json::parse(dialog.projectJson().toStdString());
+  QVERIFY(j["A"].contains("train"));
+  QVERIFY(!j["A"].contains("checkpoints"));
+  // Edits are checked shortly after typing stops, without calling validate().
+  QVERIFY(dialog.setField(QStringLiteral("trak.proj_dim"), QStringLiteral("0")));
+  QVERIFY(dialog.setField(QStringLiteral("name"), QStringLiteral("renamed")));
+  QTRY_VERIFY_WITH_TIMEOUT(dialog.problem().isEmpty(), 2000);  // 0 is clamped to the minimum
+  QVERIFY(dialog.setField(QStringLiteral("data.train.images"), QStringLiteral("missing.idx")));
+  QTRY_VERIFY_WITH_TIMEOUT(!dialog.problem().isEmpty(), 2000);
+  QVERIFY(!dialog.setField(QStringLiteral("no.such.key"), QStringLiteral("1")));
+}
+
+void ProjectTest::dialogKeepsKeysItHasNoFieldFor() {
+  if (!have_data_) QSKIP("Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed");
+  const QString original = demoJson(dir_.filePath(QStringLiteral("keep")), true);
+  ui::ProjectDialog dialog(original, dir_.path());
+  QCOMPARE(dialog.validate(), QString());
+  // Unchanged fields: the same project (planted patch, hide_patch, seeds and all).
+  const core::Project before =
+      core::parse_project(original.toStdString(), dir_.path().toStdString(), "original");
+  const core::Project after =
+      core::parse_project(dialog.projectJson().toStdString(), dir_.path().toStdString(), "dialog");
+  QCOMPARE(QString::fromStdString(core::project_json(after)),
+           QString::fromStdString(core::project_json(before)));
+  QVERIFY(after.plant.enabled);
+  QVERIFY(after.b.hide_patch);
+  // A changed field changes exactly that.
+  QVERIFY(dialog.setField(QStringLiteral("B.train.epochs"), QStringLiteral("7")));
+  QVERIFY(dialog.setField(QStringLiteral("data.class_names"), QStringLiteral("a, b ,c")));
+  const core::Project edited =
+      core::parse_project(dialog.projectJson().toStdString(), dir_.path().toStdString(), "dialog");
+  QCOMPARE(edited.b.train.epochs, 7);
+  QCOMPARE(edited.a.train.epochs, before.a.train.epochs);
+  QCOMPARE(edited.class_names, (std::vector<std::string>{"a", "b", "c"}));
+  const QString dir = qEnvironmentVariable("MODELDIFF_SCREENSHOT_DIR");
+  if (!dir.isEmpty()) {
+    ui::ProjectDialog shown(original, dir_.path());
+    shown.setField(QStringLiteral("A.checkpoints"), QStringLiteral("/nonexistent/a0.pt"));
+    shown.setField(QStringLiteral("A.source"), QStringLiteral("checkpoints"));
+    shown.validate();
+    if (auto* tabs = shown.findChild<QTabWidget*>()) tabs->setCurrentIndex(1);  // Algorithm A
+    shown.resize(640, 560);
+    shown.show();
+    QVERIFY(QTest::qWaitForWindowExposed(&shown));
+    QDir().mkpath(dir);
+    QVERIFY(shown.grab().save(dir + QStringLiteral("/gui_project_dialog.png")));
+  }
+}
+
+void ProjectTest::savedProjectReopens() {
+  if (!have_data_) QSKIP("Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed");
+  ui::MainWindow w;
+  const QString output = dir_.filePath(QStringLiteral("never-run"));
+  QSignalSpy changed(&w, &ui::MainWindow::projectChanged);
+  QVERIFY(w.setProject(demoJson(output, true), dir_.path()));
+  QCOMPARE(changed.size(), 1);
+  QVERIFY(w.headerLabel()->text().contains(QStringLiteral("Not run yet")));
+  const QString path = dir_.filePath(QStringLiteral("study.json"));
+  QVERIFY(!w.saveProjectAs(dir_.filePath(QStringLiteral("no/such/folder/study.json"))));
+  QVERIFY(w.saveProjectAs(path));
+  QCOMPARE(w.projectPath(), QFileInfo(path).absoluteFilePath());
+  // The file is the core's JSON of the project, and loads as the same project.
+  const core::Project saved = core::load_project(path.toStdString());
+  QCOMPARE(QString::fromStdString(saved.output), output);
+  QVERIFY(saved.plant.enabled);
+  // No temporary file left beside it.
+  QCOMPARE(QDir(dir_.path()).entryList({QStringLiteral("study.json*")}, QDir::Files).size(), 1);
+
+  ui::MainWindow reopened;
+  QSignalSpy failed(&reopened, &ui::MainWindow::loadFailed);
+  QVERIFY(reopened.open(path));
+  QCOMPARE(failed.size(), 0);
+  QCOMPARE(reopened.projectPath(), QFileInfo(path).absoluteFilePath());
+  QCOMPARE(QString::fromStdString(core::project_json(core::parse_project(
+               reopened.projectJson().toStdString(), dir_.path().toStdString(), "reopened"))),
+           QString::fromStdString(core::project_json(saved)));
+}
+
+void ProjectTest::corruptProjectFileShowsAnError() {
+  const struct {
+    const char* name;
+    const char* text;
+    const char* expected;  // part of the message
+  } cases[] = {
+      {"truncated.json", "{\"name\": \"x\", \"data\": {", "truncated.json"},
+      {"wrong_type.json",
+       "{\"data\": {\"train\": {\"images\": \"a\", \"labels\": \"b\"}, \"val\": {\"images\": "
+       "\"a\", \"labels\": \"b\"}}, \"A\": 5, \"B\": {\"checkpoints\": [\"x.pt\"]}}",
+       "A"},
+      {"binary.json", "\x89PNG\r\n\x1a\n\x00\x01", "binary.json"},
+  };
+  for (const auto& c : cases) {
+    const QString path = dir_.filePath(QString::fromLatin1(c.name));
+    QFile f(path);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write(c.text);
+    f.close();
+    ui::MainWindow w;
+    QSignalSpy failed(&w, &ui::MainWindow::loadFailed);
+    QVERIFY(!w.open(path));
+    QCOMPARE(failed.size(), 1);
+    const QString message = failed.front().front().toString();
+    QVERIFY2(message.contains(QString::fromLatin1(c.expected)), qPrintable(message));
+    QVERIFY(w.projectJson().isEmpty());  // nothing half-loaded
+    QVERIFY(!w.runProject());
+  }
+  ui::MainWindow w;
+  QSignalSpy failed(&w, &ui::MainWindow::loadFailed);
+  QVERIFY(!w.openProject(dir_.filePath(QStringLiteral("missing.json"))));
+  QCOMPARE(failed.size(), 1);
+  QVERIFY(failed.front().front().toString().contains(QStringLiteral("missing.json")));
+}
+
+void ProjectTest::runCancelResumeAndOpen() {
+  if (!have_data_) QSKIP("Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed");
+  ui::MainWindow w;
+  w.resize(1400, 900);
+  w.show();
+  const QString output = dir_.filePath(QStringLiteral("gui-run"));
+  QVERIFY(w.setProject(demoJson(output, true), dir_.path()));
+  ui::RunJob* job = w.job();
+
+  // How long the GUI thread goes without handling events while the job runs (reported, not
+  // asserted: timings depend on the machine).
+  QElapsedTimer since_tick;
+  qint64 longest_stall = 0;
+  QTimer tick;
+  tick.setInterval(10);
+  connect(&tick, &QTimer::timeout, this,
+          [&]() { longest_stall = std::max(longest_stall, since_tick.restart()); });
+
+  // 1. Start, and cancel once algorithm A's models are trained.
+  QSignalSpy cancelled(job, &ui::RunJob::cancelled);
+  QSignalSpy logged(job, &ui::RunJob::logged);
+  QVERIFY(w.runProject());
+  QVERIFY(job->isRunning());
+  QVERIFY(!w.runProject());  // one job at a time
+  since_tick.start();
+  tick.start();
+  QTRY_VERIFY_WITH_TIMEOUT(
+      std::any_of(logged.begin(), logged.end(),
+                  [](const QList<QVariant>& l) {
+                    return l.front().toString().startsWith(QStringLiteral("trained"));
+                  }),
+      300000);
+  QVERIFY(job->fraction() > 0);
+  QVERIFY(w.jobPanel()->progressBar()->value() > 0);
+  QVERIFY(w.jobPanel()->cancelButton()->isEnabled());
+  QTest::mouseClick(w.jobPanel()->cancelButton(), Qt::LeftButton);
+  QVERIFY(cancelled.wait(300000));
+  QCOMPARE(job->state(), ui::RunJob::State::kCancelled);
+  QVERIFY(!w.jobPanel()->cancelButton()->isEnabled());
+  QVERIFY(!QFile::exists(output + QStringLiteral("/run.json")));
+  // What finished stays: algorithm A's trained models.
+  QVERIFY(QFile::exists(output + QStringLiteral("/models/A/recipe.json")));
+  const QStringList kept =
+      QDir(output + QStringLiteral("/models/A")).entryList({QStringLiteral("*.pt")}, QDir::Files);
+  QVERIFY2(
+      !kept.isEmpty(),
+      qPrintable(QDir(output + QStringLiteral("/models/A")).entryList().join(QLatin1Char(' '))));
+
+  // 2. Run again: it reuses them, finishes, and the results open.
+  QSignalSpy finished(job, &ui::RunJob::finished);
+  QSignalSpy loaded(&w, &ui::MainWindow::resultLoaded);
+  QVERIFY(w.runProject());
+  QVERIFY(finished.wait(300000));
+  QVERIFY(loaded.wait(120000));
+  tick.stop();
+  qInfo("longest GUI-thread stall while the job ran: %lld ms",
+        static_cast<long long>(longest_stall));
+  QCOMPARE(job->state(), ui::RunJob::State::kFinished);
+  QCOMPARE(w.jobPanel()->progressBar()->value(), 1000);
+  const QStringList log = job->log();
+  QVERIFY2(
+      std::any_of(log.begin(), log.end(),
+                  [&](const QString& line) {
+                    return line.startsWith(QStringLiteral("trained ")) &&
+                           line.contains(
+                               QStringLiteral("(%1 kept from an earlier run)").arg(kept.size()));
+                  }),
+      qPrintable(log.join(QLatin1Char('\n'))));
+  QVERIFY(QFile::exists(output + QStringLiteral("/run.json")));
+  QVERIFY(w.run() != nullptr);
+  QCOMPARE(w.run()->folder, QFileInfo(output).absoluteFilePath());
+  QVERIFY(w.run()->comparisons.size() > 1);
+  QVERIFY(w.run()->scores[0] != nullptr && w.run()->scores[1] != nullptr);
+  QVERIFY(w.gridModel(ui::MainWindow::kTopTrain)->rowCount() > 0);
+  QVERIFY(w.jobPanel()->logView()->toPlainText().contains(QStringLiteral("ModelDiff")));
+  // Reopening the project now shows its results directly.
+  ui::MainWindow again;
+  QSignalSpy again_loaded(&again, &ui::MainWindow::resultLoaded);
+  QVERIFY(again.setProject(w.projectJson(), dir_.path()));
+  QVERIFY(again_loaded.wait(120000));
+  const QString dir = qEnvironmentVariable("MODELDIFF_SCREENSHOT_DIR");
+  if (!dir.isEmpty()) {
+    QDir().mkpath(dir);
+    QTRY_VERIFY_WITH_TIMEOUT(!w.thumbnailsPending(), 10000);
+    QVERIFY(w.grab().save(dir + QStringLiteral("/gui_job_done.png")));
+  }
+}
+
+int runProjectTests(int argc, char** argv) {
+  ProjectTest test;
+  return QTest::qExec(&test, argc, argv);
+}
+
+#include "test_projects.moc"

@@ -1,0 +1,589 @@
+#include "project_dialog.h"
+
+#include <QCheckBox>
+#include <QComboBox>
+#include <QDialogButtonBox>
+#include <QDir>
+#include <QDoubleSpinBox>
+#include <QFileDialog>
+#include <QFileInfo>
+#include <QFormLayout>
+#include <QHBoxLayout>
+#include <QLabel>
+#include <QLineEdit>
+#include <QPlainTextEdit>
+#include <QPushButton>
+#include <QSpinBox>
+#include <QStackedWidget>
+#include <QTabWidget>
+#include <QTimer>
+#include <QVBoxLayout>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <vector>
+
+#include "core/base/error.h"
+#include "core/pipeline/project.h"
+
+namespace modeldiff::ui {
+
+using nlohmann::json;
+
+namespace {
+
+const char* const kLetters[2] = {"A", "B"};
+const QStringList kSources = {QStringLiteral("checkpoints"), QStringLiteral("train"),
+                              QStringLiteral("scores")};
+
+// A new project's JSON: what the dialog's fields start from.
+json default_project() {
+  return json::parse(R"({
+    "name": "comparison", "output": "comparison-run", "threads": 0,
+    "data": {"train": {"images": "", "labels": ""}, "val": {"images": "", "labels": ""}},
+    "A": {"label": "A", "architecture": "", "checkpoints": []},
+    "B": {"label": "B", "architecture": "", "checkpoints": []},
+    "trak": {"proj_dim": 2048, "seed": 0, "lambda": 0},
+    "diff": {"components": 5, "class_components": 3, "top_k": 10, "per_class": true}
+  })");
+}
+
+json* at_path(json& j, const QString& key, bool create) {
+  json* node = &j;
+  for (const QString& part : key.split(QLatin1Char('.'))) {
+    const std::string k = part.toStdString();
+    if (!node->is_object()) return nullptr;
+    if (!node->contains(k)) {
+      if (!create) return nullptr;
+      (*node)[k] = json();
+    }
+    node = &(*node)[k];
+  }
+  return node;
+}
+
+void erase_path(json& j, const QString& key) {
+  const int dot = key.lastIndexOf(QLatin1Char('.'));
+  json* parent = dot < 0 ? &j : at_path(j, key.left(dot), false);
+  if (parent != nullptr && parent->is_object()) parent->erase(key.mid(dot + 1).toStdString());
+}
+
+QString text_of(const json& v) {
+  if (v.is_string()) return QString::fromStdString(v.get<std::string>());
+  if (v.is_null()) return {};
+  if (v.is_boolean()) return v.get<bool>() ? QStringLiteral("true") : QStringLiteral("false");
+  return QString::fromStdString(v.dump());
+}
+
+}  // namespace
+
+// The dialog's fields, each bound to a JSON key.
+struct ProjectDialog::Fields {
+  enum Kind { kText, kInteger, kNumber, kBool, kList, kLines };
+  struct Field {
+    Kind kind;
+    QWidget* widget;
+  };
+  std::map<QString, Field> by_key;
+  json base;  // the project as loaded: keys without a field are kept from here
+  QComboBox* source[2] = {nullptr, nullptr};
+  QStackedWidget* source_pages[2] = {nullptr, nullptr};
+
+  QString get(const QString& key) const {
+    const auto it = by_key.find(key);
+    if (it == by_key.end()) return {};
+    QWidget* w = it->second.widget;
+    if (auto* e = qobject_cast<QLineEdit*>(w)) return e->text().trimmed();
+    if (auto* p = qobject_cast<QPlainTextEdit*>(w)) return p->toPlainText();
+    if (auto* s = qobject_cast<QSpinBox*>(w)) return QString::number(s->value());
+    if (auto* d = qobject_cast<QDoubleSpinBox*>(w)) return QString::number(d->value(), 'g', 10);
+    if (auto* c = qobject_cast<QCheckBox*>(w))
+      return c->isChecked() ? QStringLiteral("true") : QStringLiteral("false");
+    if (auto* b = qobject_cast<QComboBox*>(w)) return b->currentText();
+    return {};
+  }
+  bool set(const QString& key, const QString& value) {
+    const auto it = by_key.find(key);
+    if (it == by_key.end()) return false;
+    QWidget* w = it->second.widget;
+    if (auto* e = qobject_cast<QLineEdit*>(w)) e->setText(value);
+    if (auto* p = qobject_cast<QPlainTextEdit*>(w)) p->setPlainText(value);
+    if (auto* s = qobject_cast<QSpinBox*>(w)) s->setValue(value.toInt());
+    if (auto* d = qobject_cast<QDoubleSpinBox*>(w)) d->setValue(value.toDouble());
+    if (auto* c = qobject_cast<QCheckBox*>(w)) c->setChecked(value == QStringLiteral("true"));
+    if (auto* b = qobject_cast<QComboBox*>(w)) b->setCurrentIndex(std::max(0, b->findText(value)));
+    return true;
+  }
+};
+
+ProjectDialog::ProjectDialog(const QString& json_text, const QString& base_dir, QWidget* parent)
+    : QDialog(parent),
+      f_(std::make_unique<Fields>()),
+      base_dir_(base_dir.isEmpty() ? QDir::currentPath() : base_dir),
+      problem_label_(new QLabel),
+      buttons_(new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel)),
+      check_timer_(new QTimer(this)) {
+  setWindowTitle(tr("Set Up a Comparison"));
+  auto* tabs = new QTabWidget;
+  tabs->addTab(buildDataPage(), tr("Data"));
+  tabs->addTab(buildAlgorithmPage(0), tr("Algorithm A"));
+  tabs->addTab(buildAlgorithmPage(1), tr("Algorithm B"));
+  tabs->addTab(buildSettingsPage(), tr("Settings"));
+
+  problem_label_->setWordWrap(true);
+  problem_label_->setTextInteractionFlags(Qt::TextSelectableByMouse);
+  problem_label_->setMinimumHeight(40);
+  problem_label_->setAlignment(Qt::AlignTop | Qt::AlignLeft);
+  buttons_->button(QDialogButtonBox::Ok)->setText(tr("Save and Run"));
+  connect(buttons_, &QDialogButtonBox::accepted, this, [this]() {
+    if (validate().isEmpty()) accept();
+  });
+  connect(buttons_, &QDialogButtonBox::rejected, this, &QDialog::reject);
+
+  auto* layout = new QVBoxLayout(this);
+  layout->addWidget(tabs, 1);
+  layout->addWidget(problem_label_);
+  layout->addWidget(buttons_);
+
+  check_timer_->setSingleShot(true);
+  check_timer_->setInterval(250);
+  connect(check_timer_, &QTimer::timeout, this, [this]() { validate(); });
+  for (auto& [key, field] : f_->by_key) {
+    QWidget* w = field.widget;
+    if (auto* e = qobject_cast<QLineEdit*>(w))
+      connect(e, &QLineEdit::textChanged, this, &ProjectDialog::scheduleCheck);
+    if (auto* p = qobject_cast<QPlainTextEdit*>(w))
+      connect(p, &QPlainTextEdit::textChanged, this, &ProjectDialog::scheduleCheck);
+    if (auto* s = qobject_cast<QSpinBox*>(w))
+      connect(s, &QSpinBox::valueChanged, this, &ProjectDialog::scheduleCheck);
+    if (auto* d = qobject_cast<QDoubleSpinBox*>(w))
+      connect(d, &QDoubleSpinBox::valueChanged, this, &ProjectDialog::scheduleCheck);
+    if (auto* c = qobject_cast<QCheckBox*>(w))
+      connect(c, &QCheckBox::toggled, this, &ProjectDialog::scheduleCheck);
+    if (auto* b = qobject_cast<QComboBox*>(w))
+      connect(b, &QComboBox::currentIndexChanged, this, &ProjectDialog::scheduleCheck);
+  }
+  load(json_text);
+  validate();
+  resize(640, 560);
+}
+
+ProjectDialog::~ProjectDialog() = default;
+
+namespace {
+
+// A line edit with a "…" button that picks a file (or a folder).
+QWidget* with_browse(QLineEdit* edit, bool folder, const QString& base_dir, QWidget* parent) {
+  auto* row = new QWidget;
+  auto* layout = new QHBoxLayout(row);
+  layout->setContentsMargins(0, 0, 0, 0);
+  auto* button = new QPushButton(QStringLiteral("…"));
+  button->setFixedWidth(32);
+  layout->addWidget(edit, 1);
+  layout->addWidget(button);
+  QObject::connect(button, &QPushButton::clicked, parent, [edit, folder, base_dir, parent]() {
+    const QString start =
+        edit->text().isEmpty() ? base_dir : QFileInfo(QDir(base_dir), edit->text()).absolutePath();
+    const QString path = folder ? QFileDialog::getExistingDirectory(parent, QString(), start)
+                                : QFileDialog::getOpenFileName(parent, QString(), start);
+    if (!path.isEmpty()) edit->setText(path);
+  });
+  return row;
+}
+
+}  // namespace
+
+QWidget* ProjectDialog::buildDataPage() {
+  auto* page = new QWidget;
+  auto* form = new QFormLayout(page);
+  auto text = [&](const QString& key, const QString& label, bool browse, const QString& tip) {
+    auto* e = new QLineEdit;
+    e->setObjectName(key);
+    e->setToolTip(tip);
+    f_->by_key[key] = {Fields::kText, e};
+    form->addRow(label, browse ? with_browse(e, false, base_dir_, this) : e);
+  };
+  auto subset = [&](const QString& key, const QString& label) {
+    auto* s = new QSpinBox;
+    s->setObjectName(key);
+    s->setRange(0, 100000000);
+    s->setSpecialValueText(tr("all"));
+    s->setToolTip(tr("A seeded random sample of this many examples (all = every example)"));
+    f_->by_key[key] = {Fields::kInteger, s};
+    form->addRow(label, s);
+  };
+  auto* name = new QLineEdit;
+  name->setObjectName(QStringLiteral("name"));
+  f_->by_key[QStringLiteral("name")] = {Fields::kText, name};
+  form->addRow(tr("Name:"), name);
+  auto* output = new QLineEdit;
+  output->setObjectName(QStringLiteral("output"));
+  output->setToolTip(tr("The run folder: models, cached features, scores, results, report"));
+  f_->by_key[QStringLiteral("output")] = {Fields::kText, output};
+  form->addRow(tr("Output folder:"), with_browse(output, true, base_dir_, this));
+  const QString formats =
+      tr("IDX (.idx3-ubyte[.gz]), .npy, HDF5 (file.h5:dataset) or an image folder");
+  text(QStringLiteral("data.train.images"), tr("Training images:"), true, formats);
+  text(QStringLiteral("data.train.labels"), tr("Training labels:"), true,
+       tr("IDX, .npy or a text file of integers"));
+  subset(QStringLiteral("data.train.subset"), tr("Training subset:"));
+  text(QStringLiteral("data.val.images"), tr("Validation images:"), true, formats);
+  text(QStringLiteral("data.val.labels"), tr("Validation labels:"), true,
+       tr("IDX, .npy or a text file of integers"));
+  subset(QStringLiteral("data.val.subset"), tr("Validation subset:"));
+  auto* names = new QLineEdit;
+  names->setObjectName(QStringLiteral("data.class_names"));
+  names->setPlaceholderText(tr("optional: comma-separated, in label order"));
+  f_->by_key[QStringLiteral("data.class_names")] = {Fields::kList, names};
+  form->addRow(tr("Class names:"), names);
+  auto* pre = new QLineEdit;
+  pre->setObjectName(QStringLiteral("data.preprocessing"));
+  pre->setPlaceholderText(QStringLiteral("scale=1/255,mean=0.5,std=0.25"));
+  pre->setToolTip(tr("What the models were trained on: scale, then per-channel mean and std"));
+  f_->by_key[QStringLiteral("data.preprocessing")] = {Fields::kText, pre};
+  form->addRow(tr("Preprocessing:"), pre);
+  return page;
+}
+
+QWidget* ProjectDialog::buildAlgorithmPage(int which) {
+  const QString p = QString::fromLatin1(kLetters[which]) + QLatin1Char('.');
+  auto* page = new QWidget;
+  auto* form = new QFormLayout(page);
+  auto* label = new QLineEdit;
+  label->setObjectName(p + QStringLiteral("label"));
+  f_->by_key[p + QStringLiteral("label")] = {Fields::kText, label};
+  form->addRow(tr("Label:"), label);
+
+  auto* source = new QComboBox;
+  source->setObjectName(p + QStringLiteral("source"));
+  source->addItems(kSources);
+  source->setItemData(0, tr("Existing checkpoints of one architecture"), Qt::ToolTipRole);
+  source->setItemData(1, tr("Train the models now with a recipe"), Qt::ToolTipRole);
+  source->setItemData(2, tr("A precomputed score matrix (TRAK scores from elsewhere)"),
+                      Qt::ToolTipRole);
+  f_->source[which] = source;
+  form->addRow(tr("Models from:"), source);
+
+  auto* arch = new QLineEdit;
+  arch->setObjectName(p + QStringLiteral("architecture"));
+  arch->setToolTip(
+      tr("TorchScript architecture (torch.jit.script(model).save); leave empty "
+         "when each checkpoint is a full TorchScript model"));
+  f_->by_key[p + QStringLiteral("architecture")] = {Fields::kText, arch};
+  form->addRow(tr("Architecture:"), with_browse(arch, false, base_dir_, this));
+
+  auto* pages = new QStackedWidget;
+  f_->source_pages[which] = pages;
+  // Checkpoints: one path per line, added as files or as every checkpoint of a folder.
+  {
+    auto* w = new QWidget;
+    auto* layout = new QVBoxLayout(w);
+    layout->setContentsMargins(0, 0, 0, 0);
+    auto* list = new QPlainTextEdit;
+    list->setObjectName(p + QStringLiteral("checkpoints"));
+    list->setPlaceholderText(tr("one checkpoint per line (.pt, .pth, .safetensors)"));
+    f_->by_key[p + QStringLiteral("checkpoints")] = {Fields::kLines, list};
+    auto* buttons = new QHBoxLayout;
+    auto* files = new QPushButton(tr("Add Files…"));
+    auto* folder = new QPushButton(tr("Add Folder…"));
+    buttons->addWidget(files);
+    buttons->addWidget(folder);
+    buttons->addStretch(1);
+    layout->addWidget(new QLabel(tr("Checkpoints:")));
+    layout->addWidget(list, 1);
+    layout->addLayout(buttons);
+    auto append = [list](const QStringList& paths) {
+      QString text = list->toPlainText().trimmed();
+      for (const QString& path : paths)
+        text += (text.isEmpty() ? QString() : QStringLiteral("\n")) + path;
+      list->setPlainText(text);
+    };
+    connect(files, &QPushButton::clicked, this, [this, append]() {
+      append(QFileDialog::getOpenFileNames(
+          this, tr("Checkpoints"), base_dir_,
+          tr("Checkpoints (*.pt *.pth *.ckpt *.safetensors);;All files (*)")));
+    });
+    connect(folder, &QPushButton::clicked, this, [this, append]() {
+      const QString dir =
+          QFileDialog::getExistingDirectory(this, tr("Folder of Checkpoints"), base_dir_);
+      if (dir.isEmpty()) return;
+      QStringList paths;
+      for (const QFileInfo& fi :
+           QDir(dir).entryInfoList({QStringLiteral("*.pt"), QStringLiteral("*.pth"),
+                                    QStringLiteral("*.ckpt"), QStringLiteral("*.safetensors")},
+                                   QDir::Files, QDir::Name))
+        paths << fi.absoluteFilePath();
+      append(paths);
+    });
+    pages->addWidget(w);
+  }
+  // A training recipe.
+  {
+    auto* w = new QWidget;
+    auto* train = new QFormLayout(w);
+    train->setContentsMargins(0, 0, 0, 0);
+    auto integer = [&](const QString& key, const QString& text, int lo, int hi) {
+      auto* s = new QSpinBox;
+      s->setObjectName(p + key);
+      s->setRange(lo, hi);
+      f_->by_key[p + key] = {Fields::kInteger, s};
+      train->addRow(text, s);
+    };
+    integer(QStringLiteral("train.models"), tr("Models:"), 1, 1000);
+    integer(QStringLiteral("train.epochs"), tr("Epochs:"), 1, 100000);
+    integer(QStringLiteral("train.batch_size"), tr("Batch size:"), 1, 1 << 20);
+    auto* lr = new QDoubleSpinBox;
+    lr->setObjectName(p + QStringLiteral("train.lr"));
+    lr->setDecimals(5);
+    lr->setRange(0.00001, 100);
+    lr->setSingleStep(0.01);
+    f_->by_key[p + QStringLiteral("train.lr")] = {Fields::kNumber, lr};
+    train->addRow(tr("Learning rate:"), lr);
+    auto* augment = new QCheckBox(tr("random crops and flips"));
+    augment->setObjectName(p + QStringLiteral("train.augment"));
+    f_->by_key[p + QStringLiteral("train.augment")] = {Fields::kBool, augment};
+    train->addRow(tr("Augmentation:"), augment);
+    pages->addWidget(w);
+  }
+  // A score file.
+  {
+    auto* w = new QWidget;
+    auto* scores = new QFormLayout(w);
+    scores->setContentsMargins(0, 0, 0, 0);
+    auto* file = new QLineEdit;
+    file->setObjectName(p + QStringLiteral("scores"));
+    file->setToolTip(tr("validation x training scores: .npy, .h5, .pt or a TRAK save folder"));
+    f_->by_key[p + QStringLiteral("scores")] = {Fields::kText, file};
+    scores->addRow(tr("Score file:"), with_browse(file, false, base_dir_, this));
+    auto* note =
+        new QLabel(tr("<small>The datasets are needed for display and must be the "
+                      "ones the scores were computed on.</small>"));
+    note->setWordWrap(true);
+    scores->addRow(note);
+    pages->addWidget(w);
+  }
+  form->addRow(pages);
+  connect(source, &QComboBox::currentIndexChanged, this, &ProjectDialog::updateAlgorithmPages);
+  return page;
+}
+
+QWidget* ProjectDialog::buildSettingsPage() {
+  auto* page = new QWidget;
+  auto* form = new QFormLayout(page);
+  auto integer = [&](const QString& key, const QString& text, int lo, int hi, const QString& tip) {
+    auto* s = new QSpinBox;
+    s->setObjectName(key);
+    s->setRange(lo, hi);
+    s->setToolTip(tip);
+    f_->by_key[key] = {Fields::kInteger, s};
+    form->addRow(text, s);
+    return s;
+  };
+  integer(QStringLiteral("trak.proj_dim"), tr("TRAK projection dimension (k):"), 1, 1 << 20,
+          tr("Dimension of the random projection of per-example gradients"));
+  integer(QStringLiteral("trak.seed"), tr("TRAK seed:"), 0, 1 << 30, tr("Seed of the projection"));
+  auto* lambda = new QDoubleSpinBox;
+  lambda->setObjectName(QStringLiteral("trak.lambda"));
+  lambda->setDecimals(6);
+  lambda->setRange(0, 1e6);
+  lambda->setToolTip(
+      tr("Ridge term added to the kernel (0 = none; singular kernels use a "
+         "pseudo-inverse)"));
+  f_->by_key[QStringLiteral("trak.lambda")] = {Fields::kNumber, lambda};
+  form->addRow(tr("TRAK lambda:"), lambda);
+  integer(QStringLiteral("threads"), tr("Threads:"), 0, 1024, tr("0 = all cores"))
+      ->setSpecialValueText(tr("all cores"));
+  integer(QStringLiteral("diff.components"), tr("Directions per set:"), 1, 1000,
+          tr("Distinguishing directions over all validation examples"));
+  integer(QStringLiteral("diff.class_components"), tr("Directions per class:"), 1, 1000,
+          tr("Distinguishing directions of each class's comparison"));
+  integer(QStringLiteral("diff.top_k"), tr("Examples kept per direction:"), 1, 1000,
+          tr("Top and bottom training examples and top validation examples stored"));
+  auto* per_class = new QCheckBox(tr("also compare within each class"));
+  per_class->setObjectName(QStringLiteral("diff.per_class"));
+  f_->by_key[QStringLiteral("diff.per_class")] = {Fields::kBool, per_class};
+  form->addRow(tr("Per class:"), per_class);
+  return page;
+}
+
+void ProjectDialog::load(const QString& json_text) {
+  json j = default_project();
+  if (!json_text.trimmed().isEmpty()) {
+    try {
+      j = json::parse(json_text.toStdString());
+    } catch (const std::exception&) {
+      // Not JSON: start from the defaults; the check below names the problem.
+    }
+  }
+  if (!j.is_object()) j = default_project();
+  f_->base = j;
+  // Recipe fields show the core's defaults where the project has none.
+  const core::TrainSettings defaults;
+  for (const char* letter : kLetters) {
+    const QString p = QString::fromLatin1(letter) + QLatin1Char('.');
+    f_->set(p + QStringLiteral("train.models"), QStringLiteral("4"));
+    f_->set(p + QStringLiteral("train.epochs"), QString::number(defaults.epochs));
+    f_->set(p + QStringLiteral("train.batch_size"), QString::number(defaults.batch_size));
+    f_->set(p + QStringLiteral("train.lr"), QString::number(defaults.lr));
+  }
+  for (auto& [key, field] : f_->by_key) {
+    const json* v = at_path(j, key, false);
+    if (v == nullptr) continue;
+    if (field.kind == Fields::kList || field.kind == Fields::kLines) {
+      QStringList items;
+      if (v->is_array())
+        for (const json& item : *v) items << text_of(item);
+      f_->set(key, items.join(field.kind == Fields::kList ? QStringLiteral(", ")
+                                                          : QStringLiteral("\n")));
+    } else {
+      f_->set(key, text_of(*v));
+    }
+  }
+  for (int i = 0; i < 2; ++i) {
+    const json* a = at_path(j, QString::fromLatin1(kLetters[i]), false);
+    int source = 0;
+    if (a != nullptr && a->is_object()) {
+      if (a->contains("train")) source = 1;
+      if (a->contains("scores")) source = 2;
+    }
+    f_->source[i]->setCurrentIndex(source);
+  }
+  updateAlgorithmPages();
+}
+
+QString ProjectDialog::projectJson() const {
+  json j = f_->base;
+  for (const auto& [key, field] : f_->by_key) {
+    const QString value = f_->get(key);
+    const QString letter = key.section(QLatin1Char('.'), 0, 0);
+    if (letter == QLatin1String("A") || letter == QLatin1String("B")) {
+      const int source = f_->source[letter == QLatin1String("A") ? 0 : 1]->currentIndex();
+      const QString rest = key.section(QLatin1Char('.'), 1);
+      if ((rest.startsWith(QLatin1String("train.")) && source != 1) ||
+          (rest == QLatin1String("checkpoints") && source != 0) ||
+          (rest == QLatin1String("scores") && source != 2))
+        continue;
+    }
+    const bool optional =
+        key == QLatin1String("data.class_names") || key == QLatin1String("data.preprocessing") ||
+        key.endsWith(QLatin1String(".subset")) || key.endsWith(QLatin1String(".architecture"));
+    if (optional && (value.isEmpty() || value == QLatin1String("0"))) {
+      erase_path(j, key);
+      continue;
+    }
+    json* node = at_path(j, key, true);
+    if (node == nullptr) continue;
+    switch (field.kind) {
+      case Fields::kText:
+        *node = value.toStdString();
+        break;
+      case Fields::kInteger:
+        *node = value.toLongLong();
+        break;
+      case Fields::kNumber:
+        *node = value.toDouble();
+        break;
+      case Fields::kBool:
+        *node = value == QLatin1String("true");
+        break;
+      case Fields::kList:
+      case Fields::kLines: {
+        *node = json::array();
+        const QChar separator = field.kind == Fields::kList ? QLatin1Char(',') : QLatin1Char('\n');
+        for (const QString& item : value.split(separator, Qt::SkipEmptyParts))
+          if (!item.trimmed().isEmpty()) node->push_back(item.trimmed().toStdString());
+        break;
+      }
+    }
+  }
+  // Only the chosen source's keys.
+  for (int i = 0; i < 2; ++i) {
+    const QString letter = QString::fromLatin1(kLetters[i]);
+    const int source = f_->source[i]->currentIndex();
+    if (source != 0) erase_path(j, letter + QStringLiteral(".checkpoints"));
+    if (source != 1) erase_path(j, letter + QStringLiteral(".train"));
+    if (source != 2) {
+      erase_path(j, letter + QStringLiteral(".scores"));
+      erase_path(j, letter + QStringLiteral(".scores_key"));
+    }
+  }
+  return QString::fromStdString(j.dump(2));
+}
+
+QString ProjectDialog::validate() {
+  check_timer_->stop();
+  QString problem;
+  const QString text = projectJson();
+  try {
+    core::parse_project(text.toStdString(), base_dir_.toStdString(), "the project");
+    // The parser checks structure and ranges; every file it names must also exist.
+    const json j = json::parse(text.toStdString());
+    std::vector<std::pair<QString, QString>> files;  // key, path
+    for (const char* key :
+         {"data.train.images", "data.train.labels", "data.val.images", "data.val.labels",
+          "A.architecture", "B.architecture", "A.scores", "B.scores"}) {
+      const json* v = at_path(const_cast<json&>(j), QString::fromLatin1(key), false);
+      if (v != nullptr && v->is_string() && !v->get<std::string>().empty())
+        files.emplace_back(QString::fromLatin1(key), text_of(*v));
+    }
+    for (const char* letter : kLetters) {
+      const json* v = at_path(const_cast<json&>(j),
+                              QString::fromLatin1(letter) + QStringLiteral(".checkpoints"), false);
+      if (v != nullptr && v->is_array())
+        for (const json& c : *v)
+          files.emplace_back(QString::fromLatin1(letter) + QStringLiteral(".checkpoints"),
+                             text_of(c));
+    }
+    for (const auto& [key, path] : files) {
+      // An HDF5 dataset is named "file.h5:dataset"; the file is what must exist.
+      QString file = path;
+      const int colon = file.lastIndexOf(QLatin1Char(':'));
+      if (colon > 1 && !QFileInfo::exists(QDir(base_dir_).absoluteFilePath(file)))
+        file = file.left(colon);
+      if (!QFileInfo::exists(QDir(base_dir_).absoluteFilePath(file))) {
+        problem = tr("%1: no such file or folder: %2").arg(key, path);
+        break;
+      }
+    }
+  } catch (const core::InputError& e) {
+    problem = QString::fromStdString(e.what());
+  } catch (const std::exception& e) {
+    problem = QString::fromUtf8(e.what());
+  }
+  problem_ = problem;
+  problem_label_->setText(
+      problem.isEmpty()
+          ? tr("<span style='color:#1b7a1b'>Ready to run.</span>")
+          : QStringLiteral("<span style='color:#b00020'>%1</span>").arg(problem.toHtmlEscaped()));
+  buttons_->button(QDialogButtonBox::Ok)->setEnabled(problem.isEmpty());
+  return problem;
+}
+
+bool ProjectDialog::setField(const QString& key, const QString& value) {
+  for (int i = 0; i < 2; ++i)
+    if (key == QString::fromLatin1(kLetters[i]) + QStringLiteral(".source")) {
+      const int index = kSources.indexOf(value);
+      if (index < 0) return false;
+      f_->source[i]->setCurrentIndex(index);
+      return true;
+    }
+  return f_->set(key, value);
+}
+
+QString ProjectDialog::field(const QString& key) const {
+  for (int i = 0; i < 2; ++i)
+    if (key == QString::fromLatin1(kLetters[i]) + QStringLiteral(".source"))
+      return f_->source[i]->currentText();
+  return f_->get(key);
+}
+
+void ProjectDialog::scheduleCheck() {
+  check_timer_->start();
+}
+
+void ProjectDialog::updateAlgorithmPages() {
+  for (int i = 0; i < 2; ++i)
+    if (f_->source[i] != nullptr && f_->source_pages[i] != nullptr)
+      f_->source_pages[i]->setCurrentIndex(f_->source[i]->currentIndex());
+}
+
+}  // namespace modeldiff::ui

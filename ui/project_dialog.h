@@ -1,0 +1,61 @@
+// Sets up a comparison: the datasets, algorithms A and B (each an architecture plus
+// checkpoints, an architecture plus a training recipe, or a precomputed score file), and the
+// TRAK and diff settings. The dialog edits a project file's JSON (core/pipeline/project.h):
+// keys it has no field for (a planted patch, training seeds, ...) are kept as they were.
+// Every edit is checked (shortly after typing stops) by the core's own project parser plus a
+// check that each named file exists; the problem is shown in the dialog and OK stays disabled
+// until the project is valid, so nothing starts from an invalid choice.
+#pragma once
+
+#include <QDialog>
+#include <QString>
+#include <memory>
+
+class QLabel;
+class QDialogButtonBox;
+class QTimer;
+
+namespace modeldiff::ui {
+
+class ProjectDialog : public QDialog {
+  Q_OBJECT
+
+ public:
+  // `json`: the project to edit (core::project_json or a project file's text); empty for a
+  // new one. `base_dir`: the folder relative paths are resolved against (the project file's).
+  ProjectDialog(const QString& json, const QString& base_dir, QWidget* parent = nullptr);
+  ~ProjectDialog() override;
+
+  // The project as the fields describe it (JSON text).
+  QString projectJson() const;
+  // Checks the fields now; "" when the project is valid, else what is wrong.
+  QString validate();
+  // The last check's message ("" = valid).
+  QString problem() const { return problem_; }
+  QLabel* problemLabel() const { return problem_label_; }
+  QDialogButtonBox* buttons() const { return buttons_; }
+
+  // Sets a field by its JSON key, e.g. "name", "data.train.images", "A.source" (checkpoints,
+  // train or scores), "A.checkpoints" (one path per line), "trak.proj_dim". For scripted set-up
+  // and tests; returns false for an unknown key.
+  bool setField(const QString& key, const QString& value);
+  QString field(const QString& key) const;
+
+ private:
+  struct Fields;
+  QWidget* buildDataPage();
+  QWidget* buildAlgorithmPage(int which);
+  QWidget* buildSettingsPage();
+  void load(const QString& json);
+  void scheduleCheck();
+  void updateAlgorithmPages();
+
+  std::unique_ptr<Fields> f_;
+  QString base_dir_;
+  QString problem_;
+  QLabel* problem_label_;
+  QDialogButtonBox* buttons_;
+  QTimer* check_timer_;
+};
+
+}  // namespace modeldiff::ui

@@ -1,0 +1,82 @@
+// The main job (core::run_project: train or load, TRAK, ModelDiff, report) started from the
+// GUI. It runs on its own worker thread; the GUI thread polls a small shared state every
+// 100 ms and turns it into signals, so a report from the core never waits for the GUI and the
+// GUI never waits for the core. Cancel is cooperative (core::Progress::cancelled): the core
+// stops at its next step, and what finished (trained models, cached TRAK features, score
+// files) stays in the run folder for the next run.
+//
+// No LibTorch here (core::run_project's header has none).
+#pragma once
+
+#include <QElapsedTimer>
+#include <QFutureWatcher>
+#include <QObject>
+#include <QString>
+#include <QStringList>
+#include <QTimer>
+#include <memory>
+
+namespace modeldiff::core {
+struct Project;
+}
+
+namespace modeldiff::ui {
+
+class RunJob : public QObject {
+  Q_OBJECT
+
+ public:
+  enum class State { kIdle, kRunning, kCancelling, kFinished, kFailed, kCancelled };
+
+  explicit RunJob(QObject* parent = nullptr);
+  // Cancels a running job and waits for it to stop (the core checks often; seconds at most).
+  ~RunJob() override;
+
+  // Starts `project`. False (and nothing started) while another job runs.
+  bool start(const core::Project& project);
+  // Asks the running job to stop at its next step.
+  void cancel();
+
+  State state() const { return state_; }
+  bool isRunning() const { return state_ == State::kRunning || state_ == State::kCancelling; }
+  // The latest report: fraction of the whole job in [0, 1] and the step it is in.
+  double fraction() const { return fraction_; }
+  QString step() const { return step_; }
+  // Seconds since start; the estimate of the seconds left (< 0 while unknown).
+  double elapsedSeconds() const;
+  double remainingSeconds() const;
+  // The run folder of the current (or last) job, and the lines it logged.
+  QString output() const { return output_; }
+  QStringList log() const { return log_; }
+  // The error of a failed job.
+  QString error() const { return error_; }
+
+ Q_SIGNALS:
+  void started(const QString& output);
+  void progressed(double fraction, const QString& step);
+  void logged(const QString& line);
+  void finished(const QString& output);  // the run folder, ready to open
+  void failed(const QString& message);
+  void cancelled();
+
+ private:
+  struct Shared;
+  struct Outcome {
+    bool ok = false, cancelled = false;
+    QString error;
+  };
+  void poll();
+  void onDone();
+
+  std::shared_ptr<Shared> shared_;
+  QFutureWatcher<Outcome> watcher_;
+  QTimer poll_timer_;
+  QElapsedTimer clock_;
+  State state_ = State::kIdle;
+  double fraction_ = 0;
+  QString step_, output_, error_;
+  QStringList log_;
+  double eta_ = -1;
+};
+
+}  // namespace modeldiff::ui
