@@ -38,11 +38,47 @@ ProjectionPlot::ProjectionPlot(QWidget* parent) : QCustomPlot(parent) {
   setInteractions(QCP::iRangeDrag | QCP::iRangeZoom | QCP::iSelectPlottables);
   title_ = addTitle(this, tr("Projections of the validation examples"));
   connect(this, &QCustomPlot::plottableClick, this, &ProjectionPlot::onPlottableClick);
+  connect(
+      selectionRect(), &QCPSelectionRect::accepted, this, [this](const QRect& rect, QMouseEvent*) {
+        selectRegion(
+            QRectF(QPointF(xAxis->pixelToCoord(rect.left()), yAxis->pixelToCoord(rect.top())),
+                   QPointF(xAxis->pixelToCoord(rect.right()), yAxis->pixelToCoord(rect.bottom())))
+                .normalized());
+      });
+}
+
+void ProjectionPlot::setRegionSelection(bool on) {
+  setSelectionRectMode(on ? QCP::srmCustom : QCP::srmNone);
+}
+
+void ProjectionPlot::selectRegion(const QRectF& region) {
+  region_rows_.clear();
+  if (comparison_ != nullptr && !region.isEmpty()) {
+    const auto n = static_cast<int>(comparison_->target_rows.size());
+    for (int row = 0; row < n; ++row) {
+      const QPointF p = pointOf(row);
+      if (!std::isnan(p.x()) && region.contains(p)) region_rows_.push_back(row);
+    }
+  }
+  refreshRegion();
+  replot();
+  Q_EMIT regionChanged(static_cast<int>(region_rows_.size()));
+}
+
+void ProjectionPlot::refreshRegion() {
+  if (region_ == nullptr) return;
+  region_->data()->clear();
+  double t = 0;
+  for (int row : region_rows_) {
+    const QPointF p = pointOf(row);
+    if (!std::isnan(p.x())) region_->addData(t++, p.x(), p.y());
+  }
 }
 
 void ProjectionPlot::setData(const RunData* run, const Comparison* comparison, int set, int x,
                              int y) {
   clearPlottables();
+  const bool same_rows = comparison == comparison_ && comparison != nullptr;
   classes_.clear();
   rows_.clear();
   comparison_ = comparison;
@@ -108,6 +144,17 @@ void ProjectionPlot::setData(const RunData* run, const Comparison* comparison, i
       QCPScatterStyle(QCPScatterStyle::ssCross, QPen(Qt::red, 2.5), QBrush(), 14));
   selected_->removeFromLegend();
   selected_->setSelectable(QCP::stNone);
+  region_ = new QCPCurve(xAxis, yAxis);
+  region_->setLineStyle(QCPCurve::lsNone);
+  region_->setScatterStyle(
+      QCPScatterStyle(QCPScatterStyle::ssSquare, QPen(QColor(0x20, 0x20, 0x20), 1), QBrush(), 8));
+  region_->removeFromLegend();
+  region_->setSelectable(QCP::stNone);
+  if (!same_rows && !region_rows_.empty()) {
+    region_rows_.clear();
+    Q_EMIT regionChanged(0);
+  }
+  refreshRegion();
   const QString set_name =
       valid ? QString::fromStdString(set == 0 ? comparison->summary->a_minus_b.first + " minus " +
                                                     comparison->summary->a_minus_b.second

@@ -30,13 +30,23 @@ class ProjectionPlot : public QCustomPlot {
   // Where projections row `row` is plotted (plot coordinates); (NaN, NaN) when not plotted.
   QPointF pointOf(int row) const;
 
+  // Region selection: while on, dragging a rectangle selects the points inside it (instead of
+  // panning). The selection (projections rows, ascending) stays across components of the
+  // same comparison and is cleared by another comparison.
+  void setRegionSelection(bool on);
+  void selectRegion(const QRectF& region);  // plot coordinates; an empty region clears
+  const std::vector<int>& regionRows() const { return region_rows_; }
+
  Q_SIGNALS:
   // A point was clicked: its projections row.
   void rowClicked(int row);
+  // The region selection changed.
+  void regionChanged(int count);
 
  private:
   void onPlottableClick(QCPAbstractPlottable* plottable, int dataIndex, QMouseEvent* event);
   void refreshHighlight();
+  void refreshRegion();
   std::vector<QCPCurve*> classes_;
   std::vector<std::vector<int>> rows_;  // rows_[curve][dataIndex] = projections row
   QCPCurve* highlight_ = nullptr;
@@ -47,6 +57,8 @@ class ProjectionPlot : public QCustomPlot {
   std::vector<std::int64_t> highlighted_;
   std::vector<int> highlight_rows_;  // highlight_'s points' projections rows
   int selected_row_ = -1;
+  QCPCurve* region_ = nullptr;
+  std::vector<int> region_rows_;
 };
 
 class CosineHistogram : public QCustomPlot {

@@ -113,6 +113,10 @@ QImage gridFigureImage(const ImageGridModel& model, const QString& title, double
   const QSize size = gridFigureSize(model, title, style);
   QImage image(size * scale, QImage::Format_ARGB32_Premultiplied);
   image.fill(Qt::white);
+  // The figure's size is at 96 dpi; the file records the resolution its pixels give.
+  const int dots_per_meter = qRound(96 * scale / 0.0254);
+  image.setDotsPerMeterX(dots_per_meter);
+  image.setDotsPerMeterY(dots_per_meter);
   QPainter painter(&image);
   painter.scale(scale, scale);
   paintGridFigure(painter, model, title, style);

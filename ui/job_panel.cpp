@@ -73,7 +73,8 @@ QString JobPanel::formatDuration(double seconds) {
 
 void JobPanel::onStarted(const QString& output) {
   title_->setText(
-      tr("<b>Running</b> into %1").arg(QDir::toNativeSeparators(output).toHtmlEscaped()));
+      tr("<b>%1</b> into %2")
+          .arg(job_->title().toHtmlEscaped(), QDir::toNativeSeparators(output).toHtmlEscaped()));
   log_->clear();
   bar_->setValue(0);
   cancel_->setEnabled(true);
@@ -92,7 +93,9 @@ void JobPanel::onProgressed(double fraction, const QString& step) {
 
 void JobPanel::onEnded(const QString& message, bool error) {
   cancel_->setEnabled(false);
-  title_->setText(error ? tr("<b style='color:#b00020'>Failed</b>") : tr("<b>Done</b>"));
+  title_->setText(
+      error ? tr("<b style='color:#b00020'>%1: failed</b>").arg(job_->title().toHtmlEscaped())
+            : tr("<b>%1: done</b>").arg(job_->title().toHtmlEscaped()));
   step_->setText(message);
   time_->setText(tr("took %1").arg(formatDuration(job_->elapsedSeconds())));
 }

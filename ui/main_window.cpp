@@ -4,15 +4,16 @@
 #include <QClipboard>
 #include <QCloseEvent>
 #include <QComboBox>
+#include <QDialogButtonBox>
 #include <QDir>
 #include <QDockWidget>
 #include <QDragEnterEvent>
 #include <QFileDialog>
 #include <QFileInfo>
+#include <QFormLayout>
 #include <QGroupBox>
 #include <QHBoxLayout>
 #include <QHeaderView>
-#include <QInputDialog>
 #include <QLabel>
 #include <QListView>
 #include <QMenuBar>
@@ -35,6 +36,11 @@
 
 #include "analysis_plots.h"
 #include "core/base/error.h"
+#include "core/base/output_directory.h"
+#include "core/base/sha256.h"
+#include "core/diff/diff_output.h"
+#include "core/diff/diff_summary.h"
+#include "core/diff/model_diff.h"
 #include "core/pipeline/project.h"
 #include "counterfactual_panel.h"
 #include "direction_table_model.h"
@@ -158,6 +164,7 @@ MainWindow::MainWindow(QWidget* parent)
   connect(job_, &RunJob::finished, this, &MainWindow::onJobFinished);
   connect(job_, &RunJob::failed, this, &MainWindow::onJobFailed);
   connect(job_, &RunJob::cancelled, this, [this]() {
+    pending_comparison_.reset();
     statusBar()->showMessage(tr("Job cancelled; what finished is kept in %1").arg(job_->output()));
     updateJobActions();
   });
@@ -215,6 +222,8 @@ MainWindow::MainWindow(QWidget* parent)
   connect(proj_x_, &QSpinBox::valueChanged, this, &MainWindow::updateProjections);
   connect(proj_y_, &QSpinBox::valueChanged, this, &MainWindow::updateProjections);
   connect(projection_, &ProjectionPlot::rowClicked, this, &MainWindow::showExample);
+  connect(projection_, &ProjectionPlot::regionChanged, this, &MainWindow::updateRegionControls);
+  updateRegionControls();
 
   statusBar()->showMessage(tr("Ready"));
   QSettings settings;
@@ -275,9 +284,10 @@ QWidget* MainWindow::buildImagePanel() {
     });
   }
   // A validation image opens in the example inspector.
-  connect(grids_[kTopVal].view, &QListView::clicked, this, [this](const QModelIndex& index) {
-    inspectValidation(index.data(ImageGridModel::kIndexRole).toLongLong());
-  });
+  for (Grid grid : {kTopVal, kBottomVal})
+    connect(grids_[grid].view, &QListView::clicked, this, [this](const QModelIndex& index) {
+      inspectValidation(index.data(ImageGridModel::kIndexRole).toLongLong());
+    });
   return panel;
 }
 
@@ -301,12 +311,29 @@ QWidget* MainWindow::buildPlotTabs() {
   controls->addSpacing(12);
   controls->addWidget(new QLabel(tr("y: direction")));
   controls->addWidget(proj_y_);
+  controls->addSpacing(12);
+  region_button_ = new QPushButton(tr("Select Region"));
+  region_button_->setCheckable(true);
+  region_button_->setToolTip(
+      tr("Drag a rectangle around validation examples to select them "
+         "(instead of panning)"));
+  compare_button_ = new QPushButton(tr("Compare Selected"));
+  compare_button_->setToolTip(
+      tr("ModelDiff of A and B over the selected validation examples "
+         "only: a new comparison"));
+  region_label_ = new QLabel;
+  controls->addWidget(region_button_);
+  controls->addWidget(region_label_);
+  controls->addWidget(compare_button_);
   controls->addStretch(1);
   auto* hint =
       new QLabel(tr("<small>ringed: the direction's top validation examples; click a "
                     "point to see it</small>"));
   hint->setTextFormat(Qt::RichText);
   controls->addWidget(hint);
+  connect(region_button_, &QPushButton::toggled, this,
+          [this](bool on) { projection_->setRegionSelection(on); });
+  connect(compare_button_, &QPushButton::clicked, this, [this]() { compareSelection(); });
 
   auto* example = new QGroupBox(tr("Example"));
   example_image_ = new QLabel;
@@ -432,7 +459,8 @@ bool MainWindow::exportFigure(const QString& path, int width, int height, double
   const QString suffix = QFileInfo(path).suffix().toLower();
   bool ok = false;
   if (suffix == QStringLiteral("png")) {
-    ok = figure->savePng(path, width, height, scale);
+    // The file records its resolution: `scale` x 96 dpi (2x = 192 dpi prints at the size shown).
+    ok = figure->savePng(path, width, height, scale, -1, qRound(96 * scale));
   } else if (suffix == QStringLiteral("pdf")) {
     ok = figure->savePdf(path, width, height);
   } else if (suffix == QStringLiteral("svg")) {
@@ -461,6 +489,37 @@ void MainWindow::copyFigure() {
 }
 
 void MainWindow::chooseExportFile() {
+  // Size and resolution first, then the file (its extension picks the format).
+  const QCustomPlot* figure = currentFigure();
+  QDialog dialog(this);
+  dialog.setWindowTitle(tr("Export Figure"));
+  auto* width = new QSpinBox;
+  auto* height = new QSpinBox;
+  auto* dpi = new QSpinBox;
+  width->setRange(100, 8000);
+  height->setRange(100, 8000);
+  width->setValue(figure->width());
+  height->setValue(figure->height());
+  width->setSuffix(tr(" px"));
+  height->setSuffix(tr(" px"));
+  dpi->setRange(72, 1200);
+  dpi->setSingleStep(24);
+  dpi->setValue(192);
+  dpi->setSuffix(tr(" dpi"));
+  dpi->setToolTip(
+      tr("PNG only: pixels per inch, the figure's size being at 96 dpi (192 dpi = "
+         "twice as many pixels). SVG and PDF are vector drawings."));
+  auto* form = new QFormLayout;
+  form->addRow(tr("Width:"), width);
+  form->addRow(tr("Height:"), height);
+  form->addRow(tr("PNG resolution:"), dpi);
+  auto* buttons = new QDialogButtonBox(QDialogButtonBox::Ok | QDialogButtonBox::Cancel);
+  connect(buttons, &QDialogButtonBox::accepted, &dialog, &QDialog::accept);
+  connect(buttons, &QDialogButtonBox::rejected, &dialog, &QDialog::reject);
+  auto* layout = new QVBoxLayout(&dialog);
+  layout->addLayout(form);
+  layout->addWidget(buttons);
+  if (dialog.exec() != QDialog::Accepted) return;
   QString filter;
   const QString path = QFileDialog::getSaveFileName(
       this, tr("Export Figure"), QString(),
@@ -471,16 +530,8 @@ void MainWindow::chooseExportFile() {
     file += filter.contains(QStringLiteral("svg"))   ? QStringLiteral(".svg")
             : filter.contains(QStringLiteral("pdf")) ? QStringLiteral(".pdf")
                                                      : QStringLiteral(".png");
-  double scale = 1;
-  if (QFileInfo(file).suffix().compare(QStringLiteral("png"), Qt::CaseInsensitive) == 0) {
-    bool ok = false;
-    scale =
-        QInputDialog::getInt(this, tr("Export Figure"), tr("Scale (1x to 4x):"), 2, 1, 4, 1, &ok);
-    if (!ok) return;
-  }
-  const QCustomPlot* figure = currentFigure();
-  if (!exportFigure(file, figure->width(), figure->height(), scale))
-    QMessageBox::warning(this, tr("Export Figure"), tr("Could not write %1.").arg(file));
+  if (!exportFigure(file, width->value(), height->value(), dpi->value() / 96.0))
+    showError(tr("Export Figure"), tr("Could not write %1.").arg(file));
 }
 
 void MainWindow::showFigureMenu(QCustomPlot* plot, const QPoint& pos) {
@@ -555,6 +606,7 @@ void MainWindow::onLoaded() {
   grids_[kTopTrain].model->setCache(train_thumbnails_);
   grids_[kBottomTrain].model->setCache(train_thumbnails_);
   grids_[kTopVal].model->setCache(val_thumbnails_);
+  grids_[kBottomVal].model->setCache(val_thumbnails_);
   inspector_->setRun(run_, train_thumbnails_);
 
   auto accuracy = [](const AlgorithmInfo& a) {
@@ -589,6 +641,7 @@ void MainWindow::onLoaded() {
   setWindowTitle(tr("%1 — ModelDiff Studio").arg(QFileInfo(run.folder).fileName()));
   statusBar()->showMessage(tr("Loaded %1").arg(run.folder));
   rememberRecent(run.folder);
+  updateRegionControls();
   Q_EMIT resultLoaded(outcome.path);
 }
 
@@ -688,6 +741,8 @@ void MainWindow::updateGrids() {
                                        tr("Training example"));
   grids_[kTopVal].model->setItems(at(s.top_target), at(v.top_target), tr("projection"),
                                   tr("Validation example"));
+  grids_[kBottomVal].model->setItems(at(s.bottom_target), at(v.bottom_target), tr("projection"),
+                                     tr("Validation example"));
   const QString direction = tr("<b>%1 minus %2, direction %3</b>: ")
                                 .arg(QString::fromStdString(s.first).toHtmlEscaped(),
                                      QString::fromStdString(s.second).toHtmlEscaped())
@@ -695,6 +750,8 @@ void MainWindow::updateGrids() {
   grids_[kTopTrain].title->setText(direction + tr("training images with the largest loadings"));
   grids_[kBottomTrain].title->setText(direction + tr("training images with the smallest loadings"));
   grids_[kTopVal].title->setText(direction + tr("validation images with the largest projections"));
+  grids_[kBottomVal].title->setText(direction +
+                                    tr("validation images with the smallest projections"));
 
   int available = 1;
   for (const GridWidgets& g : grids_) available = std::max(available, g.model->available());
@@ -986,11 +1043,111 @@ bool MainWindow::openDemo(const QString& folder) {
 
 void MainWindow::onJobFinished(const QString& output) {
   updateJobActions();
+  if (pending_comparison_) {
+    // A selection's comparison: the same run with one more comparison, selected.
+    const std::shared_ptr<Comparison> comparison = std::move(pending_comparison_);
+    if (!run_ || !output.startsWith(run_->folder)) return;  // another run was opened meanwhile
+    auto run = std::make_shared<RunData>(*run_);
+    run->comparisons.push_back(*comparison);
+    run_ = std::move(run);
+    counterfactual_->setRun(run_);
+    inspector_->setRun(run_, train_thumbnails_);
+    {
+      const QSignalBlocker block(comparisons_);
+      comparisons_->addItem(comparison->title);
+    }
+    comparisons_->setEnabled(true);
+    selectComparison(static_cast<int>(run_->comparisons.size()) - 1);
+    statusBar()->showMessage(tr("Compared the selection: %1").arg(output));
+    return;
+  }
   statusBar()->showMessage(tr("Run finished: %1").arg(output));
   open(output);
 }
 
+void MainWindow::updateRegionControls() {
+  const int count = static_cast<int>(projection_->regionRows().size());
+  const bool scores = run_ && run_->is_run && run_->scores[0] && run_->scores[1];
+  region_label_->setText(count > 0 ? tr("%1 selected").arg(count) : QString());
+  compare_button_->setEnabled(count >= 3 && scores && !job_->isRunning());
+  compare_button_->setToolTip(
+      !scores     ? tr("Needs a run folder with both algorithms' score files")
+      : count < 3 ? tr("Select at least 3 validation examples (Select Region, then drag)")
+                  : tr("ModelDiff of A and B over the %1 selected validation examples only: "
+                       "a new comparison")
+                        .arg(count));
+}
+
+bool MainWindow::compareSelection() {
+  const int comparison = currentComparison();
+  if (!run_ || !run_->is_run || !run_->scores[0] || !run_->scores[1] || comparison < 0 ||
+      job_->isRunning())
+    return false;
+  const Comparison& from = run_->comparisons[static_cast<std::size_t>(comparison)];
+  std::vector<std::int64_t> rows;
+  for (int row : projection_->regionRows())
+    rows.push_back(from.target_rows[static_cast<std::size_t>(row)]);
+  std::sort(rows.begin(), rows.end());
+  rows.erase(std::unique(rows.begin(), rows.end()), rows.end());
+  if (rows.size() < 3) return false;
+
+  const QString output = nextSelectionFolder(run_->folder);
+  const core::DiffSummary& s = *from.summary;
+  const QString title = tr("selection of %1 validation examples (%2, directions %3 and %4)")
+                            .arg(rows.size())
+                            .arg(from.title)
+                            .arg(proj_x_->value())
+                            .arg(proj_y_->value());
+  core::DiffOptions options;
+  options.target_rows = rows;
+  options.components = std::min(5, static_cast<int>(rows.size()) - 1);
+  options.normalize_rows = s.normalized_rows;
+  options.top_k = s.a_minus_b.top_train.empty()
+                      ? 10
+                      : std::max<int>(1, static_cast<int>(s.a_minus_b.top_train.front().size()));
+  const std::shared_ptr<const core::NdArray> scores[2] = {run_->scores[0], run_->scores[1]};
+  const std::string labels[2] = {run_->a.label.toStdString(), run_->b.label.toStdString()};
+  const std::string files[2] = {
+      QDir(run_->folder).filePath(QStringLiteral("scores/A.npy")).toStdString(),
+      QDir(run_->folder).filePath(QStringLiteral("scores/B.npy")).toStdString()};
+  auto result = std::make_shared<Comparison>();
+  pending_comparison_ = result;
+  const bool started = job_->start(
+      tr("ModelDiff of a selection"), output,
+      [=](core::Progress& progress, const std::function<void(const std::string&)>& log) {
+        const core::ScoreInput a{labels[0], files[0], *scores[0]};
+        const core::ScoreInput b{labels[1], files[1], *scores[1]};
+        const core::DiffResult diff = core::run_model_diff(a, b, options, progress);
+        core::DiffProvenance provenance;
+        for (int i = 0; i < 2; ++i) {
+          core::InputProvenance& p = i == 0 ? provenance.a : provenance.b;
+          p.path = files[i];
+          p.sha256 = core::sha256_path(files[i]);
+          p.format = "npy";
+          p.file_shape = scores[i]->shape();
+        }
+        provenance.target_selection = title.toStdString();
+        provenance.command_line = "modeldiff-gui: Compare Selected";
+        core::OutputDirectory dir(output.toStdString());
+        core::write_diff_output(dir, diff, options, provenance);
+        dir.commit();
+        *result = loadComparison(output, title);
+        log("ModelDiff of " + std::to_string(rows.size()) +
+            " selected validation examples: " + std::to_string(options.components) +
+            " directions each way, in " + output.toStdString());
+      });
+  if (!started) {
+    pending_comparison_.reset();
+    return false;
+  }
+  job_dock_->show();
+  job_dock_->raise();
+  updateJobActions();
+  return true;
+}
+
 void MainWindow::onJobFailed(const QString& message) {
+  pending_comparison_.reset();
   updateJobActions();
   statusBar()->showMessage(tr("The run failed"));
   showError(tr("The run failed"), message);
@@ -998,6 +1155,7 @@ void MainWindow::onJobFailed(const QString& message) {
 
 void MainWindow::updateJobActions() {
   const bool running = job_ != nullptr && job_->isRunning();
+  if (compare_button_ != nullptr && projection_ != nullptr) updateRegionControls();
   const bool has_project = !project_json_.isEmpty();
   if (run_action_ != nullptr) run_action_->setEnabled(has_project && !running);
   if (cancel_action_ != nullptr) cancel_action_->setEnabled(running);

@@ -19,6 +19,7 @@ class QDockWidget;
 class QLabel;
 class QListView;
 class QMenu;
+class QPushButton;
 class QCustomPlot;
 class QSpinBox;
 class QTabWidget;
@@ -41,7 +42,7 @@ class MainWindow : public QMainWindow {
   Q_OBJECT
 
  public:
-  enum Grid { kTopTrain, kBottomTrain, kTopVal, kGridCount };
+  enum Grid { kTopTrain, kBottomTrain, kTopVal, kBottomVal, kGridCount };
 
   explicit MainWindow(QWidget* parent = nullptr);
   ~MainWindow() override;
@@ -105,6 +106,13 @@ class MainWindow : public QMainWindow {
   CosineHistogram* cosineHistogram() const { return cosine_; }
   // The projection plot's components (1-based): axis 0 = x, 1 = y.
   QSpinBox* projectionComponentBox(int axis) const { return axis == 0 ? proj_x_ : proj_y_; }
+  // ModelDiff of the examples selected on the projection plot (at least 3, a run with score
+  // files) as a job; when it finishes, the comparison joins the list and is selected. Its
+  // result is kept in the run folder (diff/selection-<n>) and listed when the run reopens.
+  // False (nothing started) without such a selection or while a job runs.
+  bool compareSelection();
+  QPushButton* regionButton() const { return region_button_; }
+  QPushButton* compareSelectionButton() const { return compare_button_; }
   // The example box: the clicked validation example's text (index, class, projections).
   QLabel* exampleText() const { return example_text_; }
   QLabel* exampleImage() const { return example_image_; }
@@ -170,6 +178,7 @@ class MainWindow : public QMainWindow {
   void onJobFinished(const QString& output);
   void onJobFailed(const QString& message);
   void updateJobActions();
+  void updateRegionControls();
   void showError(const QString& title, const QString& message);
 
   DirectionTableModel* model_;
@@ -208,6 +217,11 @@ class MainWindow : public QMainWindow {
   QAction* edit_action_ = nullptr;
   QAction* run_action_ = nullptr;
   QAction* cancel_action_ = nullptr;
+  QPushButton* region_button_ = nullptr;
+  QPushButton* compare_button_ = nullptr;
+  QLabel* region_label_ = nullptr;
+  // The comparison a running selection job fills (null for other jobs).
+  std::shared_ptr<Comparison> pending_comparison_;
 };
 
 }  // namespace modeldiff::ui

@@ -74,15 +74,20 @@ void readValues(const QString& folder, const core::DiffSummary& summary, Compari
     DirectionValues& v = values[set];
     v.top_train = loadings(s.top_train);
     v.bottom_train = loadings(s.bottom_train);
-    v.top_target.assign(s.top_target.size(), {});
-    for (std::size_t c = 0; c < s.top_target.size(); ++c)
-      for (std::int64_t row : s.top_target[c]) {
-        const auto it = row_of.find(row);
-        if (it == row_of.end())
-          throw core::InputError(
-              h5, "target row " + std::to_string(row) + " of summary.json was not analysed");
-        v.top_target[c].push_back(p[it->second * c_total + static_cast<std::int64_t>(c)]);
-      }
+    auto projected = [&](const std::vector<std::vector<std::int64_t>>& lists) {
+      std::vector<std::vector<double>> out(lists.size());
+      for (std::size_t c = 0; c < lists.size(); ++c)
+        for (std::int64_t row : lists[c]) {
+          const auto it = row_of.find(row);
+          if (it == row_of.end())
+            throw core::InputError(
+                h5, "target row " + std::to_string(row) + " of summary.json was not analysed");
+          out[c].push_back(p[it->second * c_total + static_cast<std::int64_t>(c)]);
+        }
+      return out;
+    };
+    v.top_target = projected(s.top_target);
+    v.bottom_target = projected(s.bottom_target);
   }
 }
 
@@ -107,6 +112,26 @@ bool RunData::isPatchedTrain(std::int64_t index) const {
 
 bool RunData::isPatchedVal(std::int64_t index) const {
   return std::binary_search(planted_val.begin(), planted_val.end(), index);
+}
+
+Comparison loadComparison(const QString& folder, const QString& title) {
+  Comparison comparison;
+  comparison.folder = QDir(folder).absolutePath();
+  auto summary =
+      std::make_shared<core::DiffSummary>(core::read_diff_summary(comparison.folder.toStdString()));
+  comparison.title = title.isEmpty() ? QString::fromStdString(summary->target_selection) : title;
+  comparison.targets = summary->num_analysed_targets;
+  readValues(comparison.folder, *summary, comparison);
+  comparison.summary = std::move(summary);
+  return comparison;
+}
+
+QString nextSelectionFolder(const QString& run_folder) {
+  const QDir diff_dir(QDir(run_folder).filePath(QStringLiteral("diff")));
+  for (int n = 1;; ++n) {
+    const QString path = diff_dir.filePath(QStringLiteral("selection-%1").arg(n));
+    if (!QFileInfo::exists(path)) return path;
+  }
 }
 
 bool isRunPath(const QString& path) {
@@ -177,22 +202,33 @@ std::shared_ptr<const RunData> loadRun(const QString& path) {
     if (!c.is_object() || !c.contains("title") || !c["title"].is_string() ||
         !c.contains("folder") || !c["folder"].is_string())
       throw core::InputError(run_json, "a comparison lacks \"title\" or \"folder\"");
-    Comparison comparison;
-    comparison.title = QString::fromStdString(c["title"].get<std::string>());
-    comparison.folder =
-        QDir(folder).absoluteFilePath(QString::fromStdString(c["folder"].get<std::string>()));
-    if (c.contains("targets") && c["targets"].is_number_integer())
-      comparison.targets = c["targets"].get<std::int64_t>();
+    const QString title = QString::fromStdString(c["title"].get<std::string>());
     try {
-      auto summary = std::make_shared<core::DiffSummary>(
-          core::read_diff_summary(comparison.folder.toStdString()));
-      readValues(comparison.folder, *summary, comparison);
-      comparison.summary = std::move(summary);
+      run->comparisons.push_back(loadComparison(
+          QDir(folder).absoluteFilePath(QString::fromStdString(c["folder"].get<std::string>())),
+          title));
     } catch (const core::InputError& e) {
-      throw core::InputError(run_json, "its comparison \"" + comparison.title.toStdString() +
-                                           "\" cannot be read: " + e.what());
+      throw core::InputError(
+          run_json, "its comparison \"" + title.toStdString() + "\" cannot be read: " + e.what());
     }
-    run->comparisons.push_back(std::move(comparison));
+  }
+  // Comparisons of selections made in the GUI (diff/selection-<n>), in order of n; one that
+  // cannot be read is left out (it is not part of the run's record).
+  const QDir diff_dir(QDir(folder).filePath(QStringLiteral("diff")));
+  std::vector<std::pair<int, QString>> selections;
+  for (const QString& name :
+       diff_dir.entryList({QStringLiteral("selection-*")}, QDir::Dirs | QDir::NoDotAndDotDot)) {
+    bool ok = false;
+    const int n = name.mid(10).toInt(&ok);
+    if (ok) selections.emplace_back(n, diff_dir.filePath(name));
+  }
+  std::sort(selections.begin(), selections.end());
+  for (const auto& [n, selection] : selections) {
+    try {
+      run->comparisons.push_back(loadComparison(selection));
+    } catch (const core::InputError&) {
+      // An interrupted or foreign folder: not listed.
+    }
   }
 
   core::ProjectData data = core::load_project_data(project);

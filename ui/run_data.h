@@ -24,7 +24,7 @@ namespace modeldiff::ui {
 // The numbers behind a direction set's index lists, aligned with DirectionSummary's lists:
 // loading of top_train[c][i] along direction c, and so on. Empty when diff.h5 was not read.
 struct DirectionValues {
-  std::vector<std::vector<double>> top_train, bottom_train, top_target;
+  std::vector<std::vector<double>> top_train, bottom_train, top_target, bottom_target;
 };
 
 struct Comparison {
@@ -75,6 +75,14 @@ struct RunData {
   bool isPatchedTrain(std::int64_t index) const;
   bool isPatchedVal(std::int64_t index) const;
 };
+
+// Reads one comparison's result folder (summary.json, diff.h5) under `title` ("" = the
+// summary's target selection). Throws core::InputError naming the file.
+Comparison loadComparison(const QString& folder, const QString& title = {});
+
+// Where a selection's comparison of run folder `run_folder` goes: diff/selection-<n>, the
+// first n not taken. loadRun lists those folders after run.json's comparisons.
+QString nextSelectionFolder(const QString& run_folder);
 
 // True when `path` is a run folder (holds run.json) or a run.json file.
 bool isRunPath(const QString& path);

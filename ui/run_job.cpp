@@ -3,6 +3,7 @@
 #include <QtConcurrent/QtConcurrentRun>
 #include <atomic>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -47,7 +48,25 @@ RunJob::~RunJob() {
 }
 
 bool RunJob::start(const core::Project& project) {
-  if (isRunning()) return false;
+#if MODELDIFF_UI_RUNS
+  return start(
+      tr("Run of %1").arg(QString::fromStdString(project.name)),
+      QString::fromStdString(project.output),
+      [project](core::Progress& progress, const std::function<void(const std::string&)>& log) {
+        core::run_project(project, progress, log);
+      });
+#else
+  return start(tr("Run of %1").arg(QString::fromStdString(project.name)),
+               QString::fromStdString(project.output),
+               [](core::Progress&, const std::function<void(const std::string&)>&) {
+                 throw std::runtime_error(
+                     "this build of ModelDiff Studio has no LibTorch: runs need the full build");
+               });
+#endif
+}
+
+bool RunJob::start(const QString& title, const QString& output, Task task) {
+  if (isRunning() || !task) return false;
   shared_ = std::make_shared<Shared>();
   state_ = State::kRunning;
   fraction_ = 0;
@@ -55,16 +74,16 @@ bool RunJob::start(const core::Project& project) {
   step_ = tr("starting");
   error_.clear();
   log_.clear();
-  output_ = QString::fromStdString(project.output);
+  title_ = title;
+  output_ = output;
   clock_.start();
   poll_timer_.start();
   Q_EMIT started(output_);
-  // The worker owns copies of everything it reads; `shared` outlives this object's reset.
-  watcher_.setFuture(QtConcurrent::run([project, shared = shared_]() {
+  // The worker owns the task; `shared` outlives this object's next start.
+  watcher_.setFuture(QtConcurrent::run([task = std::move(task), shared = shared_]() {
     Outcome outcome;
-#if MODELDIFF_UI_RUNS
     try {
-      core::run_project(project, *shared, [&](const std::string& line) { shared->add_line(line); });
+      task(*shared, [&](const std::string& line) { shared->add_line(line); });
       outcome.ok = true;
     } catch (const core::Cancelled&) {
       outcome.cancelled = true;
@@ -73,13 +92,6 @@ bool RunJob::start(const core::Project& project) {
     } catch (const std::exception& e) {
       outcome.error = QString::fromUtf8(e.what());
     }
-#else
-    (void)project;
-    (void)shared;
-    outcome.error = QStringLiteral(
-        "this build of ModelDiff Studio has no LibTorch: runs need "
-        "the full build");
-#endif
     return outcome;
   }));
   return true;

@@ -1,5 +1,6 @@
-// The main job (core::run_project: train or load, TRAK, ModelDiff, report) started from the
-// GUI. It runs on its own worker thread; the GUI thread polls a small shared state every
+// A long computation started from the GUI: the main job (core::run_project: train or load,
+// TRAK, ModelDiff, report) or any other core task (ModelDiff of a selection of examples). It
+// runs on its own worker thread; the GUI thread polls a small shared state every
 // 100 ms and turns it into signals, so a report from the core never waits for the GUI and the
 // GUI never waits for the core. Cancel is cooperative (core::Progress::cancelled): the core
 // stops at its next step, and what finished (trained models, cached TRAK features, score
@@ -14,11 +15,14 @@
 #include <QString>
 #include <QStringList>
 #include <QTimer>
+#include <functional>
 #include <memory>
+#include <string>
 
 namespace modeldiff::core {
+class Progress;
 struct Project;
-}
+}  // namespace modeldiff::core
 
 namespace modeldiff::ui {
 
@@ -32,8 +36,16 @@ class RunJob : public QObject {
   // Cancels a running job and waits for it to stop (the core checks often; seconds at most).
   ~RunJob() override;
 
-  // Starts `project`. False (and nothing started) while another job runs.
+  // The work of a job: reports to `progress` (and stops with core::Cancelled when it is
+  // cancelled), logs lines through `log`; throws core::InputError for bad input. Runs on the
+  // worker thread: it must own (or share) everything it reads.
+  using Task = std::function<void(core::Progress& progress,
+                                  const std::function<void(const std::string&)>& log)>;
+
+  // Starts `project`'s run. False (and nothing started) while another job runs.
   bool start(const core::Project& project);
+  // Starts `task`, named `title`, writing into `output`. False while another job runs.
+  bool start(const QString& title, const QString& output, Task task);
   // Asks the running job to stop at its next step.
   void cancel();
 
@@ -45,7 +57,8 @@ class RunJob : public QObject {
   // Seconds since start; the estimate of the seconds left (< 0 while unknown).
   double elapsedSeconds() const;
   double remainingSeconds() const;
-  // The run folder of the current (or last) job, and the lines it logged.
+  // The title, the output folder of the current (or last) job, and the lines it logged.
+  QString title() const { return title_; }
   QString output() const { return output_; }
   QStringList log() const { return log_; }
   // The error of a failed job.
@@ -74,7 +87,7 @@ class RunJob : public QObject {
   QElapsedTimer clock_;
   State state_ = State::kIdle;
   double fraction_ = 0;
-  QString step_, output_, error_;
+  QString step_, title_, output_, error_;
   QStringList log_;
   double eta_ = -1;
 };

@@ -31,6 +31,7 @@
 #include <qcustomplot.h>
 #include "analysis_plots.h"
 #include "core/diff/diff_summary.h"
+#include "core/diff/model_diff.h"
 #include "core/io/hdf5_dataset.h"
 #include "core/io/npy.h"
 #include "core/pipeline/counterfactual.h"
@@ -40,6 +41,7 @@
 #include "grid_figure.h"
 #include "image_grid_model.h"
 #include "main_window.h"
+#include "run_job.h"
 #include "variance_plot.h"
 
 using namespace modeldiff;
@@ -64,9 +66,11 @@ class RunWindowTest : public QObject {
   void exportsTheVisibleFigure();
   void inspectorListsEachAlgorithmsTopInfluencers();
   void exportsImageGrids();
+  void comparesASelectedRegion();  // last: it adds a comparison to the run folder
 
  private:
   void openRun(ui::MainWindow& w);
+  void showProjections(ui::MainWindow& w);
   void saveScreenshot(QWidget& w, const QString& name);
   static std::vector<std::int64_t> indices(const ui::ImageGridModel* model);
   QTemporaryDir dir_;
@@ -111,6 +115,17 @@ void RunWindowTest::openRun(ui::MainWindow& w) {
   QVERIFY(w.open(run_));
   QVERIFY(loaded.wait(120000));
   QCOMPARE(failed.size(), 0);
+}
+
+// Opens the run with the Projections tab showing direction 1 of A minus B over all examples.
+void RunWindowTest::showProjections(ui::MainWindow& w) {
+  openRun(w);
+  w.selectComparison(0);
+  w.selectDirection(0, 0);
+  w.plotTabs()->setCurrentIndex(1);
+  QVERIFY(QTest::qWaitForWindowExposed(&w));
+  QCoreApplication::processEvents();
+  w.projectionPlot()->replot();
 }
 
 void RunWindowTest::saveScreenshot(QWidget& w, const QString& name) {
@@ -177,6 +192,17 @@ void RunWindowTest::gridsShowTheSummarysIndices() {
       QCOMPARE(indices(w.gridModel(ui::MainWindow::kTopTrain)), first_k(d.top_train[c]));
       QCOMPARE(indices(w.gridModel(ui::MainWindow::kBottomTrain)), first_k(d.bottom_train[c]));
       QCOMPARE(indices(w.gridModel(ui::MainWindow::kTopVal)), first_k(d.top_target[c]));
+      QCOMPARE(indices(w.gridModel(ui::MainWindow::kBottomVal)), first_k(d.bottom_target[c]));
+      // Projections: the top grid's descending, the bottom grid's ascending and below them.
+      const ui::ImageGridModel* top = w.gridModel(ui::MainWindow::kTopVal);
+      const ui::ImageGridModel* bottom = w.gridModel(ui::MainWindow::kBottomVal);
+      auto value = [](const ui::ImageGridModel* m, int r) {
+        return m->data(m->index(r), ui::ImageGridModel::kValueRole).toDouble();
+      };
+      for (int r = 1; r < top->rowCount(); ++r) QVERIFY(value(top, r) <= value(top, r - 1));
+      for (int r = 1; r < bottom->rowCount(); ++r)
+        QVERIFY(value(bottom, r) >= value(bottom, r - 1));
+      QVERIFY(value(bottom, 0) <= value(top, top->rowCount() - 1));
       const QString title = w.gridTitle(ui::MainWindow::kTopTrain)->text();
       QVERIFY2(title.contains(QStringLiteral("direction %1").arg(component + 1)),
                qPrintable(title));
@@ -208,8 +234,8 @@ void RunWindowTest::imageCountChangesTheGrids() {
   QVERIFY(k->isEnabled());
   QCOMPARE(k->value(), std::min(10, k->maximum()));
   k->setValue(3);
-  for (auto grid :
-       {ui::MainWindow::kTopTrain, ui::MainWindow::kBottomTrain, ui::MainWindow::kTopVal})
+  for (auto grid : {ui::MainWindow::kTopTrain, ui::MainWindow::kBottomTrain,
+                    ui::MainWindow::kTopVal, ui::MainWindow::kBottomVal})
     QCOMPARE(w.gridModel(grid)->rowCount(), 3);
   k->setValue(k->maximum());
   QCOMPARE(w.gridModel(ui::MainWindow::kTopTrain)->rowCount(), k->maximum());
@@ -532,14 +558,8 @@ void RunWindowTest::projectionPlotShowsDiffH5sProjections() {
 
 void RunWindowTest::clickingAProjectionShowsTheExample() {
   ui::MainWindow w;
-  openRun(w);
-  w.selectComparison(0);
-  w.selectDirection(0, 0);
-  w.plotTabs()->setCurrentIndex(1);
-  QVERIFY(QTest::qWaitForWindowExposed(&w));
+  showProjections(w);
   ui::ProjectionPlot* plot = w.projectionPlot();
-  QCoreApplication::processEvents();
-  plot->replot();
   const ui::Comparison& c = w.run()->comparisons[0];
   // The point farthest (in pixels) from every other point, outside the legend: the click can
   // only mean it.
@@ -732,6 +752,7 @@ void RunWindowTest::exportsTheVisibleFigure() {
     QVERIFY(w.exportFigure(base + QStringLiteral(".png"), 400, 300, 2.0));
     const QImage png(base + QStringLiteral(".png"));
     QCOMPARE(png.size(), QSize(800, 600));
+    QCOMPARE(qRound(png.dotsPerMeterX() * 0.0254), 192);  // 2x of 96 dpi, recorded
     QVERIFY(w.exportFigure(base + QStringLiteral(".svg"), 400, 300));
     QSvgRenderer svg(base + QStringLiteral(".svg"));
     QVERIFY(svg.isValid());
@@ -748,6 +769,84 @@ void RunWindowTest::exportsTheVisibleFigure() {
     w.plotTabs()->setCurrentIndex(2);
     QVERIFY(w.exportFigure(dir + QStringLiteral("/cosine_figure.png"), 640, 400, 1.0));
   }
+}
+
+// Examples selected on the projection plot (with the mouse, as a user does) become a new
+// comparison: ModelDiff over exactly those rows, the same numbers as the core computes
+// directly, kept in the run folder and listed again when the run reopens.
+void RunWindowTest::comparesASelectedRegion() {
+  ui::MainWindow w;
+  showProjections(w);
+  ui::ProjectionPlot* plot = w.projectionPlot();
+  QVERIFY(!w.compareSelectionButton()->isEnabled());
+  QVERIFY(!w.compareSelection());  // nothing selected
+
+  // Drag over the right half of the axis rect.
+  w.regionButton()->setChecked(true);
+  const QRect area = plot->axisRect()->rect();
+  const QPoint from(area.center().x(), area.top() + 2), to(area.right() - 2, area.bottom() - 2);
+  QTest::mousePress(plot, Qt::LeftButton, Qt::NoModifier, from);
+  QTest::mouseMove(plot, (from + to) / 2);
+  QTest::mouseMove(plot, to);
+  QTest::mouseRelease(plot, Qt::LeftButton, Qt::NoModifier, to);
+  const ui::Comparison& c = w.run()->comparisons[0];
+  const QRectF region =
+      QRectF(QPointF(plot->xAxis->pixelToCoord(from.x()), plot->yAxis->pixelToCoord(from.y())),
+             QPointF(plot->xAxis->pixelToCoord(to.x()), plot->yAxis->pixelToCoord(to.y())))
+          .normalized();
+  std::vector<int> expected;
+  for (int row = 0; row < static_cast<int>(c.target_rows.size()); ++row)
+    if (region.contains(plot->pointOf(row))) expected.push_back(row);
+  QVERIFY2(expected.size() >= 3, qPrintable(QString::number(expected.size())));
+  QCOMPARE(plot->regionRows(), expected);
+  QVERIFY(w.compareSelectionButton()->isEnabled());
+
+  const int before = static_cast<int>(w.run()->comparisons.size());
+  QSignalSpy finished(w.job(), &ui::RunJob::finished);
+  QVERIFY(w.compareSelection());
+  QVERIFY(finished.wait(120000));
+  QCOMPARE(static_cast<int>(w.run()->comparisons.size()), before + 1);
+  QCOMPARE(w.currentComparison(), before);
+  const ui::Comparison& added = w.run()->comparisons.back();
+  std::vector<std::int64_t> rows;
+  for (int row : expected) rows.push_back(c.target_rows[static_cast<std::size_t>(row)]);
+  std::sort(rows.begin(), rows.end());
+  QCOMPARE(added.target_rows, rows);
+  QCOMPARE(added.summary->num_analysed_targets, static_cast<std::int64_t>(rows.size()));
+  QVERIFY(added.title.startsWith(QStringLiteral("selection of %1").arg(rows.size())));
+  QCOMPARE(w.directionModel()->rowCount(), 2 * std::min(5, static_cast<int>(rows.size()) - 1));
+
+  // The core on the same score files and rows gives the same directions.
+  core::DiffOptions options;
+  options.target_rows = rows;
+  options.components = std::min(5, static_cast<int>(rows.size()) - 1);
+  options.normalize_rows = c.summary->normalized_rows;
+  core::NullProgress quiet;
+  const core::DiffResult direct = core::run_model_diff(
+      {"A", "", core::read_npy((run_ + QStringLiteral("/scores/A.npy")).toStdString())},
+      {"B", "", core::read_npy((run_ + QStringLiteral("/scores/B.npy")).toStdString())}, options,
+      quiet);
+  for (int k = 0; k < options.components; ++k) {
+    QCOMPARE(added.summary->a_minus_b.explained_variance[static_cast<std::size_t>(k)],
+             direct.a_minus_b.explained_variance[k]);
+    QCOMPARE(added.summary->a_minus_b.top_train[static_cast<std::size_t>(k)],
+             direct.a_minus_b.top_train[static_cast<std::size_t>(k)]);
+  }
+
+  // Reopened, the run lists it again.
+  ui::MainWindow again;
+  openRun(again);
+  QCOMPARE(static_cast<int>(again.run()->comparisons.size()), before + 1);
+  QCOMPARE(again.run()->comparisons.back().title, added.title);
+  QCOMPARE(again.run()->comparisons.back().target_rows, rows);
+  const QString dir = qEnvironmentVariable("MODELDIFF_SCREENSHOT_DIR");
+  if (!dir.isEmpty()) {
+    QDir().mkpath(dir);
+    w.plotTabs()->setCurrentIndex(1);
+    QTRY_VERIFY_WITH_TIMEOUT(!w.thumbnailsPending(), 10000);
+    QVERIFY(w.grab().save(dir + QStringLiteral("/gui_selection.png")));
+  }
+  QVERIFY(QDir(added.folder).removeRecursively());
 }
 
 int runRunWindowTests(int argc, char** argv) {
