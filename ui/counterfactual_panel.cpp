@@ -285,7 +285,9 @@ bool CounterfactualPanel::inputs(CounterfactualInputs& out, QString& error) cons
                    .arg(run.patch_size)
                    .toStdString();
     if (m.checkpoints.empty()) {
-      error = tr("%1 has no checkpoints in run.json").arg(info.label);
+      error = tr("%1 has no checkpoints to evaluate (an algorithm given by precomputed scores "
+                 "has no models)")
+                  .arg(info.label);
       return false;
     }
   }
@@ -322,6 +324,13 @@ void CounterfactualPanel::validate() {
       error = tr("Strengths: give at least one, e.g. 0,1,2,3");
       valid_ = false;
     }
+    for (const AlgorithmInfo* info : {&run_data_->a, &run_data_->b})
+      if (valid_ && info->checkpoints.empty()) {
+        error = tr("%1 has no checkpoints to evaluate (an algorithm given by precomputed "
+                   "scores has no models)")
+                    .arg(info->label);
+        valid_ = false;
+      }
     if (valid_ && chosenIndices().empty()) {
       error = tr("Images: select a direction first");
       valid_ = false;

@@ -271,6 +271,14 @@ QWidget* ProjectDialog::buildAlgorithmPage(int which) {
   f_->by_key[p + QStringLiteral("architecture")] = {Fields::kText, arch};
   form->addRow(tr("Architecture:"), with_browse(arch, false, base_dir_, this));
 
+  auto* hide = new QCheckBox(tr("sees the planted patch's region blanked"));
+  hide->setObjectName(p + QStringLiteral("hide_patch"));
+  hide->setToolTip(
+      tr("A known difference between the algorithms (needs a planted patch in the "
+         "data; not for precomputed scores)"));
+  f_->by_key[p + QStringLiteral("hide_patch")] = {Fields::kBool, hide};
+  form->addRow(tr("Planted patch:"), hide);
+
   auto* pages = new QStackedWidget;
   f_->source_pages[which] = pages;
   // Checkpoints: one path per line, added as files or as every checkpoint of a folder.

@@ -97,6 +97,25 @@ void ProjectTest::dialogExplainsInvalidChoices() {
   problem = dialog.validate();
   QVERIFY2(problem.contains(QStringLiteral("checkpoints")), qPrintable(problem));
   QVERIFY(!dialog.buttons()->button(QDialogButtonBox::Ok)->isEnabled());
+  // B from a score file: one that does not exist is named; one that does is checked by the
+  // core's parser (the demo's B hides the patch, which precomputed scores cannot).
+  QVERIFY(dialog.setField(QStringLiteral("A.source"), QStringLiteral("train")));
+  QVERIFY(dialog.setField(QStringLiteral("B.source"), QStringLiteral("scores")));
+  QVERIFY(dialog.setField(QStringLiteral("B.scores"), QStringLiteral("/nonexistent/b.npy")));
+  problem = dialog.validate();
+  QVERIFY2(problem.contains(QStringLiteral("hide_patch")), qPrintable(problem));
+  QCOMPARE(dialog.field(QStringLiteral("B.hide_patch")), QStringLiteral("true"));
+  QVERIFY(dialog.setField(QStringLiteral("B.hide_patch"), QStringLiteral("false")));
+  problem = dialog.validate();
+  QVERIFY2(problem.contains(QStringLiteral("B.scores")), qPrintable(problem));
+  QVERIFY(dialog.setField(QStringLiteral("B.scores"),
+                          QString::fromStdString(core::demo_architecture_path())));
+  QCOMPARE(dialog.validate(), QString());  // the file's shape is checked when the run loads it
+  auto scores_json = nlohmann::json::parse(dialog.projectJson().toStdString());
+  QCOMPARE(scores_json["B"]["scores"].get<std::string>(), core::demo_architecture_path());
+  QVERIFY(!scores_json["B"].contains("train"));
+  QVERIFY(dialog.setField(QStringLiteral("B.source"), QStringLiteral("train")));
+  QVERIFY(dialog.setField(QStringLiteral("B.hide_patch"), QStringLiteral("true")));
   // Back to training: valid again; the JSON has a recipe and no checkpoints.
   QVERIFY(dialog.setField(QStringLiteral("A.source"), QStringLiteral("train")));
   QCOMPARE(dialog.validate(), QString());

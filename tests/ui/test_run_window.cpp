@@ -26,6 +26,7 @@
 #include <QtTest>
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <numeric>
 
 #include <qcustomplot.h>
@@ -66,6 +67,8 @@ class RunWindowTest : public QObject {
   void exportsTheVisibleFigure();
   void inspectorListsEachAlgorithmsTopInfluencers();
   void exportsImageGrids();
+  void runsAProjectOfTwoScoreFiles();
+  void openDemoOpensExistingResults();
   void comparesASelectedRegion();  // last: it adds a comparison to the run folder
 
  private:
@@ -769,6 +772,68 @@ void RunWindowTest::exportsTheVisibleFigure() {
     w.plotTabs()->setCurrentIndex(2);
     QVERIFY(w.exportFigure(dir + QStringLiteral("/cosine_figure.png"), 640, 400, 1.0));
   }
+}
+
+// "Two score files plus the datasets": a project whose algorithms are the quick run's score
+// files runs from the window without models, and gives the same directions as the run did.
+void RunWindowTest::runsAProjectOfTwoScoreFiles() {
+  QTemporaryDir out;
+  QVERIFY(out.isValid());
+  nlohmann::json project = nlohmann::json::parse(
+      QJsonDocument(record_.value(QStringLiteral("project")).toObject()).toJson().toStdString());
+  for (const char* letter : {"A", "B"}) {
+    nlohmann::json& a = project[letter];
+    a.erase("train");
+    a.erase("checkpoints");
+    a.erase("hide_patch");
+    a["scores"] =
+        (run_ + QStringLiteral("/scores/%1.npy").arg(QLatin1String(letter))).toStdString();
+  }
+  project["output"] = out.filePath(QStringLiteral("scores-run")).toStdString();
+  ui::MainWindow w;
+  w.resize(1400, 900);
+  w.show();
+  QVERIFY(w.setProject(QString::fromStdString(project.dump(2)), out.path()));
+  QSignalSpy loaded(&w, &ui::MainWindow::resultLoaded);
+  QSignalSpy failed(w.job(), &ui::RunJob::failed);
+  QVERIFY(w.runProject());
+  QVERIFY2(loaded.wait(300000), qPrintable(w.job()->error()));
+  QCOMPARE(failed.size(), 0);
+  const QStringList log = w.job()->log();
+  QVERIFY2(
+      std::any_of(log.begin(), log.end(),
+                  [](const QString& line) { return line.startsWith(QStringLiteral("scores ")); }),
+      qPrintable(log.join(QLatin1Char('\n'))));
+  QVERIFY(w.run()->a.checkpoints.empty());
+  // The same scores, the same comparisons: summary for summary, the run's directions.
+  ui::MainWindow original;
+  openRun(original);
+  QCOMPARE(w.run()->comparisons.size(), original.run()->comparisons.size());
+  for (std::size_t i = 0; i < w.run()->comparisons.size(); ++i) {
+    const core::DiffSummary& x = *w.run()->comparisons[i].summary;
+    const core::DiffSummary& y = *original.run()->comparisons[i].summary;
+    QCOMPARE(x.a_minus_b.top_train, y.a_minus_b.top_train);
+    QCOMPARE(x.b_minus_a.top_target, y.b_minus_a.top_target);
+    QCOMPARE(x.a_minus_b.explained_variance, y.a_minus_b.explained_variance);
+  }
+  // The inspector works from the copied scores; the transformation panel says why it cannot.
+  w.inspector()->showExample(3);
+  QCOMPARE(w.inspector()->gridModel(0)->rowCount(), w.inspector()->countBox()->value());
+  QVERIFY(!w.counterfactualPanel()->runButton()->isEnabled());
+  QVERIFY2(w.counterfactualPanel()->errorLabel()->text().contains(QStringLiteral("precomputed")),
+           qPrintable(w.counterfactualPanel()->errorLabel()->text()));
+}
+
+// Help > Open Demo on a folder that holds a run opens its results; no job starts.
+void RunWindowTest::openDemoOpensExistingResults() {
+  ui::MainWindow w;
+  QSignalSpy loaded(&w, &ui::MainWindow::resultLoaded);
+  QSignalSpy started(w.job(), &ui::RunJob::started);
+  QVERIFY(w.openDemo(run_));
+  QVERIFY(loaded.wait(120000));
+  QCOMPARE(started.size(), 0);
+  QCOMPARE(w.run()->folder, QFileInfo(run_).absoluteFilePath());
+  QVERIFY(w.projectJson().contains(QStringLiteral("fashion")));
 }
 
 // Examples selected on the projection plot (with the mouse, as a user does) become a new
