@@ -269,7 +269,8 @@ QWidget* MainWindow::buildImagePanel() {
     g.view->setGridSize(QSize(kThumbnail + 20, kThumbnail + 22));
     g.view->setMovement(QListView::Static);
     g.view->setResizeMode(QListView::Adjust);
-    g.view->setWrapping(true);
+    g.view->setWrapping(false);  // one strip per grid, scrolled sideways: four fit on screen
+    g.view->setFlow(QListView::LeftToRight);
     g.view->setUniformItemSizes(true);
     g.view->setWordWrap(false);
     g.view->setTextElideMode(Qt::ElideRight);
