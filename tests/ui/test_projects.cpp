@@ -9,6 +9,7 @@
 #include <QFile>
 #include <QLabel>
 #include <QListView>
+#include <QMessageBox>
 #include <QPlainTextEdit>
 #include <QProgressBar>
 #include <QPushButton>
@@ -17,8 +18,11 @@
 #include <QTemporaryDir>
 #include <QTimer>
 #include <QtTest>
+#include <chrono>
 #include <nlohmann/json.hpp>
+#include <thread>
 
+#include "core/base/progress.h"
 #include "core/pipeline/demo_paths.h"
 #include "core/pipeline/project.h"
 #include "example_inspector.h"
@@ -40,6 +44,8 @@ class ProjectTest : public QObject {
   void savedProjectReopens();
   void corruptProjectFileShowsAnError();
   void runCancelResumeAndOpen();
+  void failedRunShowsOneMessage();
+  void jobReportsStepFractionAndTimeLeft();
 
  private:
   QString demoJson(const QString& output, bool quick) const;
@@ -318,6 +324,77 @@ void ProjectTest::runCancelResumeAndOpen() {
     QTRY_VERIFY_WITH_TIMEOUT(!w.thumbnailsPending(), 10000);
     QVERIFY(w.grab().save(dir + QStringLiteral("/gui_job_done.png")));
   }
+}
+
+// A checkpoint that is not one (a corrupt file): the run fails with one message naming the
+// file; the window keeps working and the project can be fixed and run again.
+void ProjectTest::failedRunShowsOneMessage() {
+  if (!have_data_) QSKIP("Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed");
+  const QString bad = dir_.filePath(QStringLiteral("corrupt_model.pt"));
+  {
+    QFile f(bad);
+    QVERIFY(f.open(QIODevice::WriteOnly));
+    f.write("PK\x03\x04 this is not a checkpoint");
+  }
+  auto project =
+      nlohmann::json::parse(demoJson(dir_.filePath(QStringLiteral("bad-run")), true).toStdString());
+  project["A"].erase("train");
+  project["A"]["checkpoints"] = {bad.toStdString()};
+  ui::MainWindow w;
+  w.show();
+  QVERIFY(w.setProject(QString::fromStdString(project.dump()), dir_.path()));
+  QSignalSpy failed(w.job(), &ui::RunJob::failed);
+  QVERIFY(w.runProject());
+  QVERIFY(failed.wait(300000));
+  QCOMPARE(failed.size(), 1);
+  const QString message = failed.front().front().toString();
+  QVERIFY2(message.contains(QStringLiteral("corrupt_model.pt")), qPrintable(message));
+  QCOMPARE(w.job()->state(), ui::RunJob::State::kFailed);
+  QVERIFY(w.jobPanel()->titleLabel()->text().contains(QStringLiteral("failed")));
+  QVERIFY(w.jobPanel()->stepLabel()->text().contains(QStringLiteral("corrupt_model.pt")));
+  // One message box, with the same text.
+  QTRY_VERIFY_WITH_TIMEOUT(w.findChild<QMessageBox*>() != nullptr, 2000);
+  const QList<QMessageBox*> boxes = w.findChildren<QMessageBox*>();
+  QCOMPARE(boxes.size(), 1);
+  QCOMPARE(boxes.front()->text(), message);
+  boxes.front()->accept();
+  QVERIFY(!w.job()->isRunning());
+}
+
+// Any core task runs as a job: the panel shows its step and fraction, and once it is a few
+// seconds in, the time left as the linear estimate elapsed x (1 - f) / f; Cancel stops it.
+void ProjectTest::jobReportsStepFractionAndTimeLeft() {
+  QCOMPARE(ui::JobPanel::formatDuration(65), QStringLiteral("1:05"));
+  QCOMPARE(ui::JobPanel::formatDuration(3723), QStringLiteral("1:02:03"));
+  QCOMPARE(ui::JobPanel::formatDuration(-4), QStringLiteral("0:00"));
+  ui::RunJob job;
+  ui::JobPanel panel(&job);
+  QSignalSpy cancelled(&job, &ui::RunJob::cancelled);
+  QVERIFY(
+      job.start(QStringLiteral("a test task"), dir_.path(),
+                [](core::Progress& progress, const std::function<void(const std::string&)>& log) {
+                  progress.report(0.25, "the first quarter");
+                  log("a quarter done");
+                  while (true) {  // until cancelled
+                    progress.throw_if_cancelled();
+                    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+                  }
+                }));
+  QVERIFY(!job.start(QStringLiteral("another"), dir_.path(),
+                     [](core::Progress&, const std::function<void(const std::string&)>&) {}));
+  QTRY_VERIFY_WITH_TIMEOUT(job.remainingSeconds() >= 0, 20000);
+  const double elapsed = job.elapsedSeconds(), left = job.remainingSeconds();
+  QVERIFY2(std::abs(left - 3 * elapsed) <= 0.5,
+           qPrintable(QStringLiteral("%1 / %2").arg(left).arg(elapsed)));
+  QCOMPARE(panel.progressBar()->value(), 250);
+  QCOMPARE(panel.stepLabel()->text(), QStringLiteral("the first quarter"));
+  QVERIFY(panel.timeLabel()->text().contains(QStringLiteral("left")));
+  QVERIFY(panel.titleLabel()->text().contains(QStringLiteral("a test task")));
+  QCOMPARE(job.log(), QStringList{QStringLiteral("a quarter done")});
+  QTest::mouseClick(panel.cancelButton(), Qt::LeftButton);
+  QVERIFY(cancelled.wait(10000));
+  QCOMPARE(job.state(), ui::RunJob::State::kCancelled);
+  QVERIFY(!panel.cancelButton()->isEnabled());
 }
 
 int runProjectTests(int argc, char** argv) {
