@@ -2,6 +2,8 @@
 #include <CLI/CLI.hpp>
 #include <cstdio>
 #include <map>
+#include <set>
+#include <string>
 
 #include "commands.h"
 #include "console_progress.h"
@@ -21,11 +23,29 @@ std::string join_arguments(int argc, char** argv) {
 }
 #endif
 
+// Whether this invocation computes: a subcommand that runs BLAS/OpenMP work, not a request for
+// help. Only those are worth the re-execution that sets the BLAS and OpenMP environment
+// (loading LibTorch a second time costs most of a second).
+bool computes(int argc, char** argv) {
+  static const std::set<std::string> kComputing = {"diff", "trak",           "train",
+                                                   "run",  "counterfactual", "demo"};
+  bool computing = false;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "-h" || arg == "--help" || arg == "--help-all" || arg == "--version" ||
+        arg == "--print-project")
+      return false;
+    if (!computing && kComputing.count(arg) != 0) computing = true;
+  }
+  return computing;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace modeldiff;
-  core::configure_process_environment(argv);  // may re-execute once with a better environment
+  // May re-execute once with a better environment.
+  if (computes(argc, argv)) core::configure_process_environment(argv);
   CLI::App app(
       "ModelDiff Studio: how two training algorithms differ, down to the training "
       "examples each relies on.",
