@@ -1,4 +1,4 @@
-// `modeldiff-gui`: the desktop application. modeldiff-gui [RUN_OR_RESULT_DIR]
+// `modeldiff-gui`: the desktop application. modeldiff-gui [PROJECT.json | RUN_DIR | RESULT_DIR]
 #include <QApplication>
 #include <QCommandLineParser>
 
@@ -19,8 +19,9 @@ int main(int argc, char** argv) {
   parser.addHelpOption();
   parser.addVersionOption();
   parser.addPositionalArgument(
-      QStringLiteral("folder"),
-      QStringLiteral("A run folder (`modeldiff run`, `modeldiff demo`) or a result folder "
+      QStringLiteral("path"),
+      QStringLiteral("A project file (JSON; its results open when it has been run), a run "
+                     "folder (`modeldiff run`, `modeldiff demo`) or a result folder "
                      "(`modeldiff diff`)."));
   parser.process(app);
 
