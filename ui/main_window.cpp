@@ -642,6 +642,11 @@ void MainWindow::onLoaded() {
   setWindowTitle(tr("%1 — ModelDiff Studio").arg(QFileInfo(run.folder).fileName()));
   statusBar()->showMessage(tr("Loaded %1").arg(run.folder));
   rememberRecent(run.folder);
+  // A run folder opened on its own: its project (from run.json) becomes the current one, so
+  // that it can be edited, saved as a project file and run again.
+  if (run.is_run && !run.project_json.isEmpty() &&
+      QDir::cleanPath(project_output_) != QDir::cleanPath(run.folder))
+    adoptProject(run.project_json, run.folder, QString(), run.name, run.folder);
   updateRegionControls();
   Q_EMIT resultLoaded(outcome.path);
 }
@@ -898,6 +903,17 @@ bool MainWindow::setProject(const QString& json, const QString& base_dir, const 
     Q_EMIT loadFailed(message);
     return false;
   }
+  adoptProject(json, base_dir, path, name, output);
+  // Its results when they are there, else the offer to run it.
+  if (isRunPath(project_output_) && !job_->isRunning())
+    open(project_output_);
+  else
+    showProjectHeader();
+  return true;
+}
+
+void MainWindow::adoptProject(const QString& json, const QString& base_dir, const QString& path,
+                              const QString& name, const QString& output) {
   project_json_ = json;
   project_dir_ = base_dir;
   project_path_ = path;
@@ -906,12 +922,6 @@ bool MainWindow::setProject(const QString& json, const QString& base_dir, const 
   updateJobActions();
   setWindowTitle(tr("%1 — ModelDiff Studio").arg(project_name_));
   Q_EMIT projectChanged(path);
-  // Its results when they are there, else the offer to run it.
-  if (isRunPath(project_output_) && !job_->isRunning())
-    open(project_output_);
-  else
-    showProjectHeader();
-  return true;
 }
 
 void MainWindow::showProjectHeader() {

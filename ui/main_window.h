@@ -175,6 +175,8 @@ class MainWindow : public QMainWindow {
   void chooseProjectFile();
   void chooseSaveFile();
   void showProjectHeader();
+  void adoptProject(const QString& json, const QString& base_dir, const QString& path,
+                    const QString& name, const QString& output);
   void onJobFinished(const QString& output);
   void onJobFailed(const QString& message);
   void updateJobActions();

@@ -165,6 +165,12 @@ std::shared_ptr<const RunData> loadRun(const QString& path) {
   run->folder = folder;
   run->is_run = true;
   const core::Project project = core::parse_project(j["project"].dump(), "/", run_json);
+  {
+    // As the project of this folder: its output is where the run is now (it may have moved).
+    ordered_json current = j["project"];
+    current["output"] = folder.toStdString();
+    run->project_json = QString::fromStdString(current.dump(2));
+  }
   run->name = QString::fromStdString(project.name);
   if (run->name.isEmpty()) run->name = QFileInfo(folder).fileName();
   if (j.contains("algorithms") && j["algorithms"].is_object()) {

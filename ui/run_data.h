@@ -53,9 +53,10 @@ struct AlgorithmInfo {
 };
 
 struct RunData {
-  QString folder;       // the run or result folder (absolute)
-  bool is_run = false;  // false: a single diff result folder
-  QString name;         // project name, or the folder's name
+  QString folder;        // the run or result folder (absolute)
+  bool is_run = false;   // false: a single diff result folder
+  QString name;          // project name, or the folder's name
+  QString project_json;  // the run's project (run.json's "project"), "" for a single result
   AlgorithmInfo a, b;
   std::vector<Comparison> comparisons;
   // The run's datasets exactly as it used them (null for a single diff result).

@@ -36,6 +36,7 @@
 #include "core/io/hdf5_dataset.h"
 #include "core/io/npy.h"
 #include "core/pipeline/counterfactual.h"
+#include "core/pipeline/project.h"
 #include "counterfactual_panel.h"
 #include "direction_table_model.h"
 #include "example_inspector.h"
@@ -148,6 +149,11 @@ std::vector<std::int64_t> RunWindowTest::indices(const ui::ImageGridModel* model
 void RunWindowTest::opensRunAndListsEveryComparison() {
   ui::MainWindow w;
   openRun(w);
+  // The run's project is the current one, with the run folder as its output.
+  QVERIFY(!w.projectJson().isEmpty());
+  QCOMPARE(QString::fromStdString(
+               core::parse_project(w.projectJson().toStdString(), "/", "run.json").output),
+           QFileInfo(run_).absoluteFilePath());
   const QJsonArray comparisons = record_.value(QStringLiteral("comparisons")).toArray();
   QCOMPARE(w.comparisonBox()->count(), comparisons.size());
   for (int i = 0; i < comparisons.size(); ++i)
