@@ -61,6 +61,16 @@ json* at_path(json& j, const QString& key, bool create) {
   return node;
 }
 
+const json* find_path(const json& j, const QString& key) {
+  const json* node = &j;
+  for (const QString& part : key.split(QLatin1Char('.'))) {
+    const std::string k = part.toStdString();
+    if (!node->is_object() || !node->contains(k)) return nullptr;
+    node = &(*node)[k];
+  }
+  return node;
+}
+
 void erase_path(json& j, const QString& key) {
   const int dot = key.lastIndexOf(QLatin1Char('.'));
   json* parent = dot < 0 ? &j : at_path(j, key.left(dot), false);
@@ -434,7 +444,7 @@ void ProjectDialog::load(const QString& json_text) {
     f_->set(p + QStringLiteral("train.lr"), QString::number(defaults.lr));
   }
   for (auto& [key, field] : f_->by_key) {
-    const json* v = at_path(j, key, false);
+    const json* v = find_path(j, key);
     if (v == nullptr) continue;
     if (field.kind == Fields::kList || field.kind == Fields::kLines) {
       QStringList items;
@@ -447,7 +457,7 @@ void ProjectDialog::load(const QString& json_text) {
     }
   }
   for (int i = 0; i < 2; ++i) {
-    const json* a = at_path(j, QString::fromLatin1(kLetters[i]), false);
+    const json* a = find_path(j, QString::fromLatin1(kLetters[i]));
     int source = 0;
     if (a != nullptr && a->is_object()) {
       if (a->contains("train")) source = 1;
@@ -529,13 +539,12 @@ QString ProjectDialog::validate() {
     for (const char* key :
          {"data.train.images", "data.train.labels", "data.val.images", "data.val.labels",
           "A.architecture", "B.architecture", "A.scores", "B.scores"}) {
-      const json* v = at_path(const_cast<json&>(j), QString::fromLatin1(key), false);
+      const json* v = find_path(j, QString::fromLatin1(key));
       if (v != nullptr && v->is_string() && !v->get<std::string>().empty())
         files.emplace_back(QString::fromLatin1(key), text_of(*v));
     }
     for (const char* letter : kLetters) {
-      const json* v = at_path(const_cast<json&>(j),
-                              QString::fromLatin1(letter) + QStringLiteral(".checkpoints"), false);
+      const json* v = find_path(j, QString::fromLatin1(letter) + QStringLiteral(".checkpoints"));
       if (v != nullptr && v->is_array())
         for (const json& c : *v)
           files.emplace_back(QString::fromLatin1(letter) + QStringLiteral(".checkpoints"),
