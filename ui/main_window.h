@@ -63,6 +63,8 @@ class MainWindow : public QMainWindow {
   bool setProject(const QString& json, const QString& base_dir, const QString& path = {});
   QString projectPath() const { return project_path_; }
   QString projectJson() const { return project_json_; }
+  // The current project's run folder (absolute; "" without a project).
+  QString projectOutput() const { return project_output_; }
   // Writes the current project atomically (QSaveFile) to its file / to `path`.
   bool saveProject();
   bool saveProjectAs(const QString& path);

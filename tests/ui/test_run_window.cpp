@@ -70,6 +70,7 @@ class RunWindowTest : public QObject {
   void exportsImageGrids();
   void runsAProjectOfTwoScoreFiles();
   void openDemoOpensExistingResults();
+  void screenshotModeWritesTheWindow();
   void comparesASelectedRegion();  // last: it adds a comparison to the run folder
 
  private:
@@ -840,6 +841,63 @@ void RunWindowTest::openDemoOpensExistingResults() {
   QCOMPARE(started.size(), 0);
   QCOMPARE(w.run()->folder, QFileInfo(run_).absoluteFilePath());
   QVERIFY(w.projectJson().contains(QStringLiteral("fashion")));
+}
+
+// `modeldiff-gui --screenshot FILE ...`: the window at the asked size with the asked view,
+// written without a display; a request that cannot be met ends with a message and status 2.
+void RunWindowTest::screenshotModeWritesTheWindow() {
+#ifndef MODELDIFF_GUI_EXECUTABLE
+  QSKIP("modeldiff-gui is not built");
+#else
+  QTemporaryDir out;
+  QVERIFY(out.isValid());
+  auto gui = [&](const QStringList& args, QByteArray* output) {
+    QProcess p;
+    QProcessEnvironment env = QProcessEnvironment::systemEnvironment();
+    env.insert(QStringLiteral("QT_QPA_PLATFORM"), QStringLiteral("offscreen"));
+    env.insert(QStringLiteral("XDG_CONFIG_HOME"), out.filePath(QStringLiteral("config")));
+    p.setProcessEnvironment(env);
+    p.setProcessChannelMode(QProcess::MergedChannels);
+    p.start(QStringLiteral(MODELDIFF_GUI_EXECUTABLE), args);
+    if (!p.waitForFinished(120000)) {
+      p.kill();
+      return -1;
+    }
+    *output = p.readAll();
+    return p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
+  };
+  QByteArray log;
+  const QString shot = out.filePath(QStringLiteral("shot.png"));
+  QCOMPARE(gui({QStringLiteral("--screenshot"), shot, QStringLiteral("--size"),
+                QStringLiteral("1700x1050"), QStringLiteral("--comparison"), QStringLiteral("2"),
+                QStringLiteral("--direction"), QStringLiteral("B-A:1"), QStringLiteral("--tab"),
+                QStringLiteral("cosine"), QStringLiteral("--inspect"), QStringLiteral("3"), run_},
+               &log),
+           0);
+  const QImage image(shot);
+  QCOMPARE(image.size(), QSize(1700, 1050));
+  // A class named in parentheses: the comparison of that class.
+  // (Fashion-MNIST, which the demo uses: "Shirt" is class 6, not "T-shirt/top".)
+  const QString planted = QStringLiteral("Shirt");
+  QCOMPARE(
+      gui({QStringLiteral("--screenshot"), shot, QStringLiteral("--comparison"), planted, run_},
+          &log),
+      0);
+  const struct {
+    QStringList args;
+    const char* message;
+  } bad[] = {
+      {{QStringLiteral("--comparison"), QStringLiteral("99"), run_}, "no such comparison"},
+      {{QStringLiteral("--direction"), QStringLiteral("A-A:1"), run_}, "--direction"},
+      {{QStringLiteral("--inspect"), QStringLiteral("100000"), run_}, "no such validation"},
+      {{QStringLiteral("--size"), QStringLiteral("10x10"), run_}, "--size"},
+      {{out.filePath(QStringLiteral("missing"))}, "missing"},
+  };
+  for (const auto& b : bad) {
+    QCOMPARE(gui(QStringList{QStringLiteral("--screenshot"), shot} + b.args, &log), 2);
+    QVERIFY2(log.contains(b.message), log.constData());
+  }
+#endif
 }
 
 // Examples selected on the projection plot (with the mouse, as a user does) become a new
