@@ -53,6 +53,7 @@ void ProjectionPlot::setRegionSelection(bool on) {
 
 void ProjectionPlot::selectRegion(const QRectF& region) {
   region_rows_.clear();
+  region_components_ = QPoint(x_, y_);
   if (comparison_ != nullptr && !region.isEmpty()) {
     const auto n = static_cast<int>(comparison_->target_rows.size());
     for (int row = 0; row < n; ++row) {

@@ -36,6 +36,8 @@ class ProjectionPlot : public QCustomPlot {
   void setRegionSelection(bool on);
   void selectRegion(const QRectF& region);  // plot coordinates; an empty region clears
   const std::vector<int>& regionRows() const { return region_rows_; }
+  // The directions (0-based x, y) the region was drawn on.
+  QPoint regionComponents() const { return region_components_; }
 
  Q_SIGNALS:
   // A point was clicked: its projections row.
@@ -59,6 +61,7 @@ class ProjectionPlot : public QCustomPlot {
   int selected_row_ = -1;
   QCPCurve* region_ = nullptr;
   std::vector<int> region_rows_;
+  QPoint region_components_;
 };
 
 class CosineHistogram : public QCustomPlot {

@@ -75,6 +75,7 @@ CounterfactualPanel::CounterfactualPanel(QWidget* parent)
       plot_(new QCustomPlot),
       table_(new QTableWidget),
       progress_forwarder_(new ForwardingProgress(this)) {
+  pool_.setMaxThreadCount(1);
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(6, 6, 6, 6);
 
@@ -392,7 +393,7 @@ bool CounterfactualPanel::start() {
   export_->setEnabled(false);
   ForwardingProgress* progress = progress_forwarder_;
   running_ = true;
-  watcher_.setFuture(QtConcurrent::run([in, progress]() {
+  watcher_.setFuture(QtConcurrent::run(&pool_, [in, progress]() {
     Outcome outcome;
 #if MODELDIFF_UI_RUNS
     try {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <QFutureWatcher>
+#include <QThreadPool>
 #include <QWidget>
 #include <atomic>
 #include <cstdint>
@@ -136,6 +137,7 @@ class CounterfactualPanel : public QWidget {
   bool has_result_ = false;
   core::CounterfactualResult result_;
   ForwardingProgress* progress_forwarder_;
+  QThreadPool pool_;  // its own thread: loading and thumbnails keep the shared pool
   QFutureWatcher<Outcome> watcher_;
 };
 

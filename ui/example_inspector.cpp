@@ -105,9 +105,12 @@ void ExampleInspector::refresh() {
   if (!valid) {
     example_ = -1;
     image_->clear();
-    text_->setText(run_ && !run_->scores[0] && !run_->scores[1]
-                       ? tr("This result has no score files (a run folder's scores/ has them).")
-                       : tr("Click a point of the projection plot or a validation image."));
+    text_->setText(
+        run_ && !run_->scores_problem.isEmpty()
+            ? tr("The score files cannot be used: %1").arg(run_->scores_problem.toHtmlEscaped())
+        : run_ && !run_->scores[0] && !run_->scores[1]
+            ? tr("This result has no score files (a run folder's scores/ has them).")
+            : tr("Click a point of the projection plot or a validation image."));
     for (int i = 0; i < 2; ++i) {
       models_[i]->setItems({}, {}, {}, {});
       titles_[i]->clear();

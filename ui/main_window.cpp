@@ -1012,7 +1012,14 @@ void MainWindow::editProject() {
 }
 
 bool MainWindow::runProject() {
-  if (project_json_.isEmpty() || job_->isRunning()) return false;
+  if (project_json_.isEmpty()) return false;
+  if (job_->isRunning()) {
+    showError(tr("A job is running"),
+              tr("%1 is still running. Wait for it to finish, or cancel it (Project ▸ Cancel "
+                 "Job), then run again.")
+                  .arg(job_->title()));
+    return false;
+  }
   try {
     const core::Project p = core::parse_project(
         project_json_.toStdString(), project_dir_.toStdString(),
@@ -1057,7 +1064,11 @@ void MainWindow::onJobFinished(const QString& output) {
   if (pending_comparison_) {
     // A selection's comparison: the same run with one more comparison, selected.
     const std::shared_ptr<Comparison> comparison = std::move(pending_comparison_);
-    if (!run_ || !output.startsWith(run_->folder)) return;  // another run was opened meanwhile
+    if (!run_ || QDir::cleanPath(run_->folder) != pending_run_folder_) {
+      statusBar()->showMessage(
+          tr("Compared the selection (kept in %1); its run is no longer open").arg(output));
+      return;  // another run was opened meanwhile: the result stays in its own run's folder
+    }
     auto run = std::make_shared<RunData>(*run_);
     run->comparisons.push_back(*comparison);
     run_ = std::move(run);
@@ -1070,6 +1081,12 @@ void MainWindow::onJobFinished(const QString& output) {
     comparisons_->setEnabled(true);
     selectComparison(static_cast<int>(run_->comparisons.size()) - 1);
     statusBar()->showMessage(tr("Compared the selection: %1").arg(output));
+    return;
+  }
+  // Its results open unless another project became current meanwhile.
+  if (!project_output_.isEmpty() && QDir::cleanPath(output) != project_output_) {
+    statusBar()->showMessage(tr("Run finished: %1 (open it from File ▸ Open Recent)").arg(output));
+    rememberRecent(QDir::cleanPath(output));
     return;
   }
   statusBar()->showMessage(tr("Run finished: %1").arg(output));
@@ -1107,8 +1124,8 @@ bool MainWindow::compareSelection() {
   const QString title = tr("selection of %1 validation examples (%2, directions %3 and %4)")
                             .arg(rows.size())
                             .arg(from.title)
-                            .arg(proj_x_->value())
-                            .arg(proj_y_->value());
+                            .arg(projection_->regionComponents().x() + 1)
+                            .arg(projection_->regionComponents().y() + 1);
   core::DiffOptions options;
   options.target_rows = rows;
   options.components = std::min(5, static_cast<int>(rows.size()) - 1);
@@ -1123,6 +1140,7 @@ bool MainWindow::compareSelection() {
       QDir(run_->folder).filePath(QStringLiteral("scores/B.npy")).toStdString()};
   auto result = std::make_shared<Comparison>();
   pending_comparison_ = result;
+  pending_run_folder_ = QDir::cleanPath(run_->folder);
   const bool started = job_->start(
       tr("ModelDiff of a selection"), output,
       [=](core::Progress& progress, const std::function<void(const std::string&)>& log) {

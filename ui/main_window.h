@@ -226,6 +226,7 @@ class MainWindow : public QMainWindow {
   QLabel* region_label_ = nullptr;
   // The comparison a running selection job fills (null for other jobs).
   std::shared_ptr<Comparison> pending_comparison_;
+  QString pending_run_folder_;  // the run folder it belongs to (clean path)
 };
 
 }  // namespace modeldiff::ui

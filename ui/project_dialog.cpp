@@ -18,8 +18,10 @@
 #include <QTabWidget>
 #include <QTimer>
 #include <QVBoxLayout>
+#include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <vector>
 
 #include "core/base/error.h"
@@ -51,6 +53,7 @@ json* at_path(json& j, const QString& key, bool create) {
   json* node = &j;
   for (const QString& part : key.split(QLatin1Char('.'))) {
     const std::string k = part.toStdString();
+    if (create && node->is_null()) *node = json::object();  // a new level
     if (!node->is_object()) return nullptr;
     if (!node->contains(k)) {
       if (!create) return nullptr;
@@ -95,6 +98,11 @@ struct ProjectDialog::Fields {
   };
   std::map<QString, Field> by_key;
   json base;  // the project as loaded: keys without a field are kept from here
+  // Fields the user changed since loading. A field whose key the loaded project has is
+  // written back only when changed, so the widgets' ranges and decimals never round a value
+  // the user did not touch.
+  std::set<QString> touched;
+  bool loading = false;
   QComboBox* source[2] = {nullptr, nullptr};
   QStackedWidget* source_pages[2] = {nullptr, nullptr};
 
@@ -159,19 +167,20 @@ ProjectDialog::ProjectDialog(const QString& json_text, const QString& base_dir, 
   connect(check_timer_, &QTimer::timeout, this, [this]() { validate(); });
   for (auto& [key, field] : f_->by_key) {
     QWidget* w = field.widget;
-    if (auto* e = qobject_cast<QLineEdit*>(w))
-      connect(e, &QLineEdit::textChanged, this, &ProjectDialog::scheduleCheck);
+    const auto changed = [this, name = key]() {
+      if (!f_->loading) f_->touched.insert(name);
+      scheduleCheck();
+    };
+    if (auto* e = qobject_cast<QLineEdit*>(w)) connect(e, &QLineEdit::textChanged, this, changed);
     if (auto* p = qobject_cast<QPlainTextEdit*>(w))
-      connect(p, &QPlainTextEdit::textChanged, this, &ProjectDialog::scheduleCheck);
-    if (auto* s = qobject_cast<QSpinBox*>(w))
-      connect(s, &QSpinBox::valueChanged, this, &ProjectDialog::scheduleCheck);
+      connect(p, &QPlainTextEdit::textChanged, this, changed);
+    if (auto* b = qobject_cast<QSpinBox*>(w)) connect(b, &QSpinBox::valueChanged, this, changed);
     if (auto* d = qobject_cast<QDoubleSpinBox*>(w))
-      connect(d, &QDoubleSpinBox::valueChanged, this, &ProjectDialog::scheduleCheck);
-    if (auto* c = qobject_cast<QCheckBox*>(w))
-      connect(c, &QCheckBox::toggled, this, &ProjectDialog::scheduleCheck);
-    if (auto* b = qobject_cast<QComboBox*>(w))
-      connect(b, &QComboBox::currentIndexChanged, this, &ProjectDialog::scheduleCheck);
+      connect(d, &QDoubleSpinBox::valueChanged, this, changed);
+    if (auto* c = qobject_cast<QCheckBox*>(w)) connect(c, &QCheckBox::toggled, this, changed);
   }
+  for (QComboBox* source : f_->source)
+    connect(source, &QComboBox::currentIndexChanged, this, &ProjectDialog::scheduleCheck);
   load(json_text);
   validate();
   resize(640, 560);
@@ -215,7 +224,7 @@ QWidget* ProjectDialog::buildDataPage() {
   auto subset = [&](const QString& key, const QString& label) {
     auto* s = new QSpinBox;
     s->setObjectName(key);
-    s->setRange(0, 100000000);
+    s->setRange(0, std::numeric_limits<int>::max());
     s->setSpecialValueText(tr("all"));
     s->setToolTip(tr("A seeded random sample of this many examples (all = every example)"));
     f_->by_key[key] = {Fields::kInteger, s};
@@ -398,7 +407,8 @@ QWidget* ProjectDialog::buildSettingsPage() {
   };
   integer(QStringLiteral("trak.proj_dim"), tr("TRAK projection dimension (k):"), 1, 1 << 20,
           tr("Dimension of the random projection of per-example gradients"));
-  integer(QStringLiteral("trak.seed"), tr("TRAK seed:"), 0, 1 << 30, tr("Seed of the projection"));
+  integer(QStringLiteral("trak.seed"), tr("TRAK seed:"), 0, std::numeric_limits<int>::max(),
+          tr("Seed of the projection"));
   auto* lambda = new QDoubleSpinBox;
   lambda->setObjectName(QStringLiteral("trak.lambda"));
   lambda->setDecimals(6);
@@ -434,7 +444,19 @@ void ProjectDialog::load(const QString& json_text) {
   }
   if (!j.is_object()) j = default_project();
   f_->base = j;
-  // Recipe fields show the core's defaults where the project has none.
+  f_->loading = true;
+  // Fields show the core's defaults where the project has no value.
+  const core::Project project_defaults;
+  f_->set(QStringLiteral("threads"), QString::number(project_defaults.threads));
+  f_->set(QStringLiteral("trak.proj_dim"), QString::number(project_defaults.trak.proj_dim));
+  f_->set(QStringLiteral("trak.seed"), QString::number(project_defaults.trak.seed));
+  f_->set(QStringLiteral("trak.lambda"), QString::number(project_defaults.trak.lambda));
+  f_->set(QStringLiteral("diff.components"), QString::number(project_defaults.components));
+  f_->set(QStringLiteral("diff.class_components"),
+          QString::number(project_defaults.class_components));
+  f_->set(QStringLiteral("diff.top_k"), QString::number(project_defaults.top_k));
+  f_->set(QStringLiteral("diff.per_class"),
+          project_defaults.per_class ? QStringLiteral("true") : QStringLiteral("false"));
   const core::TrainSettings defaults;
   for (const char* letter : kLetters) {
     const QString p = QString::fromLatin1(letter) + QLatin1Char('.');
@@ -466,6 +488,8 @@ void ProjectDialog::load(const QString& json_text) {
     f_->source[i]->setCurrentIndex(source);
   }
   updateAlgorithmPages();
+  f_->loading = false;
+  f_->touched.clear();
 }
 
 QString ProjectDialog::projectJson() const {
@@ -481,6 +505,7 @@ QString ProjectDialog::projectJson() const {
           (rest == QLatin1String("scores") && source != 2))
         continue;
     }
+    if (f_->touched.count(key) == 0 && find_path(f_->base, key) != nullptr) continue;  // as loaded
     const bool optional =
         key == QLatin1String("data.class_names") || key == QLatin1String("data.preprocessing") ||
         key.endsWith(QLatin1String(".subset")) || key.endsWith(QLatin1String(".architecture"));

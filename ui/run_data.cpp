@@ -3,6 +3,7 @@
 #include <QDir>
 #include <QFileInfo>
 #include <algorithm>
+#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -259,14 +260,26 @@ std::shared_ptr<const RunData> loadRun(const QString& path) {
     const QString file =
         QDir(folder).filePath(QStringLiteral("scores/%1.npy").arg(i == 0 ? 'A' : 'B'));
     if (!QFileInfo::exists(file)) continue;
-    auto scores = std::make_shared<core::NdArray>(core::read_npy(file.toStdString()).to_float32());
-    if (scores->ndim() != 2 || scores->dim(0) != data.val.size() ||
-        scores->dim(1) != data.train.size())
-      throw core::InputError(file.toStdString(), "does not fit the run's datasets")
-          .expected(std::to_string(data.val.size()) + " x " + std::to_string(data.train.size()) +
-                    " (validation x training images)")
-          .found(core::shape_to_string(scores->shape()));
-    run->scores[i] = std::move(scores);
+    // Only the inspector and Compare Selected need them: a bad file is reported there, and
+    // the rest of the run still opens.
+    try {
+      auto scores =
+          std::make_shared<core::NdArray>(core::read_npy(file.toStdString()).to_float32());
+      if (scores->ndim() != 2 || scores->dim(0) != data.val.size() ||
+          scores->dim(1) != data.train.size())
+        throw core::InputError(file.toStdString(), "does not fit the run's datasets")
+            .expected(std::to_string(data.val.size()) + " x " + std::to_string(data.train.size()) +
+                      " (validation x training images)")
+            .found(core::shape_to_string(scores->shape()));
+      const float* v = scores->data_as<float>();
+      for (std::int64_t e = 0; e < scores->numel(); ++e)
+        if (!std::isfinite(v[e]))
+          throw core::InputError(file.toStdString(), "holds a NaN or infinite score")
+              .found("entry " + std::to_string(e));
+      run->scores[i] = std::move(scores);
+    } catch (const core::InputError& e) {
+      run->scores_problem += QString::fromStdString(e.what()) + QLatin1Char('\n');
+    }
   }
   run->train = std::make_shared<const core::ImageDataset>(std::move(data.train));
   run->val = std::make_shared<const core::ImageDataset>(std::move(data.val));

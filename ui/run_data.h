@@ -72,6 +72,7 @@ struct RunData {
   // Each algorithm's TRAK scores (scores/A.npy, scores/B.npy: validation x training float32),
   // null when the run folder has none. For the example inspector.
   std::shared_ptr<const core::NdArray> scores[2];
+  QString scores_problem;  // why a score file could not be used ("" when both could)
 
   bool isPatchedTrain(std::int64_t index) const;
   bool isPatchedVal(std::int64_t index) const;

@@ -37,6 +37,7 @@ struct RunJob::Shared final : core::Progress {
 };
 
 RunJob::RunJob(QObject* parent) : QObject(parent) {
+  pool_.setMaxThreadCount(1);
   poll_timer_.setInterval(100);
   connect(&poll_timer_, &QTimer::timeout, this, &RunJob::poll);
   connect(&watcher_, &QFutureWatcher<Outcome>::finished, this, &RunJob::onDone);
@@ -80,7 +81,7 @@ bool RunJob::start(const QString& title, const QString& output, Task task) {
   poll_timer_.start();
   Q_EMIT started(output_);
   // The worker owns the task; `shared` outlives this object's next start.
-  watcher_.setFuture(QtConcurrent::run([task = std::move(task), shared = shared_]() {
+  watcher_.setFuture(QtConcurrent::run(&pool_, [task = std::move(task), shared = shared_]() {
     Outcome outcome;
     try {
       task(*shared, [&](const std::string& line) { shared->add_line(line); });

@@ -14,6 +14,7 @@
 #include <QObject>
 #include <QString>
 #include <QStringList>
+#include <QThreadPool>
 #include <QTimer>
 #include <functional>
 #include <memory>
@@ -82,6 +83,7 @@ class RunJob : public QObject {
   void onDone();
 
   std::shared_ptr<Shared> shared_;
+  QThreadPool pool_;  // its own thread: a long job never holds one of the shared pool's
   QFutureWatcher<Outcome> watcher_;
   QTimer poll_timer_;
   QElapsedTimer clock_;

@@ -6,7 +6,9 @@
 #include <QApplication>
 #include <QCommandLineParser>
 #include <QRegularExpression>
+#include <QSettings>
 #include <QTabWidget>
+#include <QTemporaryDir>
 #include <QTimer>
 #include <cstdio>
 
@@ -111,6 +113,13 @@ int main(int argc, char** argv) {
     }
   }
 
+  // A screenshot is the same on every machine: scratch settings (no saved layout, no entry
+  // in the user's recent files).
+  QTemporaryDir scratch;
+  if (!shot.file.isEmpty()) {
+    if (!scratch.isValid()) return fail(QStringLiteral("cannot make a temporary folder"));
+    QSettings::setPath(QSettings::NativeFormat, QSettings::UserScope, scratch.path());
+  }
   modeldiff::ui::MainWindow window;
   if (!shot.file.isEmpty()) window.resize(shot.size);
   window.show();
@@ -148,6 +157,16 @@ int main(int argc, char** argv) {
     }
     if (chosen < 0 || chosen >= static_cast<int>(run->comparisons.size())) {
       QApplication::exit(fail(QStringLiteral("--comparison %1: no such comparison").arg(which)));
+      return;
+    }
+    const auto& summary = *run->comparisons[static_cast<std::size_t>(chosen)].summary;
+    const auto directions = static_cast<int>(
+        (shot.set == 0 ? summary.a_minus_b : summary.b_minus_a).explained_variance.size());
+    if (shot.direction >= directions) {
+      QApplication::exit(fail(QStringLiteral("--direction %1: this comparison has %2 directions "
+                                             "per set")
+                                  .arg(parser.value(direction))
+                                  .arg(directions)));
       return;
     }
     window.selectComparison(chosen);

@@ -26,6 +26,7 @@
 #include <QtTest>
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <numeric>
 
@@ -71,6 +72,7 @@ class RunWindowTest : public QObject {
   void runsAProjectOfTwoScoreFiles();
   void openDemoOpensExistingResults();
   void screenshotModeWritesTheWindow();
+  void badScoreFileLeavesTheRestOfTheRun();
   void comparesASelectedRegion();  // last: it adds a comparison to the run folder
 
  private:
@@ -889,6 +891,7 @@ void RunWindowTest::screenshotModeWritesTheWindow() {
   } bad[] = {
       {{QStringLiteral("--comparison"), QStringLiteral("99"), run_}, "no such comparison"},
       {{QStringLiteral("--direction"), QStringLiteral("A-A:1"), run_}, "--direction"},
+      {{QStringLiteral("--direction"), QStringLiteral("A-B:99"), run_}, "directions per set"},
       {{QStringLiteral("--inspect"), QStringLiteral("100000"), run_}, "no such validation"},
       {{QStringLiteral("--size"), QStringLiteral("10x10"), run_}, "--size"},
       {{out.filePath(QStringLiteral("missing"))}, "missing"},
@@ -898,6 +901,35 @@ void RunWindowTest::screenshotModeWritesTheWindow() {
     QVERIFY2(log.contains(b.message), log.constData());
   }
 #endif
+}
+
+// A score file that cannot be read only takes away what needs it (the inspector says why);
+// the run's comparisons and images still open.
+void RunWindowTest::badScoreFileLeavesTheRestOfTheRun() {
+  QTemporaryDir copy;
+  QVERIFY(copy.isValid());
+  namespace fs = std::filesystem;
+  const fs::path from(run_.toStdString()), to(copy.filePath(QStringLiteral("run")).toStdString());
+  fs::create_directories(to / "scores");
+  fs::copy_file(from / "run.json", to / "run.json");
+  fs::copy(from / "diff", to / "diff", fs::copy_options::recursive);
+  fs::copy_file(from / "scores" / "B.npy", to / "scores" / "B.npy");
+  {
+    QFile a(QString::fromStdString((to / "scores" / "A.npy").string()));
+    QVERIFY(a.open(QIODevice::WriteOnly));
+    a.write("\x93NUMPY\x01\x00");  // a header cut short
+  }
+  ui::MainWindow w;
+  QSignalSpy loaded(&w, &ui::MainWindow::resultLoaded);
+  QVERIFY(w.open(QString::fromStdString(to.string())));
+  QVERIFY(loaded.wait(120000));
+  QVERIFY(w.run()->comparisons.size() > 1);
+  QVERIFY(w.run()->scores[0] == nullptr);
+  QVERIFY(w.run()->scores[1] != nullptr);
+  QVERIFY2(w.run()->scores_problem.contains(QStringLiteral("A.npy")),
+           qPrintable(w.run()->scores_problem));
+  QVERIFY(w.inspector()->textLabel()->text().contains(QStringLiteral("cannot be used")));
+  QVERIFY(w.gridModel(ui::MainWindow::kTopTrain)->rowCount() > 0);
 }
 
 // Examples selected on the projection plot (with the mouse, as a user does) become a new
@@ -918,7 +950,8 @@ void RunWindowTest::comparesASelectedRegion() {
   QTest::mouseMove(plot, (from + to) / 2);
   QTest::mouseMove(plot, to);
   QTest::mouseRelease(plot, Qt::LeftButton, Qt::NoModifier, to);
-  const ui::Comparison& c = w.run()->comparisons[0];
+  // Copies: the window replaces its run (with one more comparison) when the job finishes.
+  const ui::Comparison c = w.run()->comparisons[0];
   const QRectF region =
       QRectF(QPointF(plot->xAxis->pixelToCoord(from.x()), plot->yAxis->pixelToCoord(from.y())),
              QPointF(plot->xAxis->pixelToCoord(to.x()), plot->yAxis->pixelToCoord(to.y())))
