@@ -60,16 +60,7 @@ ExampleInspector::ExampleInspector(QWidget* parent)
     titles_[i]->setWordWrap(true);
     models_[i] = new ImageGridModel(this);
     models_[i]->setLimit(count_->value());
-    views_[i] = new QListView;
-    views_[i]->setModel(models_[i]);
-    views_[i]->setViewMode(QListView::IconMode);
-    views_[i]->setIconSize(QSize(kThumbnail, kThumbnail));
-    views_[i]->setGridSize(QSize(kThumbnail + 20, kThumbnail + 22));
-    views_[i]->setMovement(QListView::Static);
-    views_[i]->setResizeMode(QListView::Adjust);
-    views_[i]->setWrapping(true);
-    views_[i]->setUniformItemSizes(true);
-    views_[i]->setMinimumHeight(kThumbnail + 30);
+    views_[i] = makeGridView(models_[i], kThumbnail, true);
     layout->addWidget(titles_[i]);
     layout->addWidget(views_[i], 1);
   }

@@ -188,4 +188,22 @@ QVariant ImageGridModel::data(const QModelIndex& index, int role) const {
   }
 }
 
+QListView* makeGridView(ImageGridModel* model, int thumbnail, bool wrapping) {
+  auto* view = new QListView;
+  view->setModel(model);
+  view->setViewMode(QListView::IconMode);
+  view->setIconSize(QSize(thumbnail, thumbnail));
+  view->setGridSize(QSize(thumbnail + 20, thumbnail + 22));
+  view->setMovement(QListView::Static);
+  view->setResizeMode(QListView::Adjust);
+  view->setWrapping(wrapping);
+  view->setFlow(QListView::LeftToRight);
+  view->setUniformItemSizes(true);
+  view->setWordWrap(false);
+  view->setTextElideMode(Qt::ElideRight);
+  view->setSelectionMode(QAbstractItemView::SingleSelection);
+  view->setMinimumHeight(thumbnail + 30);
+  return view;
+}
+
 }  // namespace modeldiff::ui

@@ -11,6 +11,7 @@
 #include <QAbstractListModel>
 #include <QCache>
 #include <QImage>
+#include <QListView>
 #include <QPixmap>
 #include <QSet>
 #include <cstdint>
@@ -93,5 +94,9 @@ class ImageGridModel : public QAbstractListModel {
   int limit_ = 10;
   QPixmap placeholder_;
 };
+
+// A QListView in icon mode showing `model`'s thumbnails (`thumbnail` pixels) with their
+// captions: one strip scrolled sideways, or wrapped into rows.
+QListView* makeGridView(ImageGridModel* model, int thumbnail, bool wrapping);
 
 }  // namespace modeldiff::ui

@@ -161,6 +161,11 @@ MainWindow::MainWindow(QWidget* parent)
   job_dock_->setWidget(job_panel_);
   addDockWidget(Qt::BottomDockWidgetArea, job_dock_);
   job_dock_->hide();
+  connect(job_, &RunJob::started, this, [this]() {  // whatever started it
+    job_dock_->show();
+    job_dock_->raise();
+    updateJobActions();
+  });
   connect(job_, &RunJob::finished, this, &MainWindow::onJobFinished);
   connect(job_, &RunJob::failed, this, &MainWindow::onJobFailed);
   connect(job_, &RunJob::cancelled, this, [this]() {
@@ -262,20 +267,7 @@ QWidget* MainWindow::buildImagePanel() {
     g.title->setWordWrap(true);
     g.model = new ImageGridModel(this);
     g.model->setLimit(count_->value());
-    g.view = new QListView;
-    g.view->setModel(g.model);
-    g.view->setViewMode(QListView::IconMode);
-    g.view->setIconSize(QSize(kThumbnail, kThumbnail));
-    g.view->setGridSize(QSize(kThumbnail + 20, kThumbnail + 22));
-    g.view->setMovement(QListView::Static);
-    g.view->setResizeMode(QListView::Adjust);
-    g.view->setWrapping(false);  // one strip per grid, scrolled sideways: four fit on screen
-    g.view->setFlow(QListView::LeftToRight);
-    g.view->setUniformItemSizes(true);
-    g.view->setWordWrap(false);
-    g.view->setTextElideMode(Qt::ElideRight);
-    g.view->setSelectionMode(QAbstractItemView::SingleSelection);
-    g.view->setMinimumHeight(kThumbnail + 30);
+    g.view = makeGridView(g.model, kThumbnail, false);  // strips: four fit on screen
     layout->addWidget(g.title);
     layout->addWidget(g.view, 1);
     g.view->setContextMenuPolicy(Qt::CustomContextMenu);
@@ -521,18 +513,23 @@ void MainWindow::chooseExportFile() {
   layout->addLayout(form);
   layout->addWidget(buttons);
   if (dialog.exec() != QDialog::Accepted) return;
-  QString filter;
-  const QString path = QFileDialog::getSaveFileName(
-      this, tr("Export Figure"), QString(),
-      tr("PNG image (*.png);;SVG drawing (*.svg);;PDF document (*.pdf)"), &filter);
-  if (path.isEmpty()) return;
-  QString file = path;
-  if (QFileInfo(file).suffix().isEmpty())
-    file += filter.contains(QStringLiteral("svg"))   ? QStringLiteral(".svg")
-            : filter.contains(QStringLiteral("pdf")) ? QStringLiteral(".pdf")
-                                                     : QStringLiteral(".png");
+  const QString file = chooseFigureFile(tr("Export Figure"));
+  if (file.isEmpty()) return;
   if (!exportFigure(file, width->value(), height->value(), dpi->value() / 96.0))
     showError(tr("Export Figure"), tr("Could not write %1.").arg(file));
+}
+
+QString MainWindow::chooseFigureFile(const QString& title) {
+  QString filter;
+  QString path = QFileDialog::getSaveFileName(
+      this, title, QString(), tr("PNG image (*.png);;SVG drawing (*.svg);;PDF document (*.pdf)"),
+      &filter);
+  // No extension typed: the chosen filter's.
+  if (!path.isEmpty() && QFileInfo(path).suffix().isEmpty())
+    path += filter.contains(QStringLiteral("svg"))   ? QStringLiteral(".svg")
+            : filter.contains(QStringLiteral("pdf")) ? QStringLiteral(".pdf")
+                                                     : QStringLiteral(".png");
+  return path;
 }
 
 void MainWindow::showFigureMenu(QCustomPlot* plot, const QPoint& pos) {
@@ -1029,9 +1026,6 @@ bool MainWindow::runProject() {
     showError(tr("Cannot run"), QString::fromUtf8(e.what()));
     return false;
   }
-  job_dock_->show();
-  job_dock_->raise();
-  updateJobActions();
   return true;
 }
 
@@ -1169,9 +1163,6 @@ bool MainWindow::compareSelection() {
     pending_comparison_.reset();
     return false;
   }
-  job_dock_->show();
-  job_dock_->raise();
-  updateJobActions();
   return true;
 }
 
@@ -1220,15 +1211,8 @@ void MainWindow::showGridMenu(QListView* view, const ImageGridModel* model, cons
   if (model->rowCount() == 0) return;
   QMenu menu(this);
   menu.addAction(tr("Export Images…"), this, [this, model, title]() {
-    QString filter;
-    QString path = QFileDialog::getSaveFileName(
-        this, tr("Export Images"), QString(),
-        tr("PNG image (*.png);;SVG drawing (*.svg);;PDF document (*.pdf)"), &filter);
+    const QString path = chooseFigureFile(tr("Export Images"));
     if (path.isEmpty()) return;
-    if (QFileInfo(path).suffix().isEmpty())
-      path += filter.contains(QStringLiteral("svg"))   ? QStringLiteral(".svg")
-              : filter.contains(QStringLiteral("pdf")) ? QStringLiteral(".pdf")
-                                                       : QStringLiteral(".png");
     if (!exportGridFigure(*model, title, path, 2))
       showError(tr("Export Images"), tr("Could not write %1.").arg(path));
     else

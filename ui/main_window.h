@@ -165,6 +165,8 @@ class MainWindow : public QMainWindow {
   void updateProjections();
   void chooseExportFile();
   void showFigureMenu(QCustomPlot* plot, const QPoint& pos);
+  // A save dialog for a figure (PNG, SVG or PDF); "" when cancelled.
+  QString chooseFigureFile(const QString& title);
   void showGridMenu(QListView* view, const ImageGridModel* model, const QString& title,
                     const QPoint& pos);
   void inspectValidation(std::int64_t index);

@@ -106,6 +106,20 @@ struct ProjectDialog::Fields {
   QComboBox* source[2] = {nullptr, nullptr};
   QStackedWidget* source_pages[2] = {nullptr, nullptr};
 
+  // Makes `widget` the field of `key` (also its object name) and returns it.
+  template <typename W>
+  W* bind(const QString& key, Kind kind, W* widget, const QString& tip = {}) {
+    widget->setObjectName(key);
+    if (!tip.isEmpty()) widget->setToolTip(tip);
+    by_key[key] = {kind, widget};
+    return widget;
+  }
+  QSpinBox* integer(const QString& key, int lo, int hi, const QString& tip = {}) {
+    QSpinBox* box = bind(key, kInteger, new QSpinBox, tip);
+    box->setRange(lo, hi);
+    return box;
+  }
+
   QString get(const QString& key) const {
     const auto it = by_key.find(key);
     if (it == by_key.end()) return {};
@@ -214,51 +228,39 @@ QWidget* with_browse(QLineEdit* edit, bool folder, const QString& base_dir, QWid
 QWidget* ProjectDialog::buildDataPage() {
   auto* page = new QWidget;
   auto* form = new QFormLayout(page);
-  auto text = [&](const QString& key, const QString& label, bool browse, const QString& tip) {
-    auto* e = new QLineEdit;
-    e->setObjectName(key);
-    e->setToolTip(tip);
-    f_->by_key[key] = {Fields::kText, e};
-    form->addRow(label, browse ? with_browse(e, false, base_dir_, this) : e);
+  auto file = [&](const QString& key, const QString& label, const QString& tip) {
+    QLineEdit* e = f_->bind(key, Fields::kText, new QLineEdit, tip);
+    form->addRow(label, with_browse(e, false, base_dir_, this));
   };
   auto subset = [&](const QString& key, const QString& label) {
-    auto* s = new QSpinBox;
-    s->setObjectName(key);
-    s->setRange(0, std::numeric_limits<int>::max());
+    QSpinBox* s =
+        f_->integer(key, 0, std::numeric_limits<int>::max(),
+                    tr("A seeded random sample of this many examples (all = every example)"));
     s->setSpecialValueText(tr("all"));
-    s->setToolTip(tr("A seeded random sample of this many examples (all = every example)"));
-    f_->by_key[key] = {Fields::kInteger, s};
     form->addRow(label, s);
   };
-  auto* name = new QLineEdit;
-  name->setObjectName(QStringLiteral("name"));
-  f_->by_key[QStringLiteral("name")] = {Fields::kText, name};
-  form->addRow(tr("Name:"), name);
-  auto* output = new QLineEdit;
-  output->setObjectName(QStringLiteral("output"));
-  output->setToolTip(tr("The run folder: models, cached features, scores, results, report"));
-  f_->by_key[QStringLiteral("output")] = {Fields::kText, output};
+  form->addRow(tr("Name:"), f_->bind(QStringLiteral("name"), Fields::kText, new QLineEdit));
+  QLineEdit* output =
+      f_->bind(QStringLiteral("output"), Fields::kText, new QLineEdit,
+               tr("The run folder: models, cached features, scores, results, report"));
   form->addRow(tr("Output folder:"), with_browse(output, true, base_dir_, this));
   const QString formats =
       tr("IDX (.idx3-ubyte[.gz]), .npy, HDF5 (file.h5:dataset) or an image folder");
-  text(QStringLiteral("data.train.images"), tr("Training images:"), true, formats);
-  text(QStringLiteral("data.train.labels"), tr("Training labels:"), true,
+  file(QStringLiteral("data.train.images"), tr("Training images:"), formats);
+  file(QStringLiteral("data.train.labels"), tr("Training labels:"),
        tr("IDX, .npy or a text file of integers"));
   subset(QStringLiteral("data.train.subset"), tr("Training subset:"));
-  text(QStringLiteral("data.val.images"), tr("Validation images:"), true, formats);
-  text(QStringLiteral("data.val.labels"), tr("Validation labels:"), true,
+  file(QStringLiteral("data.val.images"), tr("Validation images:"), formats);
+  file(QStringLiteral("data.val.labels"), tr("Validation labels:"),
        tr("IDX, .npy or a text file of integers"));
   subset(QStringLiteral("data.val.subset"), tr("Validation subset:"));
-  auto* names = new QLineEdit;
-  names->setObjectName(QStringLiteral("data.class_names"));
+  QLineEdit* names = f_->bind(QStringLiteral("data.class_names"), Fields::kList, new QLineEdit);
   names->setPlaceholderText(tr("optional: comma-separated, in label order"));
-  f_->by_key[QStringLiteral("data.class_names")] = {Fields::kList, names};
   form->addRow(tr("Class names:"), names);
-  auto* pre = new QLineEdit;
-  pre->setObjectName(QStringLiteral("data.preprocessing"));
+  QLineEdit* pre =
+      f_->bind(QStringLiteral("data.preprocessing"), Fields::kText, new QLineEdit,
+               tr("What the models were trained on: scale, then per-channel mean and std"));
   pre->setPlaceholderText(QStringLiteral("scale=1/255,mean=0.5,std=0.25"));
-  pre->setToolTip(tr("What the models were trained on: scale, then per-channel mean and std"));
-  f_->by_key[QStringLiteral("data.preprocessing")] = {Fields::kText, pre};
   form->addRow(tr("Preprocessing:"), pre);
   return page;
 }
@@ -267,10 +269,7 @@ QWidget* ProjectDialog::buildAlgorithmPage(int which) {
   const QString p = QString::fromLatin1(kLetters[which]) + QLatin1Char('.');
   auto* page = new QWidget;
   auto* form = new QFormLayout(page);
-  auto* label = new QLineEdit;
-  label->setObjectName(p + QStringLiteral("label"));
-  f_->by_key[p + QStringLiteral("label")] = {Fields::kText, label};
-  form->addRow(tr("Label:"), label);
+  form->addRow(tr("Label:"), f_->bind(p + QStringLiteral("label"), Fields::kText, new QLineEdit));
 
   auto* source = new QComboBox;
   source->setObjectName(p + QStringLiteral("source"));
@@ -282,21 +281,17 @@ QWidget* ProjectDialog::buildAlgorithmPage(int which) {
   f_->source[which] = source;
   form->addRow(tr("Models from:"), source);
 
-  auto* arch = new QLineEdit;
-  arch->setObjectName(p + QStringLiteral("architecture"));
-  arch->setToolTip(
-      tr("TorchScript architecture (torch.jit.script(model).save); leave empty "
-         "when each checkpoint is a full TorchScript model"));
-  f_->by_key[p + QStringLiteral("architecture")] = {Fields::kText, arch};
+  QLineEdit* arch =
+      f_->bind(p + QStringLiteral("architecture"), Fields::kText, new QLineEdit,
+               tr("TorchScript architecture (torch.jit.script(model).save); leave empty "
+                  "when each checkpoint is a full TorchScript model"));
   form->addRow(tr("Architecture:"), with_browse(arch, false, base_dir_, this));
 
-  auto* hide = new QCheckBox(tr("sees the planted patch's region blanked"));
-  hide->setObjectName(p + QStringLiteral("hide_patch"));
-  hide->setToolTip(
-      tr("A known difference between the algorithms (needs a planted patch in the "
-         "data; not for precomputed scores)"));
-  f_->by_key[p + QStringLiteral("hide_patch")] = {Fields::kBool, hide};
-  form->addRow(tr("Planted patch:"), hide);
+  form->addRow(tr("Planted patch:"),
+               f_->bind(p + QStringLiteral("hide_patch"), Fields::kBool,
+                        new QCheckBox(tr("sees the planted patch's region blanked")),
+                        tr("A known difference between the algorithms (needs a planted patch "
+                           "in the data; not for precomputed scores)")));
 
   auto* pages = new QStackedWidget;
   f_->source_pages[which] = pages;
@@ -305,10 +300,9 @@ QWidget* ProjectDialog::buildAlgorithmPage(int which) {
     auto* w = new QWidget;
     auto* layout = new QVBoxLayout(w);
     layout->setContentsMargins(0, 0, 0, 0);
-    auto* list = new QPlainTextEdit;
-    list->setObjectName(p + QStringLiteral("checkpoints"));
+    QPlainTextEdit* list =
+        f_->bind(p + QStringLiteral("checkpoints"), Fields::kLines, new QPlainTextEdit);
     list->setPlaceholderText(tr("one checkpoint per line (.pt, .pth, .safetensors)"));
-    f_->by_key[p + QStringLiteral("checkpoints")] = {Fields::kLines, list};
     auto* buttons = new QHBoxLayout;
     auto* files = new QPushButton(tr("Add Files…"));
     auto* folder = new QPushButton(tr("Add Folder…"));
@@ -348,27 +342,18 @@ QWidget* ProjectDialog::buildAlgorithmPage(int which) {
     auto* w = new QWidget;
     auto* train = new QFormLayout(w);
     train->setContentsMargins(0, 0, 0, 0);
-    auto integer = [&](const QString& key, const QString& text, int lo, int hi) {
-      auto* s = new QSpinBox;
-      s->setObjectName(p + key);
-      s->setRange(lo, hi);
-      f_->by_key[p + key] = {Fields::kInteger, s};
-      train->addRow(text, s);
-    };
-    integer(QStringLiteral("train.models"), tr("Models:"), 1, 1000);
-    integer(QStringLiteral("train.epochs"), tr("Epochs:"), 1, 100000);
-    integer(QStringLiteral("train.batch_size"), tr("Batch size:"), 1, 1 << 20);
-    auto* lr = new QDoubleSpinBox;
-    lr->setObjectName(p + QStringLiteral("train.lr"));
+    train->addRow(tr("Models:"), f_->integer(p + QStringLiteral("train.models"), 1, 1000));
+    train->addRow(tr("Epochs:"), f_->integer(p + QStringLiteral("train.epochs"), 1, 100000));
+    train->addRow(tr("Batch size:"),
+                  f_->integer(p + QStringLiteral("train.batch_size"), 1, 1 << 20));
+    QDoubleSpinBox* lr =
+        f_->bind(p + QStringLiteral("train.lr"), Fields::kNumber, new QDoubleSpinBox);
     lr->setDecimals(5);
     lr->setRange(0.00001, 100);
     lr->setSingleStep(0.01);
-    f_->by_key[p + QStringLiteral("train.lr")] = {Fields::kNumber, lr};
     train->addRow(tr("Learning rate:"), lr);
-    auto* augment = new QCheckBox(tr("random crops and flips"));
-    augment->setObjectName(p + QStringLiteral("train.augment"));
-    f_->by_key[p + QStringLiteral("train.augment")] = {Fields::kBool, augment};
-    train->addRow(tr("Augmentation:"), augment);
+    train->addRow(tr("Augmentation:"), f_->bind(p + QStringLiteral("train.augment"), Fields::kBool,
+                                                new QCheckBox(tr("random crops and flips"))));
     pages->addWidget(w);
   }
   // A score file.
@@ -376,10 +361,9 @@ QWidget* ProjectDialog::buildAlgorithmPage(int which) {
     auto* w = new QWidget;
     auto* scores = new QFormLayout(w);
     scores->setContentsMargins(0, 0, 0, 0);
-    auto* file = new QLineEdit;
-    file->setObjectName(p + QStringLiteral("scores"));
-    file->setToolTip(tr("validation x training scores: .npy, .h5, .pt or a TRAK save folder"));
-    f_->by_key[p + QStringLiteral("scores")] = {Fields::kText, file};
+    QLineEdit* file =
+        f_->bind(p + QStringLiteral("scores"), Fields::kText, new QLineEdit,
+                 tr("validation x training scores: .npy, .h5, .pt or a TRAK save folder"));
     scores->addRow(tr("Score file:"), with_browse(file, false, base_dir_, this));
     auto* note =
         new QLabel(tr("<small>The datasets are needed for display and must be the "
@@ -397,26 +381,20 @@ QWidget* ProjectDialog::buildSettingsPage() {
   auto* page = new QWidget;
   auto* form = new QFormLayout(page);
   auto integer = [&](const QString& key, const QString& text, int lo, int hi, const QString& tip) {
-    auto* s = new QSpinBox;
-    s->setObjectName(key);
-    s->setRange(lo, hi);
-    s->setToolTip(tip);
-    f_->by_key[key] = {Fields::kInteger, s};
-    form->addRow(text, s);
-    return s;
+    QSpinBox* box = f_->integer(key, lo, hi, tip);
+    form->addRow(text, box);
+    return box;
   };
   integer(QStringLiteral("trak.proj_dim"), tr("TRAK projection dimension (k):"), 1, 1 << 20,
           tr("Dimension of the random projection of per-example gradients"));
   integer(QStringLiteral("trak.seed"), tr("TRAK seed:"), 0, std::numeric_limits<int>::max(),
           tr("Seed of the projection"));
-  auto* lambda = new QDoubleSpinBox;
-  lambda->setObjectName(QStringLiteral("trak.lambda"));
+  QDoubleSpinBox* lambda =
+      f_->bind(QStringLiteral("trak.lambda"), Fields::kNumber, new QDoubleSpinBox,
+               tr("Ridge term added to the kernel (0 = none; singular "
+                  "kernels use a pseudo-inverse)"));
   lambda->setDecimals(6);
   lambda->setRange(0, 1e6);
-  lambda->setToolTip(
-      tr("Ridge term added to the kernel (0 = none; singular kernels use a "
-         "pseudo-inverse)"));
-  f_->by_key[QStringLiteral("trak.lambda")] = {Fields::kNumber, lambda};
   form->addRow(tr("TRAK lambda:"), lambda);
   integer(QStringLiteral("threads"), tr("Threads:"), 0, 1024, tr("0 = all cores"))
       ->setSpecialValueText(tr("all cores"));
@@ -426,10 +404,8 @@ QWidget* ProjectDialog::buildSettingsPage() {
           tr("Distinguishing directions of each class's comparison"));
   integer(QStringLiteral("diff.top_k"), tr("Examples kept per direction:"), 1, 1000,
           tr("Top and bottom training examples and top validation examples stored"));
-  auto* per_class = new QCheckBox(tr("also compare within each class"));
-  per_class->setObjectName(QStringLiteral("diff.per_class"));
-  f_->by_key[QStringLiteral("diff.per_class")] = {Fields::kBool, per_class};
-  form->addRow(tr("Per class:"), per_class);
+  form->addRow(tr("Per class:"), f_->bind(QStringLiteral("diff.per_class"), Fields::kBool,
+                                          new QCheckBox(tr("also compare within each class"))));
   return page;
 }
 

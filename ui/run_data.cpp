@@ -115,16 +115,23 @@ bool RunData::isPatchedVal(std::int64_t index) const {
   return std::binary_search(planted_val.begin(), planted_val.end(), index);
 }
 
-Comparison loadComparison(const QString& folder, const QString& title) {
+Comparison loadComparison(const QString& path, const QString& title, bool need_values) {
+  const QFileInfo info(path);  // the folder, or its summary.json
   Comparison comparison;
-  comparison.folder = QDir(folder).absolutePath();
-  auto summary =
-      std::make_shared<core::DiffSummary>(core::read_diff_summary(comparison.folder.toStdString()));
+  comparison.folder = info.isFile() ? info.absolutePath() : info.absoluteFilePath();
+  auto summary = std::make_shared<core::DiffSummary>(
+      core::read_diff_summary(info.absoluteFilePath().toStdString()));
   comparison.title = title.isEmpty() ? QString::fromStdString(summary->target_selection) : title;
   comparison.targets = summary->num_analysed_targets;
-  readValues(comparison.folder, *summary, comparison);
-  comparison.summary = std::move(summary);
-  return comparison;
+  comparison.summary = summary;
+  Comparison with_values = comparison;  // all or nothing of diff.h5
+  try {
+    readValues(comparison.folder, *summary, with_values);
+  } catch (const core::InputError&) {
+    if (need_values) throw;
+    return comparison;
+  }
+  return with_values;
 }
 
 QString nextSelectionFolder(const QString& run_folder) {
@@ -292,27 +299,10 @@ std::shared_ptr<const RunData> loadDiffResult(const QString& path) {
   const QFileInfo info(path);
   run->folder = info.isDir() ? info.absoluteFilePath() : info.absolutePath();
   run->name = QFileInfo(run->folder).fileName();
-  Comparison comparison;
-  comparison.folder = run->folder;
-  auto summary = std::make_shared<core::DiffSummary>(core::read_diff_summary(path.toStdString()));
-  comparison.title = QString::fromStdString(summary->target_selection);
-  comparison.targets = summary->num_analysed_targets;
-  run->a.label = QString::fromStdString(summary->label_a);
-  run->b.label = QString::fromStdString(summary->label_b);
-  try {
-    readValues(comparison.folder, *summary, comparison);
-  } catch (const core::InputError&) {
-    // The table and the variance plot do not need them.
-    for (DirectionValues& v : comparison.values) v = {};
-    comparison.target_rows.clear();
-    comparison.cosine_ab.clear();
-    for (int set = 0; set < 2; ++set) {
-      comparison.projections[set].clear();
-      comparison.projection_columns[set] = 0;
-    }
-  }
-  comparison.summary = std::move(summary);
-  run->comparisons.push_back(std::move(comparison));
+  // The table and the variance plot need only summary.json.
+  run->comparisons.push_back(loadComparison(path, {}, /*need_values=*/false));
+  run->a.label = QString::fromStdString(run->comparisons.front().summary->label_a);
+  run->b.label = QString::fromStdString(run->comparisons.front().summary->label_b);
   return run;
 }
 

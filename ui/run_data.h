@@ -78,9 +78,11 @@ struct RunData {
   bool isPatchedVal(std::int64_t index) const;
 };
 
-// Reads one comparison's result folder (summary.json, diff.h5) under `title` ("" = the
-// summary's target selection). Throws core::InputError naming the file.
-Comparison loadComparison(const QString& folder, const QString& title = {});
+// Reads one comparison's result folder (or its summary.json; diff.h5 is beside it) under
+// `title` ("" = the summary's target selection). Throws core::InputError naming the file;
+// when `need_values` is false, a diff.h5 that cannot be read only leaves the values and
+// projections empty.
+Comparison loadComparison(const QString& path, const QString& title = {}, bool need_values = true);
 
 // Where a selection's comparison of run folder `run_folder` goes: diff/selection-<n>, the
 // first n not taken. loadRun lists those folders after run.json's comparisons.
