@@ -3,7 +3,6 @@
 #include <QDir>
 #include <QFileInfo>
 #include <algorithm>
-#include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -12,6 +11,7 @@
 #include "core/base/error.h"
 #include "core/io/hdf5_dataset.h"
 #if MODELDIFF_UI_RUNS
+#include "core/io/array_file.h"
 #include "core/io/npy.h"
 #include "core/pipeline/project.h"
 #endif
@@ -278,11 +278,7 @@ std::shared_ptr<const RunData> loadRun(const QString& path) {
             .expected(std::to_string(data.val.size()) + " x " + std::to_string(data.train.size()) +
                       " (validation x training images)")
             .found(core::shape_to_string(scores->shape()));
-      const float* v = scores->data_as<float>();
-      for (std::int64_t e = 0; e < scores->numel(); ++e)
-        if (!std::isfinite(v[e]))
-          throw core::InputError(file.toStdString(), "holds a NaN or infinite score")
-              .found("entry " + std::to_string(e));
+      core::require_finite_scores(*scores, file.toStdString());
       run->scores[i] = std::move(scores);
     } catch (const core::InputError& e) {
       run->scores_problem += QString::fromStdString(e.what()) + QLatin1Char('\n');

@@ -384,4 +384,17 @@ std::vector<std::int64_t> load_integer_vector(const std::string& path, const std
   return out;
 }
 
+void require_finite_scores(const NdArray& scores, const std::string& path, const std::string& key) {
+  const std::int64_t t = scores.dim(0), n = scores.dim(1);
+  const float* v = scores.data_as<float>();
+  for (std::int64_t r = 0; r < t; ++r)
+    for (std::int64_t c = 0; c < n; ++c)
+      if (!std::isfinite(v[r * n + c]))
+        throw InputError(path, "the scores hold NaN or Inf")
+            .key(key)
+            .expected("finite scores")
+            .found(std::string(std::isnan(v[r * n + c]) ? "NaN" : "Inf") + " at row " +
+                   std::to_string(r) + ", column " + std::to_string(c) + " (as T x N)");
+}
+
 }  // namespace modeldiff::core

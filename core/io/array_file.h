@@ -55,6 +55,11 @@ struct ScoreShapeHint {
 NdArray load_score_matrix(const std::string& path, const std::string& key, Transpose transpose,
                           const ScoreShapeHint& hint = {});
 
+// Throws InputError naming `path` (and `key`) at the first NaN or Inf of a T x N float32
+// score matrix: "NaN at row r, column c (as T x N)".
+void require_finite_scores(const NdArray& scores, const std::string& path,
+                           const std::string& key = "");
+
 // Integers (labels or row indices) from a 1-D array file (or N x 1 / 1 x N) or a text file
 // of whitespace/comma separated integers. Floating values must be whole numbers.
 std::vector<std::int64_t> load_integer_vector(const std::string& path, const std::string& key = "");

@@ -107,16 +107,7 @@ NdArray load_precomputed_scores(const AlgorithmSpec& spec, std::int64_t num_val,
   hint.source = "the project's datasets: " + std::to_string(num_val) + " validation and " +
                 std::to_string(num_train) + " training examples";
   NdArray m = load_score_matrix(spec.scores, spec.scores_key, Transpose::kAuto, hint);
-  const std::int64_t t = m.dim(0), n = m.dim(1);
-  const float* v = m.data_as<float>();
-  for (std::int64_t r = 0; r < t; ++r)
-    for (std::int64_t c = 0; c < n; ++c)
-      if (!std::isfinite(v[r * n + c]))
-        throw InputError(spec.scores, "the scores hold NaN or Inf")
-            .key(spec.scores_key)
-            .expected("finite scores")
-            .found(std::string(std::isnan(v[r * n + c]) ? "NaN" : "Inf") + " at row " +
-                   std::to_string(r) + ", column " + std::to_string(c) + " (as T x N)");
+  require_finite_scores(m, spec.scores, spec.scores_key);
   return m;
 }
 
@@ -263,44 +254,43 @@ RunOutcome run_project(const Project& project, Progress& progress,
       progress.report(at, "loading the scores of " + spec.label);
       scores[i] = load_precomputed_scores(spec, val.size(), train.size());
       at += w_load;
-      write_npy(o.scores, scores[i]);
-      o.top20_same_label = same_label_rate(scores[i], v.train.labels, v.val.labels, 20);
-      std::ostringstream line;
-      line.precision(3);
-      line << "scores " << spec.label << ": loaded " << spec.scores
-           << (spec.scores_key.empty() ? "" : " [" + spec.scores_key + "]") << " ("
-           << scores[i].dim(0) << " x " << scores[i].dim(1) << "); top-20 same-label rate "
-           << 100 * o.top20_same_label << "%";
-      say(line.str());
-      continue;
+    } else {
+      TrakData data;
+      data.train_inputs = preprocess(v.train, project.preprocessing, 0, v.train.size());
+      data.train_labels = v.train.labels;
+      data.target_inputs = preprocess(v.val, project.preprocessing, 0, v.val.size());
+      data.target_labels = v.val.labels;
+      TrakReport report;
+      SubProgress sub(progress, at, at + w_trak, "TRAK " + spec.label);
+      scores[i] = trak_scores(Algorithm{spec.label, spec.architecture, o.checkpoints}, data,
+                              project.trak, project.output + "/cache", sub, &report);
+      at += w_trak;
+      for (const auto& c : report.checkpoints) {
+        o.val_accuracy.push_back(c.target_accuracy);
+        o.cached += c.from_cache ? 1 : 0;
+        o.kernel_dropped += c.kernel_dropped;
+      }
+      o.trak_seconds = since(t0);
     }
-    TrakData data;
-    data.train_inputs = preprocess(v.train, project.preprocessing, 0, v.train.size());
-    data.train_labels = v.train.labels;
-    data.target_inputs = preprocess(v.val, project.preprocessing, 0, v.val.size());
-    data.target_labels = v.val.labels;
-    TrakReport report;
-    SubProgress sub(progress, at, at + w_trak, "TRAK " + spec.label);
-    scores[i] = trak_scores(Algorithm{spec.label, spec.architecture, o.checkpoints}, data,
-                            project.trak, project.output + "/cache", sub, &report);
-    at += w_trak;
-    for (const auto& c : report.checkpoints) {
-      o.val_accuracy.push_back(c.target_accuracy);
-      o.cached += c.from_cache ? 1 : 0;
-      o.kernel_dropped += c.kernel_dropped;
-    }
-    o.trak_seconds = since(t0);
+    // Either way: the run's copy of the scores and how well they rank by label.
     write_npy(o.scores, scores[i]);
     o.top20_same_label = same_label_rate(scores[i], v.train.labels, v.val.labels, 20);
     std::ostringstream line;
     line.precision(3);
-    line << "TRAK " << spec.label << ": " << o.checkpoints.size() << " checkpoints (" << o.cached
-         << " from the cache) in " << static_cast<int>(o.trak_seconds)
-         << " s; mean validation accuracy " << 100 * mean(o.val_accuracy)
-         << "%; top-20 same-label rate " << 100 * o.top20_same_label << "%";
-    if (o.kernel_dropped > 0)
-      line << "; " << o.kernel_dropped
-           << " kernel directions without training signal left out (pseudo-inverse)";
+    if (spec.precomputed()) {
+      line << "scores " << spec.label << ": loaded " << spec.scores
+           << (spec.scores_key.empty() ? "" : " [" + spec.scores_key + "]") << " ("
+           << scores[i].dim(0) << " x " << scores[i].dim(1) << "); top-20 same-label rate "
+           << 100 * o.top20_same_label << "%";
+    } else {
+      line << "TRAK " << spec.label << ": " << o.checkpoints.size() << " checkpoints (" << o.cached
+           << " from the cache) in " << static_cast<int>(o.trak_seconds)
+           << " s; mean validation accuracy " << 100 * mean(o.val_accuracy)
+           << "%; top-20 same-label rate " << 100 * o.top20_same_label << "%";
+      if (o.kernel_dropped > 0)
+        line << "; " << o.kernel_dropped
+             << " kernel directions without training signal left out (pseudo-inverse)";
+    }
     say(line.str());
   }
 
