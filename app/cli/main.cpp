@@ -1,6 +1,7 @@
 // `modeldiff`: the headless command-line tool. Links the core only; needs no display.
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <cstdlib>
 #include <map>
 #include <set>
 #include <string>
@@ -8,7 +9,7 @@
 #include "commands.h"
 #include "console_progress.h"
 #include "core/base/blas_check.h"
-#include "core/base/error.h"
+#include "core/base/error_report.h"
 
 namespace {
 
@@ -40,12 +41,8 @@ bool computes(int argc, char** argv) {
   return computing;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   using namespace modeldiff;
-  // May re-execute once with a better environment.
-  if (computes(argc, argv)) core::configure_process_environment(argv);
   CLI::App app(
       "ModelDiff Studio: how two training algorithms differ, down to the training "
       "examples each relies on.",
@@ -80,17 +77,31 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "modeldiff: %s (see --help)\n", e.what());
     return 2;
   }
-  try {
-    for (const auto* sub : app.get_subcommands()) return commands.at(sub->get_name())();
-  } catch (const core::InputError& e) {
-    std::fprintf(stderr, "\nmodeldiff: error: %s\n", e.what());
-    return 2;
-  } catch (const core::Cancelled&) {
-    std::fprintf(stderr, "\nmodeldiff: cancelled; nothing was written\n");
-    return 130;
-  } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "\nmodeldiff: error: out of memory\n");
-    return 3;
-  }
+  // MODELDIFF_INJECT_EXCEPTION=<kind> throws an exception of that kind where a command would:
+  // for the tests of main's handling of each kind.
+  if (const char* kind = std::getenv("MODELDIFF_INJECT_EXCEPTION"); kind != nullptr && *kind)
+    core::throw_exception_of_kind(kind);
+  for (const auto* sub : app.get_subcommands()) return commands.at(sub->get_name())();
   return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace modeldiff;
+  // Every exception, whatever its type and wherever it is thrown (commands, option callbacks),
+  // ends as one line and an exit status: 2 bad input, 1 internal error, 3 out of memory, 130
+  // cancelled. Never std::terminate.
+  try {
+    // May re-execute once with a better environment.
+    if (computes(argc, argv)) core::configure_process_environment(argv);
+    return run(argc, argv);
+  } catch (...) {
+    const core::ErrorReport report = core::describe_current_exception();
+    if (report.kind == core::ErrorKind::kCancelled)
+      std::fprintf(stderr, "\nmodeldiff: cancelled; nothing was written\n");
+    else
+      std::fprintf(stderr, "\nmodeldiff: error: %s\n", report.message.c_str());
+    return report.exit_code();
+  }
 }
