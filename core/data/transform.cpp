@@ -59,6 +59,12 @@ std::vector<std::string> split(const std::string& s, char sep) {
   return out;
 }
 
+std::string fmt(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
 double number(const TransformStep& s, const char* key, double fallback) {
   const auto it = s.args.find(key);
   if (it == s.args.end()) return fallback;
@@ -84,9 +90,25 @@ void check_range(const TransformStep& s, const char* key, double v, double lo, d
   if (v < lo || v > hi)
     throw InputError("", "value out of range")
         .key(s.kind + "." + key)
-        .expected("[" + std::to_string(lo) + ", " + std::to_string(hi) + "]")
-        .found(std::to_string(v));
+        .expected("[" + fmt(lo) + ", " + fmt(hi) + "]")
+        .found(fmt(v));
 }
+
+// A whole number in [lo, hi] (pixel positions and sizes, seeds).
+void check_integer(const TransformStep& s, const char* key, double fallback, double lo, double hi) {
+  const double v = number(s, key, fallback);
+  if (v != std::floor(v))
+    throw InputError("", "not a whole number")
+        .key(s.kind + "." + key)
+        .expected("an integer in [" + fmt(lo) + ", " + fmt(hi) + "]")
+        .found(fmt(v));
+  check_range(s, key, v, lo, hi);
+}
+
+// Seeds are whole numbers that a double holds exactly (and that convert to uint64 defined).
+constexpr double kMaxSeed = 9007199254740992.0;  // 2^53
+// Positions and sizes: far beyond any image, small enough that sums of two stay in an int.
+constexpr double kMaxPixels = 1e5;
 
 std::string canonical(const std::vector<TransformStep>& steps) {
   std::string t;
@@ -102,16 +124,10 @@ std::string canonical(const std::vector<TransformStep>& steps) {
   return t;
 }
 
-std::string fmt(double v) {
-  std::ostringstream s;
-  s << v;
-  return s.str();
-}
-
 // Checks each step's values (everything but the image fitting, which apply checks).
 void validate(const TransformStep& s) {
   if (s.kind == "patch") {
-    for (const char* k : {"x", "y", "w", "h", "size"}) check_range(s, k, number(s, k, 0), 0, 1e5);
+    for (const char* k : {"x", "y", "w", "h", "size"}) check_integer(s, k, 0, 0, kMaxPixels);
     for (const char* k : {"value", "r", "g", "b"}) check_range(s, k, number(s, k, 255), 0, 255);
     const std::string p = text_arg(s, "pattern");
     if (!p.empty() && p != "solid" && p != "checker")
@@ -125,8 +141,15 @@ void validate(const TransformStep& s) {
       throw InputError("", "missing image file").key(s.kind + ".image").expected("a path");
     if (!std::filesystem::exists(image))
       throw InputError(image, "image file not found").key(s.kind + ".image");
-    if (s.kind == "paste") check_range(s, "scale", number(s, "scale", 1), 0, 100);
-    if (s.kind == "texture") check_range(s, "delta", number(s, "delta", 0.3), 0, 1);
+    if (s.kind == "paste") {
+      // Pastes are clipped to the image: any position is allowed, partly or wholly outside.
+      for (const char* k : {"x", "y"}) check_integer(s, k, 0, -kMaxPixels, kMaxPixels);
+      check_range(s, "scale", number(s, "scale", 1), 0, 100);
+    }
+    if (s.kind == "texture") {
+      check_range(s, "delta", number(s, "delta", 0.3), 0, 1);
+      check_integer(s, "seed", 0, 0, kMaxSeed);
+    }
   } else if (s.kind == "tint") {
     for (const char* k : {"r", "g", "b"}) check_range(s, k, number(s, k, 0), 0, 255);
     check_range(s, "alpha", number(s, "alpha", 0.3), 0, 1);
@@ -134,6 +157,7 @@ void validate(const TransformStep& s) {
     check_range(s, "alpha", number(s, "alpha", 1), 0, 1);
   } else if (s.kind == "blur" || s.kind == "noise") {
     check_range(s, "sigma", number(s, "sigma", 1), 0, 1e4);
+    if (s.kind == "noise") check_integer(s, "seed", 0, 0, kMaxSeed);
   } else if (s.kind == "rotate") {
     check_range(s, "degrees", number(s, "degrees", 15), -360, 360);
   } else if (s.kind == "crop_resize") {
@@ -150,9 +174,60 @@ std::uint64_t seed_for(const TransformStep& s, std::int64_t index) {
 }
 
 cv::Mat load_image(const std::string& path, int flags) {
-  cv::Mat m = cv::imread(path, flags);
+  cv::Mat m;
+  try {
+    m = cv::imread(path, flags);
+  } catch (const cv::Exception& e) {
+    throw InputError(path, "cannot read the image").expected("a PNG, JPEG, ... file").found(e.err);
+  }
   if (m.empty()) throw InputError(path, "cannot read the image").expected("a PNG, JPEG, ... file");
   return m;
+}
+
+// Larger pastes (after scaling) are refused rather than allocated.
+constexpr double kMaxPastePixels = 1 << 26;
+
+// Splits an image file as read (1 grey, 2 grey + alpha, 3 BGR or 4 BGRA channels; 8 or 16 bits
+// or float) into `color`, 8-bit with `channels` channels (1 grey or 3 RGB), and `alpha`,
+// 8-bit, or empty when the file has none.
+void paste_layers(const cv::Mat& file_image, const std::string& path, int channels, cv::Mat& color,
+                  cv::Mat& alpha) {
+  cv::Mat src;
+  switch (file_image.depth()) {
+    case CV_8U:
+      src = file_image;
+      break;
+    case CV_16U:
+      file_image.convertTo(src, CV_8U, 1.0 / 257);
+      break;
+    case CV_32F:  // e.g. OpenEXR, in [0, 1]
+      file_image.convertTo(src, CV_8U, 255);
+      break;
+    default:
+      throw InputError(path, "unsupported pixel type for a paste")
+          .key("paste.image")
+          .expected("8- or 16-bit integer or 32-bit float pixels");
+  }
+  const int n = src.channels();
+  if (n < 1 || n > 4)
+    throw InputError(path, "unsupported number of channels for a paste")
+        .key("paste.image")
+        .expected("1 (grey), 2 (grey + alpha), 3 (colour) or 4 (colour + alpha)")
+        .found(std::to_string(n));
+  cv::Mat base = src;
+  if (n == 2 || n == 4) {
+    std::vector<cv::Mat> planes;
+    cv::split(src, planes);
+    alpha = planes.back();
+    planes.pop_back();
+    cv::merge(planes, base);
+  }
+  if (channels == 1 && base.channels() == 1)
+    color = base;
+  else if (channels == 1)
+    cv::cvtColor(base, color, cv::COLOR_BGR2GRAY);
+  else
+    cv::cvtColor(base, color, base.channels() == 1 ? cv::COLOR_GRAY2RGB : cv::COLOR_BGR2RGB);
 }
 
 // `img`: H x W x C uint8 (C = 1 or 3, RGB), modified in place.
@@ -186,23 +261,28 @@ void apply_step(const TransformStep& s, cv::Mat& img, std::int64_t index,
   } else if (s.kind == "paste") {
     const double scale = number(s, "scale", 1);
     if (scale == 0) return;
-    cv::Mat src = load_image(text_arg(s, "image"), cv::IMREAD_UNCHANGED);
-    if (scale != 1)
-      cv::resize(src, src, cv::Size(), scale, scale, scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR);
+    const std::string file = text_arg(s, "image");
+    cv::Mat color, alpha;  // color: 8-bit with the image's channels; alpha: 8-bit or empty
+    paste_layers(load_image(file, cv::IMREAD_UNCHANGED), file, c, color, alpha);
+    if (scale != 1) {
+      const double sw = std::round(color.cols * scale), sh = std::round(color.rows * scale);
+      if (sw * sh > kMaxPastePixels)
+        throw InputError(file, "the pasted image is too large at this scale")
+            .key("paste.scale")
+            .expected("at most " + fmt(kMaxPastePixels) + " pixels after scaling")
+            .found(std::to_string(color.cols) + " x " + std::to_string(color.rows) + " at scale " +
+                   fmt(scale));
+      const cv::Size size(std::max(1, static_cast<int>(sw)), std::max(1, static_cast<int>(sh)));
+      const int interpolation = scale < 1 ? cv::INTER_AREA : cv::INTER_LINEAR;
+      cv::resize(color, color, size, 0, 0, interpolation);
+      if (!alpha.empty()) cv::resize(alpha, alpha, size, 0, 0, interpolation);
+    }
     const int x = static_cast<int>(number(s, "x", 0)), y = static_cast<int>(number(s, "y", 0));
-    cv::Mat alpha;
-    if (src.channels() == 4) cv::extractChannel(src, alpha, 3);
-    cv::Mat color;
-    if (c == 1 && src.channels() == 1)
-      color = src;
-    else if (c == 1)
-      cv::cvtColor(src, color, src.channels() == 4 ? cv::COLOR_BGRA2GRAY : cv::COLOR_BGR2GRAY);
-    else if (src.channels() == 1)
-      cv::cvtColor(src, color, cv::COLOR_GRAY2RGB);
-    else
-      cv::cvtColor(src, color, src.channels() == 4 ? cv::COLOR_BGRA2RGB : cv::COLOR_BGR2RGB);
-    for (int r = 0; r < color.rows && y + r < h; ++r)
-      for (int q = 0; q < color.cols && x + q < w; ++q) {
+    // The part of the pasted image that lands on the image (none when it lies outside).
+    const int r0 = std::max(0, -y), r1 = std::min(color.rows, h - y);
+    const int q0 = std::max(0, -x), q1 = std::min(color.cols, w - x);
+    for (int r = r0; r < r1; ++r)
+      for (int q = q0; q < q1; ++q) {
         const double a = alpha.empty() ? 1.0 : alpha.at<std::uint8_t>(r, q) / 255.0;
         for (int ch = 0; ch < c; ++ch) {
           std::uint8_t& dst = img.ptr<std::uint8_t>(y + r)[(x + q) * c + ch];
@@ -217,9 +297,13 @@ void apply_step(const TransformStep& s, cv::Mat& img, std::int64_t index,
         load_image(text_arg(s, "image"), c == 1 ? cv::IMREAD_GRAYSCALE : cv::IMREAD_COLOR);
     if (c == 3) cv::cvtColor(tex, tex, cv::COLOR_BGR2RGB);
     if (tex.cols < w || tex.rows < h) {
+      // Enlarged, keeping its aspect, until it covers the image (the size computed here, not
+      // by OpenCV's rounding of a factor, so that it is never a pixel short).
       const double f =
           std::max(static_cast<double>(w) / tex.cols, static_cast<double>(h) / tex.rows);
-      cv::resize(tex, tex, cv::Size(), f, f, cv::INTER_LINEAR);
+      const cv::Size size(std::max(w, static_cast<int>(std::ceil(tex.cols * f))),
+                          std::max(h, static_cast<int>(std::ceil(tex.rows * f))));
+      cv::resize(tex, tex, size, 0, 0, cv::INTER_LINEAR);
     }
     std::mt19937_64 rng(seed_for(s, index));
     const int ox = static_cast<int>(rng() % static_cast<std::uint64_t>(tex.cols - w + 1));
@@ -250,7 +334,9 @@ void apply_step(const TransformStep& s, cv::Mat& img, std::int64_t index,
   } else if (s.kind == "blur") {
     const double sigma = number(s, "sigma", 1);
     if (sigma == 0) return;
-    const int k = 2 * static_cast<int>(std::ceil(3 * sigma)) + 1;
+    // The kernel covers 3 sigma, but never more than twice the image: beyond that the blur is
+    // the image's reflected mean either way, and a huge kernel only costs time.
+    const int k = 2 * static_cast<int>(std::min(std::ceil(3 * sigma), 2.0 * std::max(h, w))) + 1;
     cv::GaussianBlur(img, img, cv::Size(k, k), sigma, sigma, cv::BORDER_REFLECT_101);
   } else if (s.kind == "noise") {
     const double sigma = number(s, "sigma", 1);
@@ -357,8 +443,15 @@ ImageDataset apply_transform(const ImageDataset& data, const Transform& t,
   std::vector<std::int64_t> idx = indices;
   if (idx.empty())
     for (std::int64_t i = 0; i < data.size(); ++i) idx.push_back(i);
-  ImageDataset out = subset(data, idx);
   const int h = data.height(), w = data.width(), c = data.channels();
+  if (c != 1 && c != 3)
+    throw InputError(data.source, "transformations work on grey or colour images")
+        .expected("1 or 3 channels")
+        .found(std::to_string(c) + " channels");
+  if (h <= 0 || w <= 0)
+    throw InputError(data.source, "transformations need images with pixels")
+        .found(std::to_string(h) + " x " + std::to_string(w));
+  ImageDataset out = subset(data, idx);
   const std::size_t bytes = static_cast<std::size_t>(h) * w * c;
   std::uint8_t* pixels = out.images.mutable_data_as<std::uint8_t>();
   for (std::size_t i = 0; i < idx.size(); ++i) {
