@@ -12,7 +12,9 @@
 #include <new>
 #include <utility>
 
+#include "core/base/child_process.h"
 #include "core/base/error.h"
+#include "core/io/hdf5_lock.h"
 
 namespace modeldiff::core {
 namespace {
@@ -419,9 +421,11 @@ NdArray read_dataset(const std::string& name, hid_t file, const std::string& dat
   return out;
 }
 
-// Runs `body`, turning an allocation failure into an InputError naming the file.
+// Runs `body` holding the HDF5 lock, turning an allocation failure into an InputError naming
+// the file.
 template <typename F>
 auto guarded(const std::string& name, F&& body) {
+  const std::lock_guard<std::mutex> lock(hdf5_library_mutex());
   const QuietHdf5Errors quiet;
   try {
     return body();
@@ -432,19 +436,75 @@ auto guarded(const std::string& name, F&& body) {
 
 }  // namespace
 
+std::mutex& hdf5_library_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+namespace {
+
+// A damaged file can crash libhdf5 itself (tests/fuzz/known_hdf5_crashes): files are read in a
+// child process, and a child that dies is reported as a corrupt file.
+[[noreturn]] void corrupt_file(const std::string& path, const ChildProcessFailed& e) {
+  throw InputError(path, "corrupt HDF5 file: the HDF5 library failed reading it")
+      .expected("an HDF5 file as h5py or HDF5 write it")
+      .found(std::string("a reader that ") + e.what());
+}
+
+}  // namespace
+
 NdArray read_hdf5_dataset(const std::string& path, const std::string& dataset,
                           std::size_t max_bytes) {
-  return guarded(path, [&] {
-    const Hid file = open_path(path);
-    return read_dataset(path, file.get(), dataset, max_bytes);
-  });
+  NdArray result;
+  const auto child = [&](ChildWriter& out) {
+    const NdArray a = guarded(path, [&] {
+      const Hid file = open_path(path);
+      return read_dataset(path, file.get(), dataset, max_bytes);
+    });
+    out.write_u64(static_cast<std::uint64_t>(a.dtype()));
+    out.write_u64(static_cast<std::uint64_t>(a.ndim()));
+    for (std::int64_t d : a.shape()) out.write_u64(static_cast<std::uint64_t>(d));
+    out.write(a.data(), a.nbytes());
+  };
+  const auto parent = [&](ChildReader& in) {
+    const auto dtype = static_cast<DType>(in.read_u64());
+    const std::uint64_t ndim = in.read_u64();
+    if (ndim > H5S_MAX_RANK) throw ChildProcessFailed("sent a garbled result");
+    std::vector<std::int64_t> shape;
+    for (std::uint64_t i = 0; i < ndim; ++i)
+      shape.push_back(static_cast<std::int64_t>(in.read_u64()));
+    if (checked_numel(shape) < 0) throw ChildProcessFailed("sent a garbled result");
+    result = NdArray::allocate(dtype, shape);
+    in.read(result.mutable_data(), result.nbytes());
+  };
+  try {
+    run_in_child_process(child, parent, &hdf5_library_mutex());
+  } catch (const ChildProcessFailed& e) {
+    corrupt_file(path, e);
+  }
+  return result;
 }
 
 std::vector<std::string> list_hdf5_datasets(const std::string& path) {
-  return guarded(path, [&] {
-    const Hid file = open_path(path);
-    return list_datasets(path, file.get());
-  });
+  std::vector<std::string> names;
+  const auto child = [&](ChildWriter& out) {
+    const auto list = guarded(path, [&] {
+      const Hid file = open_path(path);
+      return list_datasets(path, file.get());
+    });
+    out.write_u64(list.size());
+    for (const auto& name : list) out.write_string(name);
+  };
+  const auto parent = [&](ChildReader& in) {
+    const std::uint64_t n = in.read_u64();
+    for (std::uint64_t i = 0; i < n; ++i) names.push_back(in.read_string(1 << 20));
+  };
+  try {
+    run_in_child_process(child, parent, &hdf5_library_mutex());
+  } catch (const ChildProcessFailed& e) {
+    corrupt_file(path, e);
+  }
+  return names;
 }
 
 NdArray read_hdf5_dataset_from_image(const std::string& name, const void* data, std::size_t size,

@@ -3,8 +3,10 @@
 #include <hdf5.h>
 
 #include <algorithm>
+#include <mutex>
 
 #include "core/base/error.h"
+#include "core/io/hdf5_lock.h"
 
 namespace modeldiff::core {
 namespace {
@@ -29,16 +31,19 @@ class Handle {
 }  // namespace
 
 Hdf5Writer::Hdf5Writer(std::string path) : path_(std::move(path)) {
+  const std::lock_guard<std::mutex> lock(hdf5_library_mutex());
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);  // errors become exceptions, not stderr noise
   file_ = H5Fcreate(path_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
   if (file_ < 0) throw InputError(path_, "cannot create HDF5 file");
 }
 
 Hdf5Writer::~Hdf5Writer() {
+  const std::lock_guard<std::mutex> lock(hdf5_library_mutex());
   if (file_ >= 0) H5Fclose(static_cast<hid_t>(file_));
 }
 
 void Hdf5Writer::create_group(const std::string& name) {
+  const std::lock_guard<std::mutex> lock(hdf5_library_mutex());
   Handle g(
       H5Gcreate2(static_cast<hid_t>(file_), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
       H5Gclose);
@@ -47,6 +52,7 @@ void Hdf5Writer::create_group(const std::string& name) {
 
 void Hdf5Writer::write_raw(const std::string& name, std::int64_t mem_type, std::int64_t file_type,
                            const void* data, const std::vector<std::int64_t>& shape) {
+  const std::lock_guard<std::mutex> lock(hdf5_library_mutex());
   std::vector<hsize_t> dims(shape.begin(), shape.end());
   Handle space(shape.empty()
                    ? H5Screate(H5S_SCALAR)
@@ -92,6 +98,7 @@ void Hdf5Writer::write(const std::string& name, const std::int64_t* data,
 
 void Hdf5Writer::set_attribute(const std::string& object, const std::string& attribute,
                                const std::string& value) {
+  const std::lock_guard<std::mutex> lock(hdf5_library_mutex());
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.get(), H5T_VARIABLE);
   H5Tset_cset(type.get(), H5T_CSET_UTF8);
@@ -105,6 +112,7 @@ void Hdf5Writer::set_attribute(const std::string& object, const std::string& att
 }
 
 void Hdf5Writer::close() {
+  const std::lock_guard<std::mutex> lock(hdf5_library_mutex());
   if (file_ < 0) return;
   const herr_t flushed = H5Fflush(static_cast<hid_t>(file_), H5F_SCOPE_GLOBAL);
   const herr_t closed = H5Fclose(static_cast<hid_t>(file_));
