@@ -193,7 +193,10 @@ void run_in_child_process(const std::function<void(ChildWriter&)>& child,
       if (!f[4].empty()) e.found(f[4]);
       throw e;
     } else if (status == kOtherError) {
-      throw ChildProcessFailed(in.read_string(kMaxMessage));
+      const std::string message = in.read_string(kMaxMessage);
+      reaper.kill = false;  // it told us what went wrong and exits by itself
+      reaper.wait();
+      throw ChildProcessFailed(message);
     } else {
       throw ChildProcessFailed("sent a garbled result");
     }
