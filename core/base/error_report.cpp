@@ -1,5 +1,6 @@
 #include "core/base/error_report.h"
 
+#include <cctype>
 #include <filesystem>
 #include <new>
 #include <stdexcept>
@@ -23,6 +24,18 @@ std::string first_line(const std::string& text) {
   std::string line = text.substr(0, end);
   while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
   return line.empty() ? std::string("(no message)") : line;
+}
+
+// A TorchScript interpreter error (torch::jit::JITException, a std::runtime_error) starts with
+// "The following operation failed..." and a traceback; its cause is the last line.
+std::string cause_line(const std::string& text) {
+  if (text.find("Traceback of TorchScript") == std::string::npos) return first_line(text);
+  std::string s = text;
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  s = s.substr(s.rfind('\n') + 1);  // npos + 1 == 0
+  const std::string prefix = "RuntimeError: ";
+  if (s.compare(0, prefix.size(), prefix) == 0) s.erase(0, prefix.size());
+  return first_line(s);
 }
 
 ErrorReport report(ErrorKind kind, std::string message) {
@@ -72,7 +85,7 @@ ErrorReport describe_exception(const std::exception_ptr& error) {
                   "out of memory on the device: " + first_line(e.what_without_backtrace()));
   } catch (const c10::Error& e) {
     return report(ErrorKind::kInternal,
-                  "internal error (LibTorch): " + first_line(e.what_without_backtrace()));
+                  "internal error (LibTorch): " + cause_line(e.what_without_backtrace()));
 #endif
 #if MODELDIFF_HAVE_OPENCV
   } catch (const cv::Exception& e) {
@@ -83,7 +96,7 @@ ErrorReport describe_exception(const std::exception_ptr& error) {
     return report(ErrorKind::kInternal, "internal error (OpenCV): " + reason);
 #endif
   } catch (const std::exception& e) {
-    return report(ErrorKind::kInternal, "internal error: " + first_line(e.what()));
+    return report(ErrorKind::kInternal, "internal error: " + cause_line(e.what()));
   } catch (...) {
     return report(ErrorKind::kInternal, "internal error: an exception of unknown type");
   }

@@ -26,6 +26,35 @@ torch::Tensor as_labels(const std::vector<std::int64_t>& labels) {
   return torch::tensor(labels, torch::kLong);
 }
 
+// The first example of `inputs` (N x ...) as a 1 x ... array.
+NdArray first_example(const NdArray& inputs) {
+  std::vector<std::int64_t> shape = inputs.shape();
+  shape[0] = 1;
+  NdArray one = NdArray::allocate(inputs.dtype(), shape);
+  std::memcpy(one.mutable_data(), inputs.data(), one.nbytes());
+  return one;
+}
+
+// Before any gradient: the model on one training and one target example. A model that cannot
+// take the inputs, or labels beyond its outputs, are an InputError naming the model file (and
+// the input shape it expects), not a LibTorch error from inside the gradient code.
+void check_model_fits(const TorchModel& model, const TrakData& data) {
+  const std::int64_t classes = model.logits(first_example(data.train_inputs)).dim(1);
+  (void)model.logits(first_example(data.target_inputs));
+  const auto check = [&](const std::vector<std::int64_t>& labels, const char* which) {
+    for (std::size_t i = 0; i < labels.size(); ++i)
+      if (labels[i] < 0 || labels[i] >= classes)
+        throw InputError(model.impl().model_file(),
+                         std::string("a ") + which + " label is not one of the model's classes")
+            .key(std::string(which) + " example " + std::to_string(i))
+            .expected("labels 0 to " + std::to_string(classes - 1) + " (the model has " +
+                      std::to_string(classes) + " outputs)")
+            .found(std::to_string(labels[i]));
+  };
+  check(data.train_labels, "training");
+  check(data.target_labels, "target");
+}
+
 RowMatrixF to_matrix(const torch::Tensor& t) {
   const torch::Tensor c = t.contiguous().to(torch::kFloat32).cpu();
   return Eigen::Map<const RowMatrixF>(c.data_ptr<float>(), c.size(0), c.size(1));
@@ -156,6 +185,7 @@ NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const Trak
     if (!cr.from_cache) {
       const auto start = std::chrono::steady_clock::now();
       TorchModel model = TorchModel::load(algorithm.architecture, ckpt, settings.device);
+      check_model_fits(model, data);
       if (!train_x.defined()) {
         train_x = as_tensor(data.train_inputs);
         train_y = as_labels(data.train_labels);
