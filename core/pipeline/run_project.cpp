@@ -12,7 +12,9 @@
 
 #include "core/base/blas_check.h"
 #include "core/base/error.h"
+#include "core/base/mapped_file.h"
 #include "core/base/output_directory.h"
+#include "core/base/percent.h"
 #include "core/base/sha256.h"
 #include "core/base/threads.h"
 #include "core/data/image_dataset.h"
@@ -47,22 +49,23 @@ void write_text(OutputDirectory& out, const std::string& name, const std::string
   if (!f) throw InputError(path, "cannot write");
 }
 
-std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
+// The content of a dataset as the models see it: every pixel and every label, so that a file
+// rewritten in place, another subset or another planted patch all give another hash.
+std::string content_sha256(const ImageDataset& d) {
+  return sha256_bytes(shape_to_string(d.images.shape()) + "|" +
+                      sha256_data(d.images.data(), d.images.nbytes()) + "|" +
+                      sha256_data(d.labels.data(), d.labels.size() * sizeof(std::int64_t)));
 }
 
-// What decides the models an algorithm's recipe trains: a run must not mix models of two
-// recipes in one folder.
-std::string recipe_of(const Project& p, const AlgorithmSpec& a, const std::string& arch_sha) {
+// What decides the models an algorithm's recipe trains, by content (the architecture file's
+// and the training data's hashes, never their paths): a run must not reuse models trained on
+// other data. "sources" says where the data came from; it is not compared.
+ordered_json recipe_of(const Project& p, const AlgorithmSpec& a, const std::string& arch_sha,
+                       const ImageDataset& train_view) {
   ordered_json r;
   r["architecture_sha256"] = arch_sha;
-  r["train"] = {{"images", p.train.images},
-                {"labels", p.train.labels},
-                {"subset", p.train.subset},
-                {"subset_seed", p.train.subset_seed}};
+  r["train_data_sha256"] = content_sha256(train_view);
+  r["train_examples"] = train_view.size();
   r["preprocessing"] = describe(p.preprocessing);
   r["recipe"] = describe(a.train);
   r["hide_patch"] = a.hide_patch;
@@ -71,7 +74,25 @@ std::string recipe_of(const Project& p, const AlgorithmSpec& a, const std::strin
                           {"size", p.plant.patch.size},    {"x", p.plant.patch.x},
                           {"y", p.plant.patch.y},          {"value", p.plant.patch.value},
                           {"seed", p.plant.seed}};
-  return r.dump(2) + "\n";
+  r["sources"] = {{"architecture", a.architecture},
+                  {"train_images", p.train.images},
+                  {"train_labels", p.train.labels},
+                  {"subset", p.train.subset},
+                  {"subset_seed", p.train.subset_seed}};
+  return r;
+}
+
+// The compared keys whose values differ between an earlier recipe and this one ("" when
+// none): why models are retrained.
+std::string recipe_changes(const ordered_json& before, const ordered_json& now) {
+  std::string changed;
+  for (const auto& [key, value] : now.items()) {
+    if (key == "sources" || (before.contains(key) && before[key] == value)) continue;
+    changed += (changed.empty() ? "" : ", ") + key;
+  }
+  for (const auto& [key, value] : before.items())
+    if (key != "sources" && !now.contains(key)) changed += (changed.empty() ? "" : ", ") + key;
+  return changed;
 }
 
 struct View {
@@ -86,11 +107,7 @@ double mean(const std::vector<double>& v) {
 
 // "38.8%"; "not measured" for NaN (e.g. the accuracy of an algorithm given by its scores).
 std::string percent(double v) {
-  if (!std::isfinite(v)) return "not measured";
-  std::ostringstream s;
-  s.precision(3);
-  s << 100 * v << "%";
-  return s.str();
+  return format_percent(v, 1, "not measured");
 }
 
 ordered_json number(double v) {
@@ -211,18 +228,37 @@ RunOutcome run_project(const Project& project, Progress& progress,
     const auto t0 = Clock::now();
     const std::string dir = models_dir + "/" + letters[i];
     fs::create_directories(dir);
-    const std::string recipe = recipe_of(project, spec, sha256_path(spec.architecture));
+    const View& v = views[i];
+    const ordered_json recipe = recipe_of(project, spec, sha256_path(spec.architecture), v.train);
     const std::string recipe_path = dir + "/recipe.json";
-    if (fs::exists(recipe_path) && read_text(recipe_path) != recipe)
-      throw InputError(dir, "holds models trained with another recipe or data")
-          .expected("the recipe of this project (delete the folder to retrain)")
-          .found("the recipe in " + recipe_path);
+    std::string why;  // for the log: why the models are trained, kept or replaced
+    if (fs::exists(recipe_path)) {
+      ordered_json before;
+      try {
+        before = ordered_json::parse(read_text_file(recipe_path));
+      } catch (const ordered_json::exception&) {
+        before = ordered_json::object();
+      }
+      const std::string changes = recipe_changes(before, recipe);
+      if (!changes.empty()) {
+        // The models there were trained on other data or with another recipe: set aside (not
+        // deleted) and trained anew.
+        const std::string aside = dir + ".previous";
+        fs::remove_all(aside);
+        fs::rename(dir, aside);
+        fs::create_directories(dir);
+        why = "retrained: " + changes + " changed since " + recipe_path +
+              " (the earlier models are in " + aside + ")";
+      } else {
+        why = "same architecture, training data (sha256 " +
+              recipe["train_data_sha256"].get<std::string>().substr(0, 12) + ") and recipe";
+      }
+    }
     {
       OutputDirectory rd(dir);
-      write_text(rd, "recipe.json", recipe);
+      write_text(rd, "recipe.json", recipe.dump(2) + "\n");
       rd.commit();
     }
-    const View& v = views[i];
     TrainSettings ts = spec.train;
     ts.threads = project.threads;
     SubProgress sub(progress, at, at + w_train / trainers, "training " + spec.label);
@@ -237,7 +273,7 @@ RunOutcome run_project(const Project& project, Progress& progress,
     std::ostringstream line;
     line << "trained " << spec.label << ": " << o.trained << " models (" << o.reused
          << " kept from an earlier run) in " << static_cast<int>(o.train_seconds) << " s, "
-         << describe(ts);
+         << describe(ts) << (why.empty() ? "" : "; " + why);
     say(line.str());
   }
 
