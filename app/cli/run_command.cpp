@@ -7,6 +7,7 @@
 #include "commands.h"
 #include "console_progress.h"
 #include "core/base/error.h"
+#include "core/base/percent.h"
 #include "core/pipeline/demo_paths.h"
 #include "core/pipeline/project.h"
 #include "core/pipeline/run_project.h"
@@ -15,10 +16,7 @@ namespace modeldiff::cli {
 namespace {
 
 std::string percent(double v) {
-  if (!std::isfinite(v)) return "n/a";
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f%%", 100.0 * v);
-  return buf;
+  return core::format_percent(v);
 }
 
 int run(const core::Project& project) {

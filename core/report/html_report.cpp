@@ -10,6 +10,7 @@
 #include <set>
 
 #include "core/base/error.h"
+#include "core/base/percent.h"
 #include "core/data/image_grid.h"
 #include "core/report/svg_plot.h"
 
@@ -94,7 +95,7 @@ std::vector<std::string> format_values(const std::vector<double>& values) {
 }
 
 std::string percent(double ratio) {
-  return format_number(100.0 * ratio, "%.1f") + "%";
+  return format_percent(ratio, 1, "&ndash;");
 }
 
 // var_first / var_second as "5.2x"; "-" when the second is zero.
