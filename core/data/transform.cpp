@@ -139,8 +139,11 @@ void validate(const TransformStep& s) {
     const std::string image = text_arg(s, "image");
     if (image.empty())
       throw InputError("", "missing image file").key(s.kind + ".image").expected("a path");
-    if (!std::filesystem::exists(image))
-      throw InputError(image, "image file not found").key(s.kind + ".image");
+    std::error_code ec;  // a name too long or a folder not readable: not found either
+    if (!std::filesystem::is_regular_file(image, ec))
+      throw InputError(image, ec ? "cannot look up the image file: " + ec.message()
+                                 : std::string("image file not found"))
+          .key(s.kind + ".image");
     if (s.kind == "paste") {
       // Pastes are clipped to the image: any position is allowed, partly or wholly outside.
       for (const char* k : {"x", "y"}) check_integer(s, k, 0, -kMaxPixels, kMaxPixels);
