@@ -240,6 +240,15 @@ class TorchArchive {
           .expected(std::to_string(st.size) + " bytes")
           .found(std::to_string(done));
     }
+    // libzip checks an entry's CRC-32 only when a read reaches the entry's end, which the loop
+    // above stops short of: one more read, which must find nothing, makes it check.
+    std::byte past;
+    const zip_int64_t more = zip_fread(f.get(), &past, 1);
+    if (more != 0) {
+      throw InputError(path_, std::string("corrupt zip entry: ") +
+                                  (more < 0 ? zip_file_strerror(f.get()) : "longer than its size"))
+          .key(name);
+    }
     return s;
   }
 #else
