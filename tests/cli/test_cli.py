@@ -9,6 +9,7 @@ import collections
 import json
 import os
 import pathlib
+import re
 import subprocess
 import sys
 import tempfile
@@ -48,13 +49,49 @@ def rel(got, want):
     return np.abs(got - want).max() / np.abs(want).max()
 
 
+# The subcommands of each build, in the order --help lists them: the core ones always, the
+# LibTorch ones in a build with LibTorch.
+CORE_COMMANDS = ["diff", "inspect"]
+TORCH_COMMANDS = ["trak", "train", "run", "demo", "counterfactual"]
+
+
+def listed_subcommands(help_text):
+    """(name, description) of each line of the "Subcommands:" section of CLI11's help."""
+    lines = help_text.splitlines()
+    assert "Subcommands:" in lines, help_text
+    out = []
+    for line in lines[lines.index("Subcommands:") + 1:]:
+        if not line.strip():
+            break
+        name, description = line.split(None, 1)
+        out.append((name, description.strip()))
+    return out
+
+
 def case_help(work):
-    assert "diff" in run("--help").stdout
-    for sub in ("diff", "inspect"):
-        assert "--help" in run(sub, "--help").stdout or "Usage" in run(sub, "--help").stdout
-    assert run("--version").stdout.startswith("modeldiff ")
+    top = run("--help")  # run() checks the exit code: 0
+    assert top.stdout.startswith("ModelDiff Studio: "), top.stdout
+    assert "Usage: modeldiff [OPTIONS] SUBCOMMAND" in top.stdout, top.stdout
+    assert top.stderr == "", top.stderr
+    listed = listed_subcommands(top.stdout)
+    names = [name for name, _ in listed]
+    assert names in (CORE_COMMANDS, CORE_COMMANDS + TORCH_COMMANDS), names
+    for name, description in listed:
+        # Each subcommand's own help: exit code 0, its description first, its usage line and at
+        # least the help option.
+        for flag in ("--help", "-h"):
+            proc = run(name, flag)
+            assert proc.stdout.startswith(description + "\n"), (name, flag, proc.stdout)
+            assert f"Usage: modeldiff {name} [OPTIONS]" in proc.stdout, (name, proc.stdout)
+            assert "-h,--help" in proc.stdout, (name, proc.stdout)
+            assert proc.stderr == "", (name, proc.stderr)
+    version = run("--version").stdout
+    assert re.fullmatch(r"modeldiff \d+\.\d+\.\d+\n", version), version
     # Usage errors are bad input too: exit code 2 and a one-line message.
     proc = run("diff", "--scores-a", "x.npy", expect=2)
+    assert proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert proc.stderr.startswith("modeldiff: "), proc.stderr
+    proc = run("no-such-command", expect=2)
     assert proc.stderr.strip().count("\n") == 0, proc.stderr
 
 

@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
 #include <random>
 #include <set>
 #include <sstream>
@@ -175,9 +177,14 @@ std::vector<double> numbers(const std::vector<std::string>& values) {
   return ::testing::AssertionSuccess();
 }
 
-// xmllint's verdict on `path` when xmllint is installed; success (skipped) otherwise.
+// xmllint's verdict on `path`. A missing xmllint is a failure, not a pass: install_deps.sh
+// installs it (libxml2-utils), and the hand-written well_formed() above is no full XML parser.
 ::testing::AssertionResult xmllint_accepts(const std::string& path) {
-  if (!fs::exists("/usr/bin/xmllint")) return ::testing::AssertionSuccess();
+  if (!fs::exists("/usr/bin/xmllint"))
+    return ::testing::AssertionFailure()
+           << "/usr/bin/xmllint is missing (packaging/install_deps.sh installs libxml2-utils); "
+              "cannot check "
+           << path;
   const std::string command = "/usr/bin/xmllint --noout '" + path + "' 2>&1";
   const int rc = std::system(command.c_str());
   if (rc == 0) return ::testing::AssertionSuccess();
@@ -626,8 +633,8 @@ TEST(HtmlReport, WritesAPageWhoseImagesAndPlotsAllExist) {
 }
 
 TEST(HtmlReport, GridImagesAreTheRightExamples) {
-  // The top training grid shows the training images with the largest loadings on direction 0:
-  // render the same grid from the matrices and compare the PNG's size and the HTML caption.
+  // The top training grid shows the training images with the largest loadings on direction 0,
+  // in that order: decode the PNG and compare every tile's pixels with its source image.
   const Fixture fx;
   ReportInput in = fx.input();
   in.comparisons.resize(1);
@@ -639,14 +646,49 @@ TEST(HtmlReport, GridImagesAreTheRightExamples) {
   style.columns = 10;
   style.cell = 96;
   const GridLayout layout = image_grid_layout(12, true, style);
-  const auto [w, h] = png_size(dir + "/all-validation-examples_a_minus_b_dir0_top_train.png");
+  const std::string png = dir + "/all-validation-examples_a_minus_b_dir0_top_train.png";
+  const auto [w, h] = png_size(png);
   EXPECT_EQ(w, static_cast<std::uint32_t>(layout.width));
   EXPECT_EQ(h, static_cast<std::uint32_t>(layout.height));
   EXPECT_EQ(layout.rows, 2);
   // The stored top-4 list is a prefix of what the report picks (same ordering rule).
   const DirectionSet& d = fx.all.a_minus_b;
   const auto picked = top_k_indices(d.directions.data(), Fixture::kTrain, 12, true);
+  ASSERT_EQ(picked.size(), 12u);
   for (std::size_t i = 0; i < d.top_train[0].size(); ++i) EXPECT_EQ(picked[i], d.top_train[0][i]);
+
+  // Tile i: the 8 x 8 gray image picked[i] enlarged 11 times by nearest neighbour to the 88
+  // pixels that fit inside the cell's margin, centred in the cell, framed by a grey line
+  // (image_grid.h). The patterned images all differ, so a wrong or misplaced image shows.
+  const cv::Mat bgr = cv::imread(png, cv::IMREAD_COLOR);
+  ASSERT_FALSE(bgr.empty()) << png;
+  ASSERT_EQ(bgr.cols, layout.width);
+  ASSERT_EQ(bgr.rows, layout.height);
+  constexpr int kSide = 8, kZoom = 11;
+  ASSERT_EQ(layout.cell - 2 * layout.margin, kSide * kZoom);
+  const int offset = (layout.cell - kSide * kZoom) / 2;
+  const auto* source = fx.train.images.data_as<std::uint8_t>();
+  for (int i = 0; i < 12; ++i) {
+    SCOPED_TRACE("tile " + std::to_string(i) + ", training image " + std::to_string(picked[i]));
+    const int x0 = layout.cell_x(i) + offset, y0 = layout.cell_y(i) + offset;
+    int wrong = 0;
+    for (int yy = 0; yy < kSide * kZoom; ++yy)
+      for (int xx = 0; xx < kSide * kZoom; ++xx) {
+        const int want = source[picked[static_cast<std::size_t>(i)] * kSide * kSide +
+                                (yy / kZoom) * kSide + xx / kZoom];
+        const cv::Vec3b got = bgr.at<cv::Vec3b>(y0 + yy, x0 + xx);
+        if (got[0] != want || got[1] != want || got[2] != want) {
+          if (wrong++ == 0)
+            ADD_FAILURE() << "pixel (" << yy << ", " << xx << ") of the tile is (" << int(got[2])
+                          << ", " << int(got[1]) << ", " << int(got[0]) << "), not gray " << want;
+        }
+      }
+    EXPECT_EQ(wrong, 0) << "of " << kSide * kZoom * kSide * kZoom << " pixels";
+    for (const auto& [yy, xx] : {std::pair{y0 - 1, x0 - 1}, std::pair{y0 + kSide * kZoom, x0 + 5},
+                                 std::pair{y0 + 7, x0 + kSide * kZoom}})
+      EXPECT_EQ(bgr.at<cv::Vec3b>(yy, xx), cv::Vec3b(200, 200, 200))
+          << "frame at " << yy << ", " << xx;
+  }
   fs::remove_all(dir);
 }
 

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <utility>
 
 #include "core/base/error.h"
 #include "core/base/sha256.h"
@@ -43,15 +44,35 @@ TEST(Sha256, FipsTestVectors) {
   EXPECT_EQ(sha256_data(nullptr, 0), sha256_bytes(""));
 }
 
-TEST(Sha256, EveryLengthAroundTheBlockPaddingMatchesTheOneShotHash) {
-  // Lengths 55, 56 and 64 are where the padding spills into a second block.
+TEST(Sha256, EveryLengthAroundTheBlockPaddingMatchesHashlib) {
+  // References computed with Python's hashlib when this test was written, on the same bytes:
+  //   pat = bytes((i * 7 + 3) % 256 for i in range(200))
+  //   hashlib.sha256(pat[:n]).hexdigest()
+  // Lengths 55, 56 and 64 are where the padding spills into a second block (119, 120, 128:
+  // a third).
   const std::string s = pattern(200);
-  for (std::size_t n = 50; n < 130; ++n) {
-    const std::string part = s.substr(0, n);
-    EXPECT_EQ(sha256_data(part.data(), n), sha256_bytes(part)) << n;
+  const std::pair<std::size_t, const char*> known[] = {
+      {55, "e7313d333c272e639f790978283f9eb392e843d0f29b7016828bb1daa4aac70b"},
+      {56, "4324d65f3c103567f5589c710bc08f8523f929a9272e3af36fc968e52abc6c27"},
+      {57, "35df609437dcfea3279283ab79fd554e2bf78f8f7ae2de532d8ee300b09e8f73"},
+      {63, "81c80242132f230c3bd41b3e63bbcff16107339549214a99614ff26664625055"},
+      {64, "39e3d7b6b5d075d37d053ad89b24b41bef4f3c29760c84447cab3f3be1882241"},
+      {65, "aacca6ff74fdbb296d165a45cecfa04e5127bc008770fbbdd48006f2d2fae95e"},
+      {119, "9ce7368e4daf32341631b492e80359dc9f594b48453cd0dd5bf0b19279cc177e"},
+      {120, "7836b787757e95e58b3ca5aec90b1b004e8deba1e50e9675af9cabf1a13a04b5"},
+      {128, "d2742f1f4ac6bb7ca2b239ee18402ba8b3f9f8e652d2a72973c2b9ba11c08cf6"},
+  };
+  for (const auto& [n, digest] : known) {
+    EXPECT_EQ(sha256_data(s.data(), n), digest) << n;
+    EXPECT_EQ(sha256_bytes(s.substr(0, n)), digest) << n;
   }
-  EXPECT_EQ(sha256_bytes(s.substr(0, 56)),
-            "4324d65f3c103567f5589c710bc08f8523f929a9272e3af36fc968e52abc6c27");
+  // Every length from 0 to 199 at once: the hex digests of pat[:0] ... pat[:199], concatenated,
+  //   hashlib.sha256("".join(hashlib.sha256(pat[:n]).hexdigest()
+  //                          for n in range(200)).encode()).hexdigest()
+  std::string digests;
+  for (std::size_t n = 0; n < 200; ++n) digests += sha256_data(s.data(), n);
+  EXPECT_EQ(sha256_bytes(digests),
+            "466ee381bbc4a6de34133ad71e2d19bd7ac1efe7fbd78829b39564fb7a8e7d20");
 }
 
 TEST(Sha256, FilesAreStreamedInChunks) {

@@ -1,6 +1,5 @@
 // Project files and the main job's quality measure.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstring>
@@ -9,9 +8,10 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <random>
-#include <sstream>
 
+#include "common/temp_dir.h"
 #include "core/base/error.h"
+#include "core/base/mapped_file.h"
 #include "core/diff/diff_summary.h"
 #include "core/diff/model_diff.h"
 #include "core/io/npy.h"
@@ -24,6 +24,7 @@
 #endif
 
 using namespace modeldiff::core;
+using modeldiff::test::TempDir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -64,35 +65,10 @@ std::string with_a(const std::string& a) {
   return s.replace(begin, end - begin, "\"A\": {" + a + "}");
 }
 
-class TempDir {
- public:
-  explicit TempDir(const std::string& name)
-      : path_((fs::temp_directory_path() /
-               ("modeldiff_project_" + name + "_" + std::to_string(::getpid())))
-                  .string()) {
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string file(const std::string& name) const { return path_ + "/" + name; }
-
- private:
-  std::string path_;
-};
-
 void write_text(const std::string& path, const std::string& text) {
   std::ofstream f(path, std::ios::binary);
   f << text;
   ASSERT_TRUE(f.good()) << path;
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream s;
-  s << f.rdbuf();
-  return s.str();
 }
 
 NdArray transposed(const NdArray& m) {
@@ -109,8 +85,9 @@ bool same_bytes(const NdArray& x, const NdArray& y) {
          std::memcmp(x.data(), y.data(), static_cast<std::size_t>(x.numel()) * sizeof(float)) == 0;
 }
 
-// A tiny labelled data set (6 x 6 grey images, classes 0 1 2 in turn) as .npy files.
-constexpr std::int64_t kT = 12, kN = 20, kSpecial = 7;
+// A tiny labelled data set (6 x 6 grey images, classes 0 1 2 in turn) as .npy files. kN is
+// more than the 20 training examples the same-label check looks at, so the scores decide it.
+constexpr std::int64_t kT = 12, kN = 30, kSpecial = 7;
 std::vector<std::int64_t> tiny_labels(std::int64_t n) {
   std::vector<std::int64_t> l(static_cast<std::size_t>(n));
   for (std::int64_t i = 0; i < n; ++i) l[static_cast<std::size_t>(i)] = i % 3;
@@ -127,8 +104,12 @@ void write_tiny_dataset(const TempDir& dir, const std::string& stem, std::int64_
   write_npy(dir.file(stem + "_y.npy"), labels);
 }
 
-// B: seeded positive noise (T x N). A: B plus a large, varying weight on training example
-// kSpecial for three targets, so A minus B's first direction is that example.
+// B: seeded positive noise (T x N) in [0.1, 1], plus 1 where the training example's label is
+// the target's: every target's 10 same-label examples are among its top 20 and no other is
+// needed, so the top-20 same-label rate is exactly 10 / 20 (1/3 over all 30, 7/20 or 6/20 for
+// the first 20). A: B plus a large, varying weight on training example kSpecial (label 1) for
+// three targets of other labels, so A minus B's first direction is that example; its top 20
+// still hold the 10 same-label examples.
 struct KnownScores {
   NdArray a, b;
 };
@@ -138,7 +119,8 @@ KnownScores known_scores() {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(0.1f, 1.0f);
   for (std::int64_t i = 0; i < kT * kN; ++i)
-    s.a.mutable_data_as<float>()[i] = s.b.mutable_data_as<float>()[i] = u(rng);
+    s.a.mutable_data_as<float>()[i] = s.b.mutable_data_as<float>()[i] =
+        u(rng) + (i / kN % 3 == i % kN % 3 ? 1.0f : 0.0f);
   for (std::int64_t t : {0, 5, 9}) s.a.mutable_data_as<float>()[t * kN + kSpecial] += 8.0f + t;
   return s;
 }
@@ -236,8 +218,9 @@ TEST(RunProject, PrecomputedScoresGoStraightToModelDiff) {
   EXPECT_EQ(out.a.scores, dir.file("out/scores/A.npy"));
   EXPECT_TRUE(out.a.checkpoints.empty() && out.b.checkpoints.empty());
   EXPECT_TRUE(out.a.val_accuracy.empty() && out.b.val_accuracy.empty());
-  EXPECT_DOUBLE_EQ(out.a.top20_same_label, same_label_rate(s.a, tiny_labels(kN), tiny_labels(kT)));
-  const std::string loaded = "scores aug: loaded " + dir.file("a.npy") + " (12 x 20)";
+  EXPECT_DOUBLE_EQ(out.a.top20_same_label, 0.5);
+  EXPECT_DOUBLE_EQ(out.b.top20_same_label, 0.5);
+  const std::string loaded = "scores aug: loaded " + dir.file("a.npy") + " (12 x 30)";
   EXPECT_NE(std::find_if(log.begin(), log.end(),
                          [&](const std::string& l) { return l.rfind(loaded, 0) == 0; }),
             log.end());
@@ -266,19 +249,19 @@ TEST(RunProject, PrecomputedScoresGoStraightToModelDiff) {
   EXPECT_EQ(summary.a_minus_b.top_train[0][0], kSpecial);
 
   // run.json: empty model lists, no accuracy, and a project the GUI can parse back.
-  const auto rec = nlohmann::json::parse(read_text(dir.file("out/run.json")));
+  const auto rec = nlohmann::json::parse(read_text_file(dir.file("out/run.json")));
   const auto& a = rec["algorithms"]["A"];
   EXPECT_TRUE(a["checkpoints"].is_array() && a["checkpoints"].empty());
   EXPECT_TRUE(a["val_accuracy"].is_array() && a["val_accuracy"].empty());
   EXPECT_TRUE(a["mean_val_accuracy"].is_null());
-  EXPECT_TRUE(a["top20_same_label"].is_number());
+  EXPECT_EQ(a["top20_same_label"], 0.5);
   EXPECT_EQ(a["scores_source"], dir.file("a.npy"));
   const Project back = parse_project(rec["project"].dump(), "/", "run.json");
   EXPECT_EQ(back.a.scores, dir.file("a.npy"));
   EXPECT_EQ(back.b.scores, dir.file("b.npy"));
 
   // The report says what was not measured instead of printing NaN.
-  const std::string report = read_text(dir.file("out/report/index.html"));
+  const std::string report = read_text_file(dir.file("out/report/index.html"));
   EXPECT_NE(report.find("not measured (precomputed scores)"), std::string::npos);
   EXPECT_EQ(report.find("nan%"), std::string::npos);
   EXPECT_EQ(report.find(">nan"), std::string::npos);
@@ -298,7 +281,7 @@ TEST(RunProject, PrecomputedScoresTransposedOrRefused) {
   write_npy(dir.file("short.npy"), NdArray::allocate(DType::kFloat32, {kT - 1, kN}));
   std::string e = run_error(dir, tiny_project(R"("scores": "b.npy")", R"("scores": "short.npy")"));
   EXPECT_NE(e.find(dir.file("short.npy")), std::string::npos) << e;
-  EXPECT_NE(e.find("12 x 20"), std::string::npos) << e;
+  EXPECT_NE(e.find("12 x 30"), std::string::npos) << e;
 
   // NaN: refused naming the file and the entry.
   NdArray bad = NdArray::allocate(DType::kFloat32, {kT, kN});
@@ -401,10 +384,18 @@ TEST(Counterfactual, BootstrapIntervalOverCheckpoints) {
   EXPECT_LE(i.high, 0.5);
   const Interval again = bootstrap_interval(v, {}, 7);
   EXPECT_EQ(i.low, again.low);
-  // A minus B: the difference of the means.
+  // A minus B: the difference of the means. B is constant, so each resample of A minus B is
+  // one of A's resample means less exactly 0.05; those means are multiples of 1/60, so (for this
+  // seed) the interval is A's alone shifted by 0.05, to rounding. Ignoring B would be off by 0.05.
   const Interval d = bootstrap_interval(v, {0.05, 0.05}, 7);
   EXPECT_NEAR(d.mean, 0.2, 1e-12);
-  EXPECT_NEAR(d.low, i.low - 0.05, 0.05);
+  EXPECT_NEAR(d.low, i.low - 0.05, 1e-12);
+  EXPECT_NEAR(d.high, i.high - 0.05, 1e-12);
+  // A B that varies is resampled too: a wider interval (standard deviation of the difference
+  // about 0.078 against A's 0.070 alone, so about 0.03 wider).
+  const Interval wide = bootstrap_interval(v, {0.0, 0.1}, 7);
+  EXPECT_NEAR(wide.mean, 0.2, 1e-12);
+  EXPECT_GT(wide.high - wide.low, i.high - i.low + 0.015);
 }
 
 namespace {
@@ -464,14 +455,14 @@ TEST(RunProject, PrecomputedScoresBesideTrainedModels) {
   EXPECT_EQ(out.planted.precision.size(), 2u);
   EXPECT_TRUE(std::isnan(out.planted.shift_seeing));  // A has no models to test
   EXPECT_TRUE(std::isfinite(out.planted.shift_hidden));
-  const auto rec = nlohmann::json::parse(read_text(dir.file("out/run.json")));
+  const auto rec = nlohmann::json::parse(read_text_file(dir.file("out/run.json")));
   EXPECT_TRUE(rec["planted"]["prediction_shift_seeing"].is_null());
   EXPECT_TRUE(rec["planted"]["prediction_shift_hidden"].is_number());
   EXPECT_EQ(rec["algorithms"]["B"]["checkpoints"].size(), 1u);
   for (const auto& line : log) {
     EXPECT_EQ(line.find("nan"), std::string::npos) << line;
   }
-  const std::string report = read_text(dir.file("out/report/index.html"));
+  const std::string report = read_text_file(dir.file("out/report/index.html"));
   EXPECT_NE(report.find("not measured (sees the patch)"), std::string::npos);
 
   // The progress bar only moves forward, within [0, 1], and ends full.
