@@ -100,13 +100,6 @@ void attach_labels(ImageDataset& data, const std::string& labels_path,
   data.labels = std::move(labels);
 }
 
-bool looks_like_fashion_mnist(const std::string& path) {
-  const std::string p = lower(path);
-  return p.find("fashion-mnist") != std::string::npos ||
-         p.find("fashion_mnist") != std::string::npos ||
-         p.find("fashionmnist") != std::string::npos;
-}
-
 #if MODELDIFF_HAVE_OPENCV
 // An 8-bit, 1- or 3-channel (RGB) image as OpenCV decodes `path`; InputError when unreadable.
 cv::Mat read_image_file(const std::string& path) {
@@ -166,14 +159,6 @@ std::vector<std::string> fashion_mnist_class_names() {
 ImageDataset load_idx_dataset(const std::string& images, const std::string& labels) {
   ImageDataset data = images_from_array(images, read_idx(images));
   attach_labels(data, labels, load_integer_vector(labels));
-  if (looks_like_fashion_mnist(images)) {
-    // A name is only a hint: a file that merely sits in such a folder keeps numeric classes.
-    const auto names = fashion_mnist_class_names();
-    const auto count = static_cast<std::int64_t>(names.size());
-    if (std::all_of(data.labels.begin(), data.labels.end(),
-                    [&](std::int64_t l) { return l < count; }))
-      data.class_names = names;
-  }
   return data;
 }
 

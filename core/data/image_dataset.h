@@ -41,12 +41,13 @@ struct ImageDataset {
   std::string class_name(std::int64_t label) const;
 };
 
-// The ten Fashion-MNIST classes, in label order (0 = "T-shirt/top" ... 9 = "Ankle boot").
+// The ten Fashion-MNIST classes, in label order (0 = "T-shirt/top" ... 9 = "Ankle boot"): what
+// the built-in demo project names its classes.
 std::vector<std::string> fashion_mnist_class_names();
 
 // IDX images (N x H x W uint8, plain or gzipped, as MNIST and Fashion-MNIST ship) and an IDX
-// (or any integer-vector) label file. The result is N x H x W x 1 uint8, channels_last. When
-// the images' path contains "fashion-mnist" the Fashion-MNIST class names are set.
+// (or any integer-vector) label file. The result is N x H x W x 1 uint8, channels_last, with
+// no class names (IDX files carry none; a project names them, see project.h).
 ImageDataset load_idx_dataset(const std::string& images, const std::string& labels);
 
 // A .npy image array and a label file of any format load_integer_vector() reads. Supported:

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/base/error.h"
+#include "core/base/mapped_file.h"
 
 namespace modeldiff::core {
 namespace {
@@ -28,6 +29,7 @@ class Section {
   }
 
   bool has(const char* key) const { return j_.contains(key) && !j_.at(key).is_null(); }
+  bool has_text(const char* key) const { return has(key) && j_.at(key).is_string(); }
 
   Section section(const char* key) const {
     used_.insert(key);
@@ -220,11 +222,46 @@ ImageDataset load_spec(const DatasetSpec& spec, const char* role) {
 
 }  // namespace
 
+std::vector<std::string> read_class_names(const std::string& path) {
+  std::vector<std::string> names;
+  std::istringstream in(read_text_file(path));
+  std::string line;
+  while (std::getline(in, line)) {
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
+      line.pop_back();
+    const auto start = line.find_first_not_of(" \t");
+    names.push_back(start == std::string::npos ? "" : line.substr(start));
+  }
+  while (!names.empty() && names.back().empty()) names.pop_back();  // trailing blank lines
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (names[i].empty())
+      throw InputError(path, "a class name is empty")
+          .key("line " + std::to_string(i + 1))
+          .expected("one class name per line, in label order");
+  if (names.empty()) throw InputError(path, "no class names").expected("one name per line");
+  return names;
+}
+
 ProjectData load_project_data(const Project& project) {
   ProjectData pd;
   pd.train = load_spec(project.train, "training");
   pd.val = load_spec(project.val, "validation");
-  if (!project.class_names.empty()) pd.train.class_names = pd.val.class_names = project.class_names;
+  const std::vector<std::string> names = project.class_names_file.empty()
+                                             ? project.class_names
+                                             : read_class_names(project.class_names_file);
+  if (!names.empty()) {
+    for (const ImageDataset* d : {&pd.train, &pd.val})
+      for (std::size_t i = 0; i < d->labels.size(); ++i)
+        if (d->labels[i] >= static_cast<std::int64_t>(names.size()))
+          throw InputError(
+              project.class_names_file.empty() ? project.source : project.class_names_file,
+              "fewer class names than classes")
+              .key(project.class_names_file.empty() ? "data.class_names" : "")
+              .expected("a name for every label of " + d->source)
+              .found(std::to_string(names.size()) + " names, label " +
+                     std::to_string(d->labels[i]) + " at example " + std::to_string(i));
+    pd.train.class_names = pd.val.class_names = names;
+  }
   if (project.plant.enabled) {
     const PlantSpec& ps = project.plant;
     pd.planted_train = plant_patch(pd.train, ps.patch, ps.target_class, ps.train_fraction, ps.seed);
@@ -265,7 +302,11 @@ Project parse_project(const std::string& text, const std::string& base_dir,
         .expected("{\"images\": ..., \"labels\": ...}");
   p.train = parse_dataset(data.section("train"), base_dir, source);
   p.val = parse_dataset(data.section("val"), base_dir, source);
-  p.class_names = data.texts("class_names");
+  if (data.has_text("class_names")) {
+    p.class_names_file = resolve(base_dir, data.text("class_names"));
+  } else {
+    p.class_names = data.texts("class_names");
+  }
   const std::string prep = data.text("preprocessing");
   if (!prep.empty()) {
     try {
@@ -385,7 +426,10 @@ std::string project_json(const Project& p) {
   j["data"] = {{"train", dataset(p.train)},
                {"val", dataset(p.val)},
                {"preprocessing", describe(p.preprocessing)}};
-  if (!p.class_names.empty()) j["data"]["class_names"] = p.class_names;
+  if (!p.class_names_file.empty())
+    j["data"]["class_names"] = p.class_names_file;
+  else if (!p.class_names.empty())
+    j["data"]["class_names"] = p.class_names;
   if (p.plant.enabled) {
     const PlantSpec& s = p.plant;
     j["data"]["planted_patch"] = {{"class", s.target_class},
@@ -425,6 +469,7 @@ Project demo_project(const std::string& architecture, const std::string& fashion
              quick ? 1000 : 10000, 0};
   p.val = {dir + "t10k-images-idx3-ubyte.gz", dir + "t10k-labels-idx1-ubyte.gz", quick ? 300 : 2000,
            1};
+  p.class_names = fashion_mnist_class_names();  // named here: IDX files carry no names
   p.plant.enabled = true;
   p.plant.target_class = 6;  // "Shirt": often confused with T-shirt, pullover and coat
   p.plant.patch = PlantedPatch{3, 1, 1, 255};

@@ -16,7 +16,8 @@
 //       "train": {"images": "train-images.idx3-ubyte.gz", "labels": "train-labels.idx1-ubyte.gz",
 //                 "subset": 10000, "subset_seed": 0},     // subset: seeded random sample
 //       "val":   {"images": "...", "labels": "...", "subset": 2000},
-//       "class_names": ["T-shirt/top", ...],              // optional
+//       "class_names": ["T-shirt/top", ...],              // optional; or a text file with
+//                                                          // one name per line ("classes.txt")
 //       "preprocessing": "scale=1/255,mean=0.5,std=0.25", // optional, preprocessing.h syntax
 //       "planted_patch": {"class": 6, "train_fraction": 0.3, "val_fraction": 0.1,
 //                         "size": 3, "x": 1, "y": 1, "value": 255, "seed": 0}   // optional
@@ -100,7 +101,10 @@ struct Project {
   std::string output;  // the run folder
   int threads = 0;
   DatasetSpec train, val;
+  // Class names in label order, from the project or from class_names_file (one per line);
+  // empty: classes are shown by number. Nothing is guessed from file names.
   std::vector<std::string> class_names;
+  std::string class_names_file;  // when the project names a file (kept for project_json)
   Preprocessing preprocessing;
   PlantSpec plant;
   AlgorithmSpec a, b;
@@ -119,6 +123,10 @@ struct ProjectData {
 };
 // Throws InputError naming the file for unreadable or empty datasets.
 ProjectData load_project_data(const Project& project);
+
+// Class names from a text file: one per line in label order, surrounding blanks and trailing
+// empty lines ignored. InputError naming the file for an empty name or no names.
+std::vector<std::string> read_class_names(const std::string& path);
 
 // Reads and checks a project file. Throws InputError naming the file and the key for a
 // syntax error, an unknown key, a value of the wrong type or out of range, or a missing

@@ -12,6 +12,7 @@
 #include "common/temp_dir.h"
 #include "core/base/error.h"
 #include "core/base/mapped_file.h"
+#include "core/data/image_dataset.h"
 #include "core/diff/diff_summary.h"
 #include "core/diff/model_diff.h"
 #include "core/io/npy.h"
@@ -475,4 +476,55 @@ TEST(RunProject, PrecomputedScoresBesideTrainedModels) {
     }
   }
   EXPECT_DOUBLE_EQ(progress.fractions.back(), 1.0);
+}
+
+TEST(Project, ClassNamesComeFromTheProjectOrANamesFileNeverFromPaths) {
+  TempDir dir("class_names");
+  // Under a folder named like Fashion-MNIST's: the path must not name the classes.
+  std::filesystem::create_directories(dir.file("fashion-mnist"));
+  write_tiny_dataset(dir, "fashion-mnist/train", kN);
+  write_tiny_dataset(dir, "fashion-mnist/val", kT);
+  const std::string data = R"("train": {"images": "fashion-mnist/train.npy",
+                                        "labels": "fashion-mnist/train_y.npy"},
+                              "val": {"images": "fashion-mnist/val.npy",
+                                      "labels": "fashion-mnist/val_y.npy"})";
+  const auto project = [&](const std::string& names) {
+    return R"({"name": "n", "data": {)" + data + names + R"(},
+      "A": {"scores": "a.npy"}, "B": {"scores": "b.npy"}})";
+  };
+  const auto load = [&](const std::string& text) {
+    write_text(dir.file("p.json"), text);
+    return load_project_data(load_project(dir.file("p.json")));
+  };
+  EXPECT_TRUE(load(project("")).train.class_names.empty());
+
+  const ProjectData listed = load(project(R"(, "class_names": ["zero", "one", "two"])"));
+  EXPECT_EQ(listed.val.class_name(2), "two");
+
+  write_text(dir.file("classes.txt"), "  round \r\nsquare\ntriangle\n\n");
+  const std::string with_file = project(R"(, "class_names": "classes.txt")");
+  const ProjectData from_file = load(with_file);
+  EXPECT_EQ(from_file.train.class_names, (std::vector<std::string>{"round", "square", "triangle"}));
+  EXPECT_EQ(from_file.val.class_names, from_file.train.class_names);
+  // The project keeps naming the file (not its contents) when written back.
+  const Project p = load_project(dir.file("p.json"));
+  EXPECT_EQ(nlohmann::json::parse(project_json(p))["data"]["class_names"], dir.file("classes.txt"));
+
+  // Fewer names than classes, an empty line inside, no names: errors naming the file.
+  write_text(dir.file("classes.txt"), "round\nsquare\n");
+  try {
+    load(with_file);
+    FAIL() << "two names for three classes";
+  } catch (const InputError& e) {
+    EXPECT_EQ(e.file(), dir.file("classes.txt"));
+    EXPECT_NE(std::string(e.what()).find("fewer class names than classes"), std::string::npos);
+  }
+  write_text(dir.file("classes.txt"), "round\n\nsquare\n");
+  EXPECT_THROW(load(with_file), InputError);
+  write_text(dir.file("classes.txt"), "\n");
+  EXPECT_THROW(load(with_file), InputError);
+
+  // The built-in demo names its classes itself.
+  EXPECT_EQ(demo_project("/r/demo_cnn.pt", "/f", "/o", true).class_names,
+            fashion_mnist_class_names());
 }
