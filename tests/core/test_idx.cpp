@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "common/skip.h"
 #include "core/base/error.h"
 #include "core/base/ndarray.h"
 #include "core/io/idx.h"
@@ -178,8 +179,9 @@ class IdxFashionMnist : public ::testing::Test {
     return "/usr/share/datasets/fashion-mnist/" + name;
   }
   void SetUp() override {
-    if (!std::filesystem::exists(path("train-labels-idx1-ubyte.gz")))
-      GTEST_SKIP() << "Fashion-MNIST not installed under /usr/share/datasets/fashion-mnist";
+    MODELDIFF_SKIP_IF_MISSING(
+        !std::filesystem::exists(path("train-labels-idx1-ubyte.gz")),
+        "Fashion-MNIST not installed under /usr/share/datasets/fashion-mnist");
   }
 };
 

@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/skip.h"
 #include "common/temp_dir.h"
 #include "core/base/error.h"
 #include "core/base/ndarray.h"
@@ -238,8 +239,8 @@ TEST(ImageDatasetIdx, ErrorsNameTheFile) {
 TEST(ImageDatasetIdx, RealFashionMnist) {
   const std::string images = std::string(kFashionDir) + "/t10k-images-idx3-ubyte.gz";
   const std::string labels = std::string(kFashionDir) + "/t10k-labels-idx1-ubyte.gz";
-  if (!fs::exists(images) || !fs::exists(labels))
-    GTEST_SKIP() << "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)";
+  MODELDIFF_SKIP_IF_MISSING(!fs::exists(images) || !fs::exists(labels),
+                            "Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)");
   const ImageDataset d = load_dataset(images, labels);
   EXPECT_EQ(d.images.shape(), (std::vector<std::int64_t>{10000, 28, 28, 1}));
   EXPECT_TRUE(d.class_names.empty());  // named by the project, not by the path

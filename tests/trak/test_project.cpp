@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "common/skip.h"
 #include "common/temp_dir.h"
 #include "core/base/error.h"
 #include "core/base/mapped_file.h"
@@ -219,8 +220,8 @@ TEST(RunProject, PrecomputedScoresGoStraightToModelDiff) {
   EXPECT_EQ(out.a.scores, dir.file("out/scores/A.npy"));
   EXPECT_TRUE(out.a.checkpoints.empty() && out.b.checkpoints.empty());
   EXPECT_TRUE(out.a.val_accuracy.empty() && out.b.val_accuracy.empty());
-  EXPECT_DOUBLE_EQ(out.a.top20_same_label, 0.5);
-  EXPECT_DOUBLE_EQ(out.b.top20_same_label, 0.5);
+  EXPECT_DOUBLE_EQ(out.a.same_label_rate, 0.5);
+  EXPECT_DOUBLE_EQ(out.b.same_label_rate, 0.5);
   const std::string loaded = "scores aug: loaded " + dir.file("a.npy") + " (12 x 30)";
   EXPECT_NE(std::find_if(log.begin(), log.end(),
                          [&](const std::string& l) { return l.rfind(loaded, 0) == 0; }),
@@ -255,7 +256,8 @@ TEST(RunProject, PrecomputedScoresGoStraightToModelDiff) {
   EXPECT_TRUE(a["checkpoints"].is_array() && a["checkpoints"].empty());
   EXPECT_TRUE(a["val_accuracy"].is_array() && a["val_accuracy"].empty());
   EXPECT_TRUE(a["mean_val_accuracy"].is_null());
-  EXPECT_EQ(a["top20_same_label"], 0.5);
+  EXPECT_EQ(a["same_label_rate"], 0.5);
+  EXPECT_EQ(a["same_label_top_k"], kSameLabelTopK);
   EXPECT_EQ(a["scores_source"], dir.file("a.npy"));
   const Project back = parse_project(rec["project"].dump(), "/", "run.json");
   EXPECT_EQ(back.a.scores, dir.file("a.npy"));
@@ -415,7 +417,8 @@ class RecordingProgress final : public Progress {
 // the planted check's precision runs, the counterfactual measures only the trained models.
 TEST(RunProject, PrecomputedScoresBesideTrainedModels) {
   const std::string fm = "/usr/share/datasets/fashion-mnist/";
-  if (!fs::exists(fm + "train-images-idx3-ubyte.gz")) GTEST_SKIP() << "Fashion-MNIST not installed";
+  MODELDIFF_SKIP_IF_MISSING(!fs::exists(fm + "train-images-idx3-ubyte.gz"),
+                            "Fashion-MNIST not installed");
   TempDir dir("precomputed_mixed");
   const std::int64_t n = 300, t = 100;
   NdArray given = NdArray::allocate(DType::kFloat32, {n, t});  // N x T: transposed on loading

@@ -13,6 +13,7 @@
 #include <string>
 #include <tuple>
 
+#include "common/skip.h"
 #include "common/temp_dir.h"
 #include "core/base/error.h"
 #include "core/data/image_dataset.h"
@@ -126,7 +127,7 @@ class CountingProgress final : public Progress {
 }  // namespace
 
 TEST(Trainer, DemoCnnLearnsFashionMnistAndItsCheckpointGivesTheSameLogits) {
-  if (!have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  MODELDIFF_SKIP_IF_MISSING(!have_fashion_mnist(), "Fashion-MNIST not installed");
   const Fashion& data = fashion();
   TempDir dir("trainer");
   CountingProgress progress;
@@ -178,7 +179,7 @@ TEST(Trainer, DemoCnnLearnsFashionMnistAndItsCheckpointGivesTheSameLogits) {
 }
 
 TEST(Trainer, AugmentedTrainingIsSeededToo) {
-  if (!have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  MODELDIFF_SKIP_IF_MISSING(!have_fashion_mnist(), "Fashion-MNIST not installed");
   const ImageDataset train = subset(fashion().train, first(300));
   TrainSettings s = one_epoch(5);
   s.augment = true;
@@ -196,7 +197,7 @@ TEST(Trainer, AugmentedTrainingIsSeededToo) {
 }
 
 TEST(Trainer, CancelledTrainingWritesNothing) {
-  if (!have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  MODELDIFF_SKIP_IF_MISSING(!have_fashion_mnist(), "Fashion-MNIST not installed");
   TempDir dir("trainer");
   CancelAfter progress(3);
   EXPECT_THROW(train_model(demo_architecture(), fashion().train, &fashion().val, Preprocessing{},
@@ -207,7 +208,7 @@ TEST(Trainer, CancelledTrainingWritesNothing) {
 }
 
 TEST(Trainer, EnsembleTrainsOneSeedPerModelAndResumes) {
-  if (!have_fashion_mnist()) GTEST_SKIP() << "Fashion-MNIST not installed";
+  MODELDIFF_SKIP_IF_MISSING(!have_fashion_mnist(), "Fashion-MNIST not installed");
   const ImageDataset train = subset(fashion().train, first(256));
   const ImageDataset val = subset(fashion().val, first(100));
   TempDir dir("trainer");
@@ -244,7 +245,7 @@ TEST(Trainer, EnsembleTrainsOneSeedPerModelAndResumes) {
 
 TEST(Trainer, BatchNormModelTrainsAndTracksItsStatistics) {
   const std::string arch = modeldiff::test::test_fixture("models/bn_arch.pt");
-  if (!fs::exists(arch)) GTEST_SKIP() << "python fixtures not generated";
+  MODELDIFF_SKIP_IF_MISSING(!fs::exists(arch), "python fixtures not generated");
   ImageDataset train;
   train.source = "random";
   train.images = NdArray::allocate(DType::kUInt8, {65, 28, 28, 1});
