@@ -37,8 +37,10 @@ int run(const core::Project& project) {
   std::printf("%-34s %16zu %16zu\n", "checkpoints", r.a.checkpoints.size(), r.b.checkpoints.size());
   std::printf("%-34s %16s %16s\n", "mean validation accuracy", percent(acc[0]).c_str(),
               percent(acc[1]).c_str());
-  std::printf("%-34s %16s %16s   (random ranking ~10%%)\n", "TRAK top-20 same-label rate",
-              percent(r.a.top20_same_label).c_str(), percent(r.b.top20_same_label).c_str());
+  const std::string same_label =
+      "TRAK top-" + std::to_string(core::kSameLabelTopK) + " same-label rate";
+  std::printf("%-34s %16s %16s   (random ranking ~10%%)\n", same_label.c_str(),
+              percent(r.a.same_label_rate).c_str(), percent(r.b.same_label_rate).c_str());
   if (r.planted.enabled) {
     const core::PlantedCheck& pc = r.planted;
     std::printf("\nplanted patch (%lld training images, chance %s):\n",

@@ -310,19 +310,20 @@ RunOutcome run_project(const Project& project, Progress& progress,
     }
     // Either way: the run's copy of the scores and how well they rank by label.
     write_npy(o.scores, scores[i]);
-    o.top20_same_label = same_label_rate(scores[i], v.train.labels, v.val.labels, 20);
+    o.same_label_rate = same_label_rate(scores[i], v.train.labels, v.val.labels, kSameLabelTopK);
+    const std::string same_label = "top-" + std::to_string(kSameLabelTopK) + " same-label rate ";
     std::ostringstream line;
     line.precision(3);
     if (spec.precomputed()) {
       line << "scores " << spec.label << ": loaded " << spec.scores
            << (spec.scores_key.empty() ? "" : " [" + spec.scores_key + "]") << " ("
-           << scores[i].dim(0) << " x " << scores[i].dim(1) << "); top-20 same-label rate "
-           << 100 * o.top20_same_label << "%";
+           << scores[i].dim(0) << " x " << scores[i].dim(1) << "); " << same_label
+           << percent(o.same_label_rate);
     } else {
       line << "TRAK " << spec.label << ": " << o.checkpoints.size() << " checkpoints (" << o.cached
            << " from the cache) in " << static_cast<int>(o.trak_seconds)
-           << " s; mean validation accuracy " << 100 * mean(o.val_accuracy)
-           << "%; top-20 same-label rate " << 100 * o.top20_same_label << "%";
+           << " s; mean validation accuracy " << percent(mean(o.val_accuracy)) << "; " << same_label
+           << percent(o.same_label_rate);
       if (o.kernel_dropped > 0)
         line << "; " << o.kernel_dropped
              << " kernel directions without training signal left out (pseudo-inverse)";
@@ -500,10 +501,10 @@ RunOutcome run_project(const Project& project, Progress& progress,
       ri.facts.push_back({letters[i] + ": mean validation accuracy",
                           specs[i]->precomputed() ? "not measured (precomputed scores)"
                                                   : percent(mean(o.val_accuracy))});
-      ri.facts.push_back(
-          {letters[i] + (specs[i]->precomputed() ? ": top-20 same-label rate of the given scores"
-                                                 : ": top-20 same-label rate of TRAK"),
-           percent(o.top20_same_label)});
+      ri.facts.push_back({letters[i] + ": top-" + std::to_string(kSameLabelTopK) +
+                              " same-label rate of " +
+                              (specs[i]->precomputed() ? "the given scores" : "TRAK"),
+                          percent(o.same_label_rate)});
     }
     if (out.planted.enabled) {
       const PlantedCheck& pc = out.planted;
@@ -539,7 +540,8 @@ RunOutcome run_project(const Project& project, Progress& progress,
       a["checkpoints"] = o.checkpoints;
       a["val_accuracy"] = o.val_accuracy;
       a["mean_val_accuracy"] = number(mean(o.val_accuracy));
-      a["top20_same_label"] = number(o.top20_same_label);
+      a["same_label_rate"] = number(o.same_label_rate);
+      a["same_label_top_k"] = kSameLabelTopK;
       a["trained"] = o.trained;
       a["reused"] = o.reused;
       a["cached_features"] = o.cached;

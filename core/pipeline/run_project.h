@@ -32,6 +32,10 @@
 
 namespace modeldiff::core {
 
+// How many of a validation example's highest-scored training examples the same-label check of
+// the scores looks at (run.json: same_label_top_k beside each same_label_rate).
+constexpr int kSameLabelTopK = 20;
+
 struct AlgorithmOutcome {
   std::string label;
   std::vector<std::string> checkpoints;  // empty for precomputed scores
@@ -40,9 +44,9 @@ struct AlgorithmOutcome {
   int cached = 0;                        // checkpoints whose TRAK features came from the cache
   std::int64_t kernel_dropped = 0;       // kernel directions without signal, over all checkpoints
   double train_seconds = 0, trak_seconds = 0;
-  // Average share of a validation example's 20 highest-scored training examples that have
-  // its label (10% for a random ranking over ten balanced classes).
-  double top20_same_label = std::numeric_limits<double>::quiet_NaN();
+  // Average share of a validation example's kSameLabelTopK highest-scored training examples
+  // that have its label (10% for a random ranking over ten balanced classes).
+  double same_label_rate = std::numeric_limits<double>::quiet_NaN();
   std::string scores;  // scores/<A|B>.npy
 };
 

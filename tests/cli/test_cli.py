@@ -296,7 +296,8 @@ def case_demo_quick(work):
     for key, algo in rec["algorithms"].items():
         assert algo["label"] == labels[key]
         assert len(algo["checkpoints"]) == 2 and algo["trained"] == 2, algo
-        assert 0.3 < algo["top20_same_label"] <= 1.0, algo  # random ranking: ~0.1
+        assert algo["same_label_top_k"] == 20, algo
+        assert 0.3 < algo["same_label_rate"] <= 1.0, algo  # random ranking: ~0.1
         s = np.load(out / "scores" / f"{key}.npy")
         assert s.shape == (300, 1000) and s.dtype == np.float32 and np.isfinite(s).all()
     # One comparison over everything, one per class (ten classes in the validation subset).
