@@ -158,6 +158,9 @@ void run_in_child_process(const std::function<void(ChildWriter&)>& child,
   }
   if (pid < 0) throw ChildProcessFailed(std::string("cannot fork: ") + std::strerror(errno));
   if (pid == 0) {
+    // The parent's crash handlers (a test framework's, a GUI's) are not the child's: a crash
+    // here ends the child quietly, and the parent reports it.
+    for (int sig : {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT}) ::signal(sig, SIG_DFL);
     ::close(fds[0]);
     child_main(fds[1], child);
   }
