@@ -1,19 +1,20 @@
 #include "analysis_plots.h"
 
+#include <QResizeEvent>
 #include <algorithm>
 #include <cmath>
 #include <limits>
+
+#include "class_palette.h"
 
 namespace modeldiff::ui {
 
 namespace {
 
-// Ten distinguishable colours (Tableau 10), one per class.
-QColor classColour(std::size_t k) {
-  static const QRgb kColours[] = {0x4e79a7, 0xf28e2b, 0xe15759, 0x76b7b2, 0x59a14f,
-                                  0xedc948, 0xb07aa1, 0xff9da7, 0x9c755f, 0xbab0ac};
-  return QColor(kColours[k % (sizeof(kColours) / sizeof(kColours[0]))]);
-}
+// The plot's rows: title, axes, legend (below the axes, so that it hides no point).
+constexpr int kLegendRow = 2;
+// The legend takes at most this share of the plot's height; entries beyond are left out.
+constexpr double kLegendShare = 0.4;
 
 QCPTextElement* addTitle(QCustomPlot* plot, const QString& text) {
   plot->plotLayout()->insertRow(0);
@@ -27,16 +28,18 @@ QCPTextElement* addTitle(QCustomPlot* plot, const QString& text) {
 ProjectionPlot::ProjectionPlot(QWidget* parent) : QCustomPlot(parent) {
   for (QCPAxis* axis : {xAxis, yAxis, xAxis2, yAxis2}) axis->setLayer(QStringLiteral("grid"));
   legend->setVisible(true);
-  legend->setFont(QFont(font().family(), 7));
   legend->setIconSize(8, 8);
-  legend->setRowSpacing(-2);
-  legend->setColumnSpacing(4);
-  legend->setBrush(QColor(255, 255, 255, 200));
+  legend->setRowSpacing(0);
+  legend->setColumnSpacing(6);
+  legend->setBorderPen(Qt::NoPen);
   legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
-  legend->setWrap(3);  // three columns: the legend keeps clear of most points
-  axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignRight);
   setInteractions(QCP::iRangeDrag | QCP::iRangeZoom | QCP::iSelectPlottables);
   title_ = addTitle(this, tr("Projections of the validation examples"));
+  // Below the axes, as many columns as fit the width (layoutLegend).
+  axisRect()->insetLayout()->take(legend);
+  plotLayout()->addElement(kLegendRow, 0, legend);
+  plotLayout()->setRowStretchFactor(kLegendRow, 0.001);
+  legend->setMargins(QMargins(6, 0, 6, 4));
   connect(this, &QCustomPlot::plottableClick, this, &ProjectionPlot::onPlottableClick);
   connect(
       selectionRect(), &QCPSelectionRect::accepted, this, [this](const QRect& rect, QMouseEvent*) {
@@ -91,6 +94,7 @@ void ProjectionPlot::setData(const RunData* run, const Comparison* comparison, i
   const bool valid = columns > 0 && x >= 0 && y >= 0 && x < columns && y < columns;
   std::vector<std::int64_t> labels;  // per projections row; 0 when the classes are unknown
   std::int64_t class_count = 1;
+  std::vector<QColor> palette;
   if (valid) {
     const auto n = static_cast<std::int64_t>(comparison->target_rows.size());
     labels.assign(static_cast<std::size_t>(n), 0);
@@ -101,7 +105,9 @@ void ProjectionPlot::setData(const RunData* run, const Comparison* comparison, i
           labels[static_cast<std::size_t>(i)] = run->val->labels[static_cast<std::size_t>(index)];
       }
       for (std::int64_t label : labels) class_count = std::max(class_count, label + 1);
+      class_count = std::max(class_count, static_cast<std::int64_t>(run->val->class_names.size()));
     }
+    palette = classPalette(static_cast<int>(class_count));
     rows_.assign(static_cast<std::size_t>(class_count), {});
     for (std::int64_t i = 0; i < n; ++i)
       rows_[static_cast<std::size_t>(labels[static_cast<std::size_t>(i)])].push_back(
@@ -111,7 +117,7 @@ void ProjectionPlot::setData(const RunData* run, const Comparison* comparison, i
       if (rows_[k].empty()) continue;
       auto* curve = new QCPCurve(xAxis, yAxis);
       curve->setLineStyle(QCPCurve::lsNone);
-      curve->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, classColour(k), 6));
+      curve->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, palette[k], 6));
       curve->setSelectable(QCP::stSingleData);
       QString name =
           run != nullptr && run->val
@@ -164,12 +170,61 @@ void ProjectionPlot::setData(const RunData* run, const Comparison* comparison, i
             : QString();
   xAxis->setLabel(valid ? tr("projection on direction %1").arg(x + 1) : QString());
   yAxis->setLabel(valid ? tr("projection on direction %1").arg(y + 1) : QString());
-  title_->setText(valid ? tr("Projections on %1 directions").arg(set_name)
-                        : tr("Projections of the validation examples (not available)"));
+  title_text_ = valid ? tr("Projections on %1 directions").arg(set_name)
+                      : tr("Projections of the validation examples (not available)");
+  layoutLegend(width(), height());
   refreshHighlight();
   rescaleAxes();
   for (QCPAxis* axis : {xAxis, yAxis}) axis->scaleRange(1.08, axis->range().center());
   replot();
+}
+
+void ProjectionPlot::resizeEvent(QResizeEvent* event) {
+  layoutLegend(event->size().width(), event->size().height());
+  QCustomPlot::resizeEvent(event);
+}
+
+void ProjectionPlot::layoutLegend(int plot_width, int plot_height) {
+  legend->clearItems();
+  const int classes = static_cast<int>(classes_.size());
+  const int entries = classes + (highlight_ != nullptr ? 1 : 0);
+  // Smaller type for many classes (CIFAR-100's 100 names still fit a window-wide plot).
+  legend->setFont(QFont(font().family(), entries > 24 ? 6 : 7));
+  // The widest class sets the column width (the rings' longer entry widens one column): as
+  // many columns as fit, then as many rows as the legend's share of the height holds.
+  int widest = 1, tallest = 1, rings = 0;
+  for (int k = 0; k < entries; ++k) {
+    QCPAbstractPlottable* p =
+        k < classes ? static_cast<QCPAbstractPlottable*>(classes_[static_cast<std::size_t>(k)])
+                    : highlight_;
+    const QCPPlottableLegendItem entry(legend, p);
+    const QSize hint = static_cast<const QCPLayoutElement&>(entry).minimumOuterSizeHint();
+    if (k < classes)
+      widest = std::max(widest, hint.width());
+    else
+      rings = hint.width();
+    tallest = std::max(tallest, hint.height());
+  }
+  const QMargins m = legend->margins();
+  const int spacing_x = legend->columnSpacing(), spacing_y = legend->rowSpacing();
+  const int room = plot_width - m.left() - m.right() - std::max(widest, rings);
+  const int columns =
+      std::clamp(1 + std::max(room, 0) / (widest + spacing_x), 1, std::max(entries, 1));
+  const int rows_fit =
+      std::max(1, static_cast<int>((kLegendShare * plot_height - m.top() - m.bottom() + spacing_y) /
+                                   (tallest + spacing_y)));
+  // Classes listed: all that fit, keeping a place for the rings' entry.
+  const int listed = std::min(classes, columns * rows_fit - (highlight_ != nullptr ? 1 : 0));
+  legend->setWrap(columns);
+  for (int k = 0; k < classes; ++k)
+    if (k < listed) classes_[static_cast<std::size_t>(k)]->addToLegend(legend);
+  if (highlight_ != nullptr) highlight_->addToLegend(legend);
+  legend->setFillOrder(QCPLayoutGrid::foColumnsFirst, true);
+  legend_classes_ = std::max(listed, 0);
+  title_->setText(
+      legend_classes_ < classes
+          ? tr("%1 (legend: %2 of %3 classes)").arg(title_text_).arg(legend_classes_).arg(classes)
+          : title_text_);
 }
 
 void ProjectionPlot::setHighlighted(const std::vector<std::int64_t>& indices) {

@@ -1,6 +1,7 @@
 // Two more figures of the direction browser. ProjectionPlot: the analysed validation examples'
-// projections on two components of one direction set, coloured by class, with the selected
-// direction's top validation examples ringed; clicking a point picks that example.
+// projections on two components of one direction set, coloured by class (classPalette), with
+// the selected direction's top validation examples ringed; clicking a point picks that
+// example. Its legend lies below the axes, in as many columns as the width fits.
 // CosineHistogram: per example, the cosine similarity of A's and B's attribution rows
 // (diff.h5's cosine_ab), with the median marked.
 #pragma once
@@ -29,6 +30,9 @@ class ProjectionPlot : public QCustomPlot {
   int pointCount() const;
   // Where projections row `row` is plotted (plot coordinates); (NaN, NaN) when not plotted.
   QPointF pointOf(int row) const;
+  // The classes the legend lists: all plotted ones unless the legend would take more than
+  // 40% of the height (then the first ones, and the title says how many).
+  int legendClasses() const { return legend_classes_; }
 
   // Region selection: while on, dragging a rectangle selects the points inside it (instead of
   // panning). The selection (projections rows, ascending) stays across components of the
@@ -45,7 +49,12 @@ class ProjectionPlot : public QCustomPlot {
   // The region selection changed.
   void regionChanged(int count);
 
+ protected:
+  void resizeEvent(QResizeEvent* event) override;
+
  private:
+  // Lays the legend out for a plot of this size: font, columns, the classes it lists.
+  void layoutLegend(int plot_width, int plot_height);
   void onPlottableClick(QCPAbstractPlottable* plottable, int dataIndex, QMouseEvent* event);
   void refreshHighlight();
   void refreshRegion();
@@ -54,6 +63,8 @@ class ProjectionPlot : public QCustomPlot {
   QCPCurve* highlight_ = nullptr;
   QCPCurve* selected_ = nullptr;
   QCPTextElement* title_ = nullptr;
+  QString title_text_;  // the title without the legend's note
+  int legend_classes_ = 0;
   const Comparison* comparison_ = nullptr;
   int set_ = 0, x_ = 0, y_ = 1;
   std::vector<std::int64_t> highlighted_;

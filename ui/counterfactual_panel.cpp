@@ -22,6 +22,9 @@
 #include <cmath>
 
 #include "core/base/error.h"
+#include "core/base/percent.h"
+#include "dataset_image.h"
+#include "error_reporting.h"
 
 namespace modeldiff::ui {
 
@@ -33,17 +36,8 @@ const QColor kColorA(31, 119, 180);
 const QColor kColorB(255, 127, 14);
 
 QPixmap toPixmap(const core::ImageDataset& data, std::int64_t index, int size) {
-  const core::NdArray img = core::display_image(data, index);
-  const int h = static_cast<int>(img.dim(0)), w = static_cast<int>(img.dim(1));
-  const int c = static_cast<int>(img.dim(2));
-  const auto* p = img.data_as<std::uint8_t>();
-  QImage out(w, h, QImage::Format_RGB888);
-  for (int y = 0; y < h; ++y)
-    for (int x = 0; x < w; ++x) {
-      const std::uint8_t* px = p + (static_cast<std::ptrdiff_t>(y) * w + x) * c;
-      out.setPixel(x, y, c == 1 ? qRgb(px[0], px[0], px[0]) : qRgb(px[0], px[1], px[2]));
-    }
-  return QPixmap::fromImage(out.scaled(size, size, Qt::KeepAspectRatio, Qt::FastTransformation));
+  return QPixmap::fromImage(
+      datasetImage(data, index).scaled(size, size, Qt::KeepAspectRatio, Qt::FastTransformation));
 }
 
 QString interval(double mean, double low, double high) {
@@ -76,6 +70,7 @@ CounterfactualPanel::CounterfactualPanel(QWidget* parent)
       table_(new QTableWidget),
       progress_forwarder_(new ForwardingProgress(this)) {
   pool_.setMaxThreadCount(1);
+  setEvaluation({});
   auto* layout = new QVBoxLayout(this);
   layout->setContentsMargins(6, 6, 6, 6);
 
@@ -237,14 +232,23 @@ std::vector<std::int64_t> CounterfactualPanel::chosenIndices() const {
 }
 
 bool CounterfactualPanel::inputs(CounterfactualInputs& out, QString& error) const {
+  try {
+    return readInputs(out, error);
+  } catch (...) {
+    error = currentError().message;
+    return false;
+  }
+}
+
+bool CounterfactualPanel::readInputs(CounterfactualInputs& out, QString& error) const {
   if (!run_data_) {
     error = tr("Open a run folder first");
     return false;
   }
   try {
     out.transform = core::parse_transform(transform_->text().trimmed().toStdString());
-  } catch (const core::InputError& e) {
-    error = tr("Transformation: %1").arg(QString::fromUtf8(e.what()));
+  } catch (...) {
+    error = tr("Transformation: %1").arg(currentError().message);
     return false;
   }
   if (out.transform.steps.empty()) {
@@ -308,8 +312,8 @@ void CounterfactualPanel::validate() {
       const core::Transform t = core::parse_transform(transform_->text().trimmed().toStdString());
       if (t.steps.empty()) throw core::InputError("", "enter a transformation");
       valid_ = true;
-    } catch (const core::InputError& e) {
-      error = tr("Transformation: %1").arg(QString::fromUtf8(e.what()));
+    } catch (...) {
+      error = tr("Transformation: %1").arg(currentError().message);
     }
     if (valid_)
       for (const QString& part : strengths_->text().split(QLatin1Char(','), Qt::SkipEmptyParts)) {
@@ -352,25 +356,50 @@ void CounterfactualPanel::updatePreview() {
   for (QLabel* l : originals_) l->clear();
   for (QLabel* l : transformed_) l->clear();
   if (!run_data_) return;
-  std::vector<std::int64_t> chosen = chosenIndices();
-  if (chosen.size() > static_cast<std::size_t>(kPreviewImages)) chosen.resize(kPreviewImages);
+  // Whatever the images or the transformation throw is shown in the error line (the first
+  // problem stays: validate() has put the text's own there already).
+  const auto show = [this](const QString& prefix) {
+    if (!error_->text().isEmpty()) return;
+    error_->setText(prefix.arg(currentError().message));
+    error_->setVisible(true);
+  };
+  std::vector<std::int64_t> chosen;
+  try {
+    chosen = chosenIndices();
+    if (chosen.size() > static_cast<std::size_t>(kPreviewImages)) chosen.resize(kPreviewImages);
+    for (std::size_t i = 0; i < chosen.size(); ++i)
+      originals_[i]->setPixmap(toPixmap(*run_data_->val, chosen[i], kPreviewSize));
+  } catch (...) {
+    show(tr("Preview: %1"));
+  }
   if (chosen.empty()) return;
-  const core::ImageDataset& val = *run_data_->val;
-  for (std::size_t i = 0; i < chosen.size(); ++i)
-    originals_[i]->setPixmap(toPixmap(val, chosen[i], kPreviewSize));
   try {
     const core::Transform t = core::parse_transform(transform_->text().trimmed().toStdString());
     if (t.steps.empty()) return;
     // A handful of small images: quick enough for the GUI thread.
-    const core::ImageDataset out = core::apply_transform(val, t, chosen);
+    const core::ImageDataset out = core::apply_transform(*run_data_->val, t, chosen);
     for (std::size_t i = 0; i < chosen.size(); ++i)
       transformed_[i]->setPixmap(toPixmap(out, static_cast<std::int64_t>(i), kPreviewSize));
-  } catch (const core::InputError& e) {
-    if (error_->text().isEmpty()) {
-      error_->setText(tr("Transformation: %1").arg(QString::fromUtf8(e.what())));
-      error_->setVisible(true);
-    }
+  } catch (...) {
+    show(tr("Transformation: %1"));
   }
+}
+
+void CounterfactualPanel::setEvaluation(Evaluation evaluation) {
+  if (evaluation) {
+    evaluation_ = std::move(evaluation);
+    return;
+  }
+#if MODELDIFF_UI_RUNS
+  evaluation_ = [](const CounterfactualInputs& in, core::Progress& progress) {
+    return core::run_counterfactual(in.a, in.b, *in.images, in.prep, in.transform, in.strengths,
+                                    in.target_class, in.seed, progress);
+  };
+#else
+  evaluation_ = [](const CounterfactualInputs&, core::Progress&) -> core::CounterfactualResult {
+    throw core::InputError("", "this build (without LibTorch) cannot evaluate models");
+  };
+#endif
 }
 
 bool CounterfactualPanel::start() {
@@ -393,21 +422,16 @@ bool CounterfactualPanel::start() {
   export_->setEnabled(false);
   ForwardingProgress* progress = progress_forwarder_;
   running_ = true;
-  watcher_.setFuture(QtConcurrent::run(&pool_, [in, progress]() {
+  watcher_.setFuture(QtConcurrent::run(&pool_, [in, progress, evaluation = evaluation_]() {
     Outcome outcome;
-#if MODELDIFF_UI_RUNS
     try {
-      outcome.result = core::run_counterfactual(in.a, in.b, *in.images, in.prep, in.transform,
-                                                in.strengths, in.target_class, in.seed, *progress);
-    } catch (const core::Cancelled&) {
-      outcome.cancelled = true;
-    } catch (const std::exception& e) {
-      outcome.error = QString::fromUtf8(e.what());
+      outcome.result = evaluation(in, *progress);
+    } catch (...) {
+      const CaughtError caught = currentError();
+      outcome.cancelled = caught.cancelled();
+      if (!caught.cancelled()) outcome.error = caught.message;
+      outcome.kind = caught.kind;
     }
-#else
-    (void)progress;
-    outcome.error = QStringLiteral("this build (without LibTorch) cannot evaluate models");
-#endif
     return outcome;
   }));
   return true;
@@ -436,6 +460,7 @@ void CounterfactualPanel::onFinished() {
   if (!outcome.error.isEmpty()) {
     status_->setText(tr("Failed: %1").arg(outcome.error));
     export_->setEnabled(has_result_);
+    showErrorBox(this, tr("The transformation test failed"), outcome.error, outcome.kind);
     Q_EMIT finished(false, outcome.error);
     return;
   }
@@ -502,7 +527,7 @@ void CounterfactualPanel::showResult() {
     for (const core::EffectRow& r : result_.rows) {
       if (r.strength != strengths[i]) continue;
       const QString text = interval(r.mean_delta_p, r.ci_low, r.ci_high);
-      const QString flips = QStringLiteral("%1%").arg(100.0 * r.flip_fraction, 0, 'f', 1);
+      const QString flips = QString::fromStdString(core::format_percent(r.flip_fraction));
       if (r.algorithm == "A") {
         table_->setItem(row, 1, new QTableWidgetItem(text));
         table_->setItem(row, 4, new QTableWidgetItem(flips));
@@ -541,8 +566,8 @@ bool CounterfactualPanel::exportTo(const QString& dir, QSize size, QString* erro
 #if MODELDIFF_UI_RUNS
   try {
     core::write_counterfactual(dir.toStdString(), result_);
-  } catch (const std::exception& e) {
-    return fail(QString::fromUtf8(e.what()));
+  } catch (...) {
+    return fail(currentError().message);
   }
 #endif
   return true;

@@ -11,9 +11,11 @@
 #include <QWidget>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
+#include "core/base/error_report.h"
 #include "core/pipeline/counterfactual.h"
 #include "run_data.h"
 
@@ -74,6 +76,7 @@ class CounterfactualPanel : public QWidget {
   // The inputs as the controls now say; false with `error` set when they do not parse.
   bool inputs(CounterfactualInputs& out, QString& error) const;
   // Starts the test on a worker thread; false when the inputs are invalid or one is running.
+  // When it fails, the status line and a message box say why; a cancel is only reported.
   bool start();
   void cancel();
   // From start() until the result (or the cancel, or the error) has been shown.
@@ -82,6 +85,13 @@ class CounterfactualPanel : public QWidget {
   const core::CounterfactualResult& result() const { return result_; }
   // Writes plot.png (`size` pixels), plot.svg and effects.json/.csv/.png into `dir`.
   bool exportTo(const QString& dir, QSize size, QString* error = nullptr);
+
+  // What the worker runs on the inputs: core::run_counterfactual (an empty function restores
+  // it). Replaced in tests to make the worker fail in every way it can. Runs on the worker
+  // thread: it must not touch the panel.
+  using Evaluation =
+      std::function<core::CounterfactualResult(const CounterfactualInputs&, core::Progress&)>;
+  void setEvaluation(Evaluation evaluation);
 
   QLineEdit* transformEdit() const { return transform_; }
   QComboBox* presetBox() const { return presets_; }
@@ -105,9 +115,11 @@ class CounterfactualPanel : public QWidget {
   struct Outcome {
     core::CounterfactualResult result;
     QString error;
+    core::ErrorKind kind = core::ErrorKind::kInternal;  // of the error
     bool cancelled = false;
   };
 
+  bool readInputs(CounterfactualInputs& out, QString& error) const;
   std::vector<std::int64_t> chosenIndices() const;
   void fillPresets();
   void validate();
@@ -137,6 +149,7 @@ class CounterfactualPanel : public QWidget {
   bool has_result_ = false;
   core::CounterfactualResult result_;
   ForwardingProgress* progress_forwarder_;
+  Evaluation evaluation_;
   QThreadPool pool_;  // its own thread: loading and thumbnails keep the shared pool
   QFutureWatcher<Outcome> watcher_;
 };

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "core/diff/model_diff.h"
+#include "error_reporting.h"
 #include "image_grid_model.h"
 #include "run_data.h"
 
@@ -92,6 +93,21 @@ std::vector<std::int64_t> ExampleInspector::influencers(int algorithm, std::int6
 }
 
 void ExampleInspector::refresh() {
+  try {
+    showCurrent();
+  } catch (...) {
+    const QString why = currentError().message;
+    image_->clear();
+    for (int i = 0; i < 2; ++i) {
+      models_[i]->setItems({}, {}, {}, {});
+      titles_[i]->clear();
+    }
+    text_->setText(
+        tr("Validation example %1 cannot be shown: %2").arg(example_).arg(why.toHtmlEscaped()));
+  }
+}
+
+void ExampleInspector::showCurrent() {
   const bool valid = run_ && run_->val && example_ >= 0 && example_ < run_->val->size();
   if (!valid) {
     example_ = -1;

@@ -47,7 +47,9 @@ class ExampleInspector : public QWidget {
   QComboBox* orderBox() const { return order_; }
 
  private:
+  // Shows the current example; whatever it throws is said in the text instead.
   void refresh();
+  void showCurrent();
 
   std::shared_ptr<const RunData> run_;
   std::int64_t example_ = -1;

@@ -93,8 +93,16 @@ void paintGridFigure(QPainter& painter, const ImageGridModel& model, const QStri
       // thumbnail, so PNGs at 2x and zoomed PDFs stay sharp.
       const double density = std::max(2.0, painter.worldTransform().m11());
       const int pixels = static_cast<int>(std::ceil(style.cell * density));
-      painter.drawImage(image_rect, ThumbnailCache::render(cache->dataset(), index,
-                                                           std::max(pixels, 8), patched));
+      QImage image;
+      try {
+        image = ThumbnailCache::render(cache->dataset(), index, std::max(pixels, 8), patched);
+      } catch (...) {
+        // An image that cannot be shown: the grid's placeholder (its tooltip says why).
+      }
+      if (image.isNull())
+        painter.fillRect(image_rect, QColor(0xee, 0xee, 0xee));
+      else
+        painter.drawImage(image_rect, image);
     } else {
       painter.fillRect(image_rect, QColor(0xee, 0xee, 0xee));
     }

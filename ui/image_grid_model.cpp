@@ -6,14 +6,19 @@
 #include <algorithm>
 #include <utility>
 
-#include "core/base/error.h"
-#include "core/data/preprocessing.h"
+#include "dataset_image.h"
+#include "error_reporting.h"
 
 namespace modeldiff::ui {
 
 namespace {
 const QColor kPatchColour(0xf0, 0x8a, 0x00);
-using Rendered = std::vector<std::pair<std::int64_t, QImage>>;
+struct Thumbnail {
+  std::int64_t index = 0;
+  QImage image;   // null when it could not be rendered
+  QString error;  // then why
+};
+using Rendered = std::vector<Thumbnail>;
 }  // namespace
 
 ThumbnailCache::ThumbnailCache(std::shared_ptr<const core::ImageDataset> data,
@@ -36,45 +41,56 @@ QPixmap ThumbnailCache::thumbnail(std::int64_t index) {
 void ThumbnailCache::request(const std::vector<std::int64_t>& indices) {
   std::vector<std::pair<std::int64_t, bool>> todo;
   for (std::int64_t i : indices)
-    if (!cache_.contains(i) && !in_flight_.contains(i) && i >= 0 && i < data_->size()) {
+    if (!cache_.contains(i) && !in_flight_.contains(i) && !errors_.contains(i) && i >= 0 &&
+        i < data_->size()) {
       in_flight_.insert(i);
       todo.emplace_back(i, isPatched(i));
     }
   if (todo.empty()) return;
   auto* watcher = new QFutureWatcher<Rendered>(this);
   connect(watcher, &QFutureWatcher<Rendered>::finished, this, [this, watcher]() {
-    for (const auto& [index, image] : watcher->result()) {
-      in_flight_.remove(index);
-      if (!image.isNull()) cache_.insert(index, new QPixmap(QPixmap::fromImage(image)));
+    QString first_error;
+    for (const Thumbnail& t : watcher->result()) {
+      in_flight_.remove(t.index);
+      if (!t.image.isNull()) {
+        cache_.insert(t.index, new QPixmap(QPixmap::fromImage(t.image)));
+      } else {
+        // Not rendered again: the item shows the placeholder and says why in its tooltip.
+        const QString why = t.error.isEmpty() ? tr("the thumbnail could not be drawn") : t.error;
+        errors_.insert(t.index, why);
+        if (first_error.isEmpty()) first_error = why;
+      }
     }
     watcher->deleteLater();
     Q_EMIT thumbnailsReady();
+    if (!first_error.isEmpty()) Q_EMIT renderFailed(first_error);
   });
   // The job holds the dataset, so it may outlive this cache (a newly opened run).
   watcher->setFuture(QtConcurrent::run([data = data_, todo = std::move(todo), size = size_]() {
     Rendered out;
     for (const auto& [index, patched] : todo) {
-      QImage image;
+      Thumbnail t;
+      t.index = index;
       try {
-        image = render(*data, index, size, patched);
-      } catch (const std::exception&) {
-        image = QImage();  // shows as the placeholder
+        t.image = render(*data, index, size, patched);
+      } catch (...) {
+        t.image = QImage();
+        t.error = currentError().message;
       }
-      out.emplace_back(index, std::move(image));
+      out.push_back(std::move(t));
     }
     return out;
   }));
 }
 
+QString ThumbnailCache::error(std::int64_t index) const {
+  return errors_.value(index);
+}
+
 QImage ThumbnailCache::render(const core::ImageDataset& data, std::int64_t index, int size,
                               bool patched) {
-  const core::NdArray pixels = core::display_image(data, index);  // H x W x C uint8
-  const int h = static_cast<int>(pixels.dim(0)), w = static_cast<int>(pixels.dim(1));
-  const int c = static_cast<int>(pixels.dim(2));
-  QImage image(w, h, c == 1 ? QImage::Format_Grayscale8 : QImage::Format_RGB888);
-  const auto* src = pixels.data_as<std::uint8_t>();
-  for (int y = 0; y < h; ++y)
-    std::copy_n(src + static_cast<std::ptrdiff_t>(y) * w * c, w * c, image.scanLine(y));
+  QImage image = datasetImage(data, index);
+  const int w = image.width(), h = image.height();
   // Nearest neighbour when enlarging keeps 28 x 28 pixels crisp; smooth when shrinking.
   const bool enlarge = w <= size && h <= size;
   image = image.scaled(size, size, Qt::KeepAspectRatio,
@@ -176,6 +192,8 @@ QVariant ImageGridModel::data(const QModelIndex& index, int role) const {
       if (!values_.empty())
         tip += QStringLiteral("\n%1: %2").arg(value_name_).arg(values_[row], 0, 'g', 4);
       if (patched) tip += tr("\ncarries the planted patch");
+      if (cache_ != nullptr && !cache_->error(i).isEmpty())
+        tip += tr("\ncannot be shown: %1").arg(cache_->error(i));
       return tip;
     }
     case Qt::DecorationRole: {

@@ -10,6 +10,7 @@
 
 #include <QAbstractListModel>
 #include <QCache>
+#include <QHash>
 #include <QImage>
 #include <QListView>
 #include <QPixmap>
@@ -42,12 +43,18 @@ class ThumbnailCache : public QObject {
   void request(const std::vector<std::int64_t>& indices);
   // Whether a background job is still running.
   bool busy() const { return !in_flight_.isEmpty(); }
+  // Why image `index` could not be rendered ("" when it was, or has not been tried). Such an
+  // image keeps the placeholder and is not tried again.
+  QString error(std::int64_t index) const;
 
   // The thumbnail of one image, as the workers render it (thread-safe, no GUI objects).
+  // Throws core::InputError for an image that cannot be shown (see datasetImage()).
   static QImage render(const core::ImageDataset& data, std::int64_t index, int size, bool patched);
 
  Q_SIGNALS:
   void thumbnailsReady();
+  // Some images of the last job could not be rendered: the first one's message.
+  void renderFailed(const QString& message);
 
  private:
   std::shared_ptr<const core::ImageDataset> data_;
@@ -55,6 +62,7 @@ class ThumbnailCache : public QObject {
   int size_;
   QCache<qint64, QPixmap> cache_;
   QSet<qint64> in_flight_;
+  QHash<qint64, QString> errors_;
 };
 
 class ImageGridModel : public QAbstractListModel {

@@ -33,10 +33,12 @@
 #include <QVBoxLayout>
 #include <QtConcurrent/QtConcurrentRun>
 #include <algorithm>
+#include <limits>
 
 #include "analysis_plots.h"
 #include "core/base/error.h"
 #include "core/base/output_directory.h"
+#include "core/base/percent.h"
 #include "core/base/sha256.h"
 #include "core/diff/diff_output.h"
 #include "core/diff/diff_summary.h"
@@ -44,6 +46,7 @@
 #include "core/pipeline/project.h"
 #include "counterfactual_panel.h"
 #include "direction_table_model.h"
+#include "error_reporting.h"
 #include "example_inspector.h"
 #include "grid_figure.h"
 #include "image_grid_model.h"
@@ -63,8 +66,10 @@ const QString kRecentKey = QStringLiteral("recentRuns");
 constexpr int kMaxRecent = 8;
 constexpr int kThumbnail = 64;
 
+// The GUI's data mark a share that is not known with a negative value: shown as "?".
 QString percent(double share) {
-  return share < 0 ? QStringLiteral("?") : QStringLiteral("%1%").arg(100.0 * share, 0, 'f', 1);
+  return QString::fromStdString(
+      core::format_percent(share < 0 ? std::numeric_limits<double>::quiet_NaN() : share, 1, "?"));
 }
 
 }  // namespace
@@ -420,8 +425,10 @@ void MainWindow::showExample(int row) {
     try {
       example_image_->setPixmap(QPixmap::fromImage(
           ThumbnailCache::render(*run_->val, index, 96, run_->isPatchedVal(index))));
-    } catch (const std::exception&) {
+      example_image_->setToolTip(QString());
+    } catch (...) {
       example_image_->setText(tr("(no image)"));
+      example_image_->setToolTip(currentError().message);
     }
   }
   const QPointF point = projection_->pointOf(row);
@@ -565,10 +572,13 @@ bool MainWindow::startLoading(const QString& path, bool as_run) {
     outcome.path = path;
     try {
       outcome.run = as_run ? loadRun(path) : loadDiffResult(path);
-    } catch (const core::InputError& e) {
-      outcome.error = QString::fromStdString(e.what());
-    } catch (const std::exception& e) {
-      outcome.error = QStringLiteral("%1: %2").arg(path, QString::fromUtf8(e.what()));
+    } catch (...) {
+      const CaughtError error = currentError();
+      outcome.kind = error.kind;
+      // An InputError names its file; anything else is said of the path being opened.
+      outcome.error = error.kind == core::ErrorKind::kInput
+                          ? error.message
+                          : QStringLiteral("%1: %2").arg(path, error.message);
     }
     return outcome;
   }));
@@ -580,10 +590,19 @@ void MainWindow::onLoaded() {
   const LoadOutcome outcome = loader_.result();
   if (!outcome.error.isEmpty()) {
     statusBar()->showMessage(tr("Could not open %1").arg(outcome.path));
-    showError(tr("Cannot open"), outcome.error);
+    showError(tr("Cannot open"), outcome.error, outcome.kind);
     Q_EMIT loadFailed(outcome.error);
     return;
   }
+  QString message;
+  if (!reportErrors(
+          this, tr("Cannot show %1").arg(outcome.path), [&] { showLoaded(outcome); }, &message)) {
+    statusBar()->showMessage(tr("Could not show %1").arg(outcome.path));
+    Q_EMIT loadFailed(message);
+  }
+}
+
+void MainWindow::showLoaded(const LoadOutcome& outcome) {
   run_ = outcome.run;
   const RunData& run = *run_;
   counterfactual_->setRun(run_);
@@ -601,6 +620,11 @@ void MainWindow::onLoaded() {
     val_thumbnails_ = new ThumbnailCache(
         run.val, std::shared_ptr<const std::vector<std::int64_t>>(run_, &run.planted_val),
         kThumbnail, this);
+  for (ThumbnailCache* cache : {train_thumbnails_, val_thumbnails_})
+    if (cache != nullptr)
+      connect(cache, &ThumbnailCache::renderFailed, this, [this](const QString& why) {
+        statusBar()->showMessage(tr("Some images cannot be shown: %1").arg(why));
+      });
   grids_[kTopTrain].model->setCache(train_thumbnails_);
   grids_[kBottomTrain].model->setCache(train_thumbnails_);
   grids_[kTopVal].model->setCache(val_thumbnails_);
@@ -645,6 +669,15 @@ void MainWindow::onLoaded() {
       QDir::cleanPath(project_output_) != QDir::cleanPath(run.folder))
     adoptProject(run.project_json, run.folder, QString(), run.name, run.folder);
   updateRegionControls();
+  QStringList unread;
+  for (const Comparison& c : run.comparisons)
+    if (!c.values_problem.isEmpty()) unread << c.values_problem;
+  if (!unread.isEmpty()) {
+    // The rest of the result is shown; what could not be read is said once.
+    statusBar()->showMessage(tr("Loaded %1; some projections cannot be shown").arg(run.folder));
+    showError(tr("Some results cannot be read"), unread.join(QLatin1Char('\n')),
+              core::ErrorKind::kInput);
+  }
   Q_EMIT resultLoaded(outcome.path);
 }
 
@@ -862,10 +895,8 @@ void MainWindow::closeEvent(QCloseEvent* event) {
   QMainWindow::closeEvent(event);
 }
 
-void MainWindow::showError(const QString& title, const QString& message) {
-  auto* box = new QMessageBox(QMessageBox::Critical, title, message, QMessageBox::Ok, this);
-  box->setAttribute(Qt::WA_DeleteOnClose);
-  box->open();  // window-modal, does not block the event loop
+void MainWindow::showError(const QString& title, const QString& message, core::ErrorKind kind) {
+  showErrorBox(this, title, message, kind);
 }
 
 bool MainWindow::openProject(const QString& path) {
@@ -893,10 +924,9 @@ bool MainWindow::setProject(const QString& json, const QString& base_dir, const 
         core::parse_project(json.toStdString(), base_dir.toStdString(), source.toStdString());
     name = QString::fromStdString(p.name);
     output = QString::fromStdString(p.output);
-  } catch (const std::exception& e) {
-    const QString message = QString::fromUtf8(e.what());
+  } catch (...) {
+    const QString message = reportCurrentError(this, tr("Not a valid project"));
     statusBar()->showMessage(tr("Could not open %1").arg(source));
-    showError(tr("Not a valid project"), message);
     Q_EMIT loadFailed(message);
     return false;
   }
@@ -936,7 +966,7 @@ bool MainWindow::saveProjectAs(const QString& path) {
   try {
     text = QString::fromStdString(core::project_json(core::parse_project(
         project_json_.toStdString(), project_dir_.toStdString(), path.toStdString())));
-  } catch (const std::exception&) {
+  } catch (...) {
     // Kept as it is; it was valid when it became current.
   }
   QSaveFile file(path);
@@ -1022,8 +1052,8 @@ bool MainWindow::runProject() {
         project_json_.toStdString(), project_dir_.toStdString(),
         (project_path_.isEmpty() ? project_name_ : project_path_).toStdString());
     if (!job_->start(p)) return false;
-  } catch (const std::exception& e) {
-    showError(tr("Cannot run"), QString::fromUtf8(e.what()));
+  } catch (...) {
+    reportCurrentError(this, tr("Cannot run"));
     return false;
   }
   return true;
@@ -1039,8 +1069,8 @@ bool MainWindow::openDemo(const QString& folder) {
   try {
     json = QString::fromStdString(core::project_json(core::demo_project(
         core::demo_architecture_path(), core::default_fashion_mnist_dir(), output.toStdString())));
-  } catch (const std::exception& e) {
-    showError(tr("Cannot open the demo"), QString::fromUtf8(e.what()));
+  } catch (...) {
+    reportCurrentError(this, tr("Cannot open the demo"));
     return false;
   }
   if (!setProject(json, output)) return false;
@@ -1101,6 +1131,13 @@ void MainWindow::updateRegionControls() {
 }
 
 bool MainWindow::compareSelection() {
+  bool started = false;
+  if (!reportErrors(this, tr("Compare Selected"), [&] { started = startSelectionJob(); }))
+    pending_comparison_.reset();
+  return started;
+}
+
+bool MainWindow::startSelectionJob() {
   const int comparison = currentComparison();
   if (!run_ || !run_->is_run || !run_->scores[0] || !run_->scores[1] || comparison < 0 ||
       job_->isRunning())
@@ -1170,7 +1207,7 @@ void MainWindow::onJobFailed(const QString& message) {
   pending_comparison_.reset();
   updateJobActions();
   statusBar()->showMessage(tr("The run failed"));
-  showError(tr("The run failed"), message);
+  showError(tr("The run failed"), message, job_->errorKind());
 }
 
 void MainWindow::updateJobActions() {

@@ -11,6 +11,7 @@
 #include <QMainWindow>
 #include <memory>
 
+#include "core/base/error_report.h"
 #include "run_data.h"
 
 class QAction;
@@ -146,6 +147,7 @@ class MainWindow : public QMainWindow {
     QString path;
     std::shared_ptr<const RunData> run;
     QString error;
+    core::ErrorKind kind = core::ErrorKind::kInput;  // of the error
   };
   struct GridWidgets {
     QLabel* title = nullptr;
@@ -157,6 +159,8 @@ class MainWindow : public QMainWindow {
   QWidget* buildImagePanel();
   void chooseFolder();
   void onLoaded();
+  void showLoaded(const LoadOutcome& outcome);
+  bool startSelectionJob();
   void onComparisonChanged(int comparison);
   void onRowSelected();
   void updateGrids();
@@ -185,7 +189,8 @@ class MainWindow : public QMainWindow {
   void onJobFailed(const QString& message);
   void updateJobActions();
   void updateRegionControls();
-  void showError(const QString& title, const QString& message);
+  void showError(const QString& title, const QString& message,
+                 core::ErrorKind kind = core::ErrorKind::kInput);
 
   DirectionTableModel* model_;
   QTableView* table_;

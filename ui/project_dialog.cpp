@@ -26,6 +26,7 @@
 
 #include "core/base/error.h"
 #include "core/pipeline/project.h"
+#include "error_reporting.h"
 
 namespace modeldiff::ui {
 
@@ -562,10 +563,8 @@ QString ProjectDialog::validate() {
         break;
       }
     }
-  } catch (const core::InputError& e) {
-    problem = QString::fromStdString(e.what());
-  } catch (const std::exception& e) {
-    problem = QString::fromUtf8(e.what());
+  } catch (...) {
+    problem = currentError().message;
   }
   problem_ = problem;
   problem_label_->setText(

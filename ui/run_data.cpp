@@ -10,6 +10,7 @@
 
 #include "core/base/error.h"
 #include "core/io/hdf5_dataset.h"
+#include "error_reporting.h"
 #if MODELDIFF_UI_RUNS
 #include "core/io/array_file.h"
 #include "core/io/npy.h"
@@ -100,8 +101,14 @@ AlgorithmInfo algorithmInfo(const ordered_json& j, const QString& fallback) {
     info.label = QString::fromStdString(j["label"].get<std::string>());
   if (j.contains("mean_val_accuracy") && j["mean_val_accuracy"].is_number())
     info.mean_val_accuracy = j["mean_val_accuracy"].get<double>();
-  if (j.contains("top20_same_label") && j["top20_same_label"].is_number())
-    info.top20_same_label = j["top20_same_label"].get<double>();
+  // same_label_rate (runs of this version) or top20_same_label (earlier ones: k was 20).
+  for (const char* key : {"same_label_rate", "top20_same_label"})
+    if (info.same_label_rate < 0 && j.contains(key) && j[key].is_number())
+      info.same_label_rate = j[key].get<double>();
+  info.same_label_top_k =
+      j.contains("same_label_top_k") && j["same_label_top_k"].is_number_integer()
+          ? j["same_label_top_k"].get<int>()
+          : 20;
   return info;
 }
 
@@ -127,8 +134,12 @@ Comparison loadComparison(const QString& path, const QString& title, bool need_v
   Comparison with_values = comparison;  // all or nothing of diff.h5
   try {
     readValues(comparison.folder, *summary, with_values);
-  } catch (const core::InputError&) {
+  } catch (...) {
     if (need_values) throw;
+    // diff.h5 is optional (a result copied without it); one that is there but cannot be
+    // read is said, not passed over.
+    if (QFileInfo::exists(QDir(comparison.folder).filePath(QStringLiteral("diff.h5"))))
+      comparison.values_problem = currentError().message;
     return comparison;
   }
   return with_values;
@@ -240,7 +251,7 @@ std::shared_ptr<const RunData> loadRun(const QString& path) {
   for (const auto& [n, selection] : selections) {
     try {
       run->comparisons.push_back(loadComparison(selection));
-    } catch (const core::InputError&) {
+    } catch (...) {
       // An interrupted or foreign folder: not listed.
     }
   }
@@ -280,8 +291,13 @@ std::shared_ptr<const RunData> loadRun(const QString& path) {
             .found(core::shape_to_string(scores->shape()));
       core::require_finite_scores(*scores, file.toStdString());
       run->scores[i] = std::move(scores);
-    } catch (const core::InputError& e) {
-      run->scores_problem += QString::fromStdString(e.what()) + QLatin1Char('\n');
+    } catch (...) {
+      // Whatever reading it threw: one line, naming the file.
+      const CaughtError error = currentError();
+      run->scores_problem += (error.kind == core::ErrorKind::kInput
+                                  ? error.message
+                                  : QStringLiteral("%1: %2").arg(file, error.message)) +
+                             QLatin1Char('\n');
     }
   }
   run->train = std::make_shared<const core::ImageDataset>(std::move(data.train));

@@ -40,12 +40,15 @@ struct Comparison {
   std::vector<float> projections[2];
   std::int64_t projection_columns[2] = {0, 0};
   std::vector<float> cosine_ab;
+  // Why diff.h5 is there but could not be read (e.g. a corrupt HDF5 file); "" otherwise.
+  QString values_problem;
 };
 
 struct AlgorithmInfo {
   QString label;
   double mean_val_accuracy = -1;  // < 0: unknown
-  double top20_same_label = -1;
+  double same_label_rate = -1;    // share of the top same_label_top_k with the target's label
+  int same_label_top_k = 20;
   // What the counterfactual panel needs to evaluate the algorithm's models (runs only).
   std::string architecture;              // "" when the checkpoints are full models
   std::vector<std::string> checkpoints;  // absolute

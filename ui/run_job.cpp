@@ -3,13 +3,13 @@
 #include <QtConcurrent/QtConcurrentRun>
 #include <atomic>
 #include <mutex>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "core/base/error.h"
 #include "core/base/progress.h"
 #include "core/pipeline/project.h"
+#include "error_reporting.h"
 #if MODELDIFF_UI_RUNS
 #include "core/pipeline/run_project.h"
 #endif
@@ -60,7 +60,8 @@ bool RunJob::start(const core::Project& project) {
   return start(tr("Run of %1").arg(QString::fromStdString(project.name)),
                QString::fromStdString(project.output),
                [](core::Progress&, const std::function<void(const std::string&)>&) {
-                 throw std::runtime_error(
+                 throw core::InputError(
+                     "",
                      "this build of ModelDiff Studio has no LibTorch: runs need the full build");
                });
 #endif
@@ -86,12 +87,12 @@ bool RunJob::start(const QString& title, const QString& output, Task task) {
     try {
       task(*shared, [&](const std::string& line) { shared->add_line(line); });
       outcome.ok = true;
-    } catch (const core::Cancelled&) {
-      outcome.cancelled = true;
-    } catch (const core::InputError& e) {
-      outcome.error = QString::fromStdString(e.what());
-    } catch (const std::exception& e) {
-      outcome.error = QString::fromUtf8(e.what());
+    } catch (...) {
+      // Every exception, whatever threw it, becomes one line; a cancel is not an error.
+      const CaughtError error = currentError();
+      outcome.cancelled = error.cancelled();
+      if (!error.cancelled()) outcome.error = error.message;
+      outcome.kind = error.kind;
     }
     return outcome;
   }));
@@ -156,6 +157,7 @@ void RunJob::onDone() {
   } else {
     state_ = State::kFailed;
     error_ = outcome.error;
+    error_kind_ = outcome.kind;
     step_ = tr("failed");
     Q_EMIT progressed(fraction_, step_);
     Q_EMIT failed(error_);

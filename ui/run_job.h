@@ -20,6 +20,8 @@
 #include <memory>
 #include <string>
 
+#include "core/base/error_report.h"
+
 namespace modeldiff::core {
 class Progress;
 struct Project;
@@ -38,8 +40,10 @@ class RunJob : public QObject {
   ~RunJob() override;
 
   // The work of a job: reports to `progress` (and stops with core::Cancelled when it is
-  // cancelled), logs lines through `log`; throws core::InputError for bad input. Runs on the
-  // worker thread: it must own (or share) everything it reads.
+  // cancelled), logs lines through `log`; throws core::InputError for bad input. Anything else
+  // it throws also ends the job as failed, with the exception's one line as the message
+  // (core::describe_exception). Runs on the worker thread: it must own (or share) everything
+  // it reads.
   using Task = std::function<void(core::Progress& progress,
                                   const std::function<void(const std::string&)>& log)>;
 
@@ -62,8 +66,9 @@ class RunJob : public QObject {
   QString title() const { return title_; }
   QString output() const { return output_; }
   QStringList log() const { return log_; }
-  // The error of a failed job.
+  // The error of a failed job, and what kind of error it was (bad input, out of memory, ...).
   QString error() const { return error_; }
+  core::ErrorKind errorKind() const { return error_kind_; }
 
  Q_SIGNALS:
   void started(const QString& output);
@@ -78,6 +83,7 @@ class RunJob : public QObject {
   struct Outcome {
     bool ok = false, cancelled = false;
     QString error;
+    core::ErrorKind kind = core::ErrorKind::kInternal;
   };
   void poll();
   void onDone();
@@ -90,6 +96,7 @@ class RunJob : public QObject {
   State state_ = State::kIdle;
   double fraction_ = 0;
   QString step_, title_, output_, error_;
+  core::ErrorKind error_kind_ = core::ErrorKind::kInternal;
   QStringList log_;
   double eta_ = -1;
 };

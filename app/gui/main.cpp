@@ -13,6 +13,8 @@
 #include <cstdio>
 
 #include "core/base/blas_check.h"
+#include "core/base/error_report.h"
+#include "error_reporting.h"
 #include "example_inspector.h"
 #include "main_window.h"
 
@@ -32,12 +34,9 @@ int fail(const QString& message) {
   return 2;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
-  modeldiff::core::configure_process_environment(argv);  // may re-execute once
-  Q_INIT_RESOURCE(resources);                            // the icons live in the static ui library
-  QApplication app(argc, argv);
+int runGui(int argc, char** argv) {
+  // An exception that escapes an event handler is shown in a message box, not a terminate.
+  modeldiff::ui::ErrorReportingApplication app(argc, argv);
   QApplication::setApplicationName(QStringLiteral("ModelDiff Studio"));
   QApplication::setOrganizationName(QStringLiteral("ModelDiff Studio"));
   QApplication::setApplicationVersion(QStringLiteral(MODELDIFF_VERSION));
@@ -207,4 +206,19 @@ int main(int argc, char** argv) {
                     .arg(paths.front()));
   const int code = QApplication::exec();
   return code != 0 ? code : status;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  modeldiff::core::configure_process_environment(argv);  // may re-execute once
+  Q_INIT_RESOURCE(resources);                            // the icons live in the static ui library
+  try {
+    return runGui(argc, argv);
+  } catch (...) {
+    // Outside the event loop (setting up, or after it): one line and the exit status.
+    const modeldiff::core::ErrorReport report = modeldiff::core::describe_current_exception();
+    std::fprintf(stderr, "modeldiff-gui: %s\n", report.message.c_str());
+    return report.exit_code();
+  }
 }

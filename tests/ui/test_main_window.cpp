@@ -16,6 +16,8 @@
 #include "main_window.h"
 #include "variance_plot.h"
 
+#include "test_classes.h"
+
 using namespace modeldiff;
 
 class MainWindowTest : public QObject {
@@ -123,9 +125,8 @@ void MainWindowTest::corruptResultShowsAnErrorInsteadOfCrashing() {
   QCOMPARE(w.directionModel()->rowCount(), 0);
 }
 
-int runMainWindowTests(int argc, char** argv) {
-  MainWindowTest test;
-  return QTest::qExec(&test, argc, argv);
+std::unique_ptr<QObject> modeldiff::test::makeMainWindowTest() {
+  return std::make_unique<MainWindowTest>();
 }
 
 #include "test_main_window.moc"

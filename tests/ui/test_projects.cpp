@@ -32,6 +32,8 @@
 #include "project_dialog.h"
 #include "run_job.h"
 
+#include "test_classes.h"
+
 using namespace modeldiff;
 
 class ProjectTest : public QObject {
@@ -449,9 +451,8 @@ void ProjectTest::jobReportsStepFractionAndTimeLeft() {
   QVERIFY(!panel.cancelButton()->isEnabled());
 }
 
-int runProjectTests(int argc, char** argv) {
-  ProjectTest test;
-  return QTest::qExec(&test, argc, argv);
+std::unique_ptr<QObject> modeldiff::test::makeProjectTest() {
+  return std::make_unique<ProjectTest>();
 }
 
 #include "test_projects.moc"

@@ -15,6 +15,7 @@
 #include <QListView>
 #include <QMessageBox>
 #include <QProcess>
+#include <QProgressBar>
 #include <QPushButton>
 #include <QSignalSpy>
 #include <QSpinBox>
@@ -29,6 +30,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <numeric>
+#include <set>
 
 #include <qcustomplot.h>
 #include "analysis_plots.h"
@@ -47,6 +49,8 @@
 #include "run_job.h"
 #include "variance_plot.h"
 
+#include "test_classes.h"
+
 using namespace modeldiff;
 
 class RunWindowTest : public QObject {
@@ -60,6 +64,7 @@ class RunWindowTest : public QObject {
   void patchedImagesAreCounted();
   void corruptRunJsonShowsAnError();
   void missingComparisonFolderShowsAnError();
+  void hdf5FileThatCrashesLibhdf5ShowsAnError();
   void counterfactualOfThePlantedPatch();
   void counterfactualCanBeCancelled();
   void invalidTransformationDisablesRun();
@@ -337,6 +342,36 @@ void RunWindowTest::missingComparisonFolderShowsAnError() {
   QVERIFY(w.run() == nullptr);
 }
 
+// A diff.h5 that crashes libhdf5 itself (read in-process it killed the GUI): the result opens,
+// and a box names the file as a corrupt HDF5 file.
+void RunWindowTest::hdf5FileThatCrashesLibhdf5ShowsAnError() {
+  QTemporaryDir copy;
+  QVERIFY(copy.isValid());
+  namespace fs = std::filesystem;
+  const fs::path result = fs::path(copy.filePath(QStringLiteral("all")).toStdString());
+  fs::copy(fs::path(run_.toStdString()) / "diff" / "all", result, fs::copy_options::recursive);
+  const fs::path crash = fs::path(__FILE__).parent_path() / ".." / "fuzz" / "known_hdf5_crashes" /
+                         "stab_group_local_heap_segv.h5";
+  QVERIFY(fs::exists(crash));
+  fs::copy_file(crash, result / "diff.h5", fs::copy_options::overwrite_existing);
+  ui::MainWindow w;
+  w.show();
+  QSignalSpy loaded(&w, &ui::MainWindow::resultLoaded);
+  QVERIFY(w.openResult(QString::fromStdString(result.string())));
+  QVERIFY(loaded.wait(60000));
+  QVERIFY(w.run() != nullptr);
+  const QString problem = w.run()->comparisons.front().values_problem;
+  QVERIFY2(problem.contains(QStringLiteral("corrupt HDF5 file")) &&
+               problem.contains(QString::fromStdString((result / "diff.h5").string())),
+           qPrintable(problem));
+  QMessageBox* box = nullptr;
+  for (QMessageBox* b : w.findChildren<QMessageBox*>())
+    if (b->isVisible() && b->text().contains(QStringLiteral("corrupt HDF5 file"))) box = b;
+  QVERIFY(box != nullptr);
+  // The rest of the result is there.
+  QVERIFY(w.gridModel(ui::MainWindow::kTopTrain)->rowCount() > 0);
+}
+
 // The planted patch as the project recorded it: "patch:x=X,y=Y,size=S,value=V", or "" without.
 static QString plantedPatchText(const QJsonObject& record) {
   const QJsonObject p = record.value(QStringLiteral("project"))
@@ -455,33 +490,63 @@ void RunWindowTest::counterfactualOfThePlantedPatch() {
   saveScreenshot(w, QStringLiteral("gui_counterfactual.png"));
 }
 
+// Cancel takes effect: the run ends reported as cancelled, before it got past its first
+// checkpoint (the progress it reported), with nothing plotted, tabulated or exportable, and
+// no error box; the same test uncancelled runs to the end and shows its result.
 void RunWindowTest::counterfactualCanBeCancelled() {
   ui::MainWindow w;
   openRun(w);
   ui::CounterfactualPanel* panel = w.counterfactualPanel();
   panel->transformEdit()->setText(QStringLiteral("blur:sigma=1"));
   panel->strengthsEdit()->setText(QStringLiteral("0,0.5,1,1.5,2,2.5,3"));
+  ui::CounterfactualInputs in;
+  QString error;
+  QVERIFY2(panel->inputs(in, error), qPrintable(error));
+  const auto checkpoints = static_cast<int>(in.a.checkpoints.size() + in.b.checkpoints.size());
+  QVERIFY(checkpoints >= 2);
+  // The progress bar's values in a run: per mille of the checkpoints evaluated, reported
+  // before each checkpoint.
+  std::set<int> shown;
+  connect(panel->progressBar(), &QProgressBar::valueChanged, this,
+          [&shown](int value) { shown.insert(value); });
+  const int last_checkpoint =
+      static_cast<int>(std::lround(1000.0 * (checkpoints - 1) / checkpoints));
   QSignalSpy finished(panel, &ui::CounterfactualPanel::finished);
+
+  QVERIFY(!panel->hasResult());
   QVERIFY(panel->start());
   QVERIFY(panel->cancelButton()->isEnabled());
   panel->cancel();
   QTRY_VERIFY_WITH_TIMEOUT(!panel->isRunning(), 600000);
   QCOMPARE(finished.size(), 1);
+  QCOMPARE(finished.front().at(0).toBool(), false);
+  QCOMPARE(finished.front().at(1).toString(), QStringLiteral("Cancelled"));
+  // The core checks the cancel before each checkpoint: the first at most was evaluated.
+  const int furthest = shown.empty() ? 0 : *shown.rbegin();
+  QVERIFY2(
+      furthest <= 1000 / checkpoints,
+      qPrintable(
+          QStringLiteral("got to %1 per mille of %2 checkpoints").arg(furthest).arg(checkpoints)));
+  QVERIFY(!panel->hasResult());
+  QCOMPARE(panel->plot()->graphCount(), 0);
+  QCOMPARE(panel->table()->rowCount(), 0);
+  QVERIFY(!panel->exportButton()->isEnabled());
   QVERIFY(!panel->cancelButton()->isEnabled());
   QVERIFY(panel->runButton()->isEnabled());
-  // Cancelled before it finished: no result; either way the panel is idle again.
-  if (!finished.front().at(0).toBool()) {
-    QVERIFY(!panel->hasResult());
-  } else {
-    qInfo("the test finished before the cancel took effect");
-  }
-  // The panel runs again after a cancel.
-  panel->strengthsEdit()->setText(QStringLiteral("0,1"));
+  QVERIFY(w.findChild<QMessageBox*>() == nullptr);  // a cancel is not an error
+
+  // Uncancelled, the same test gets to its last checkpoint and shows its result.
+  shown.clear();
   QVERIFY(panel->start());
   QTRY_VERIFY_WITH_TIMEOUT(!panel->isRunning(), 600000);
   QCOMPARE(finished.size(), 2);
   QVERIFY2(finished.back().at(0).toBool(), qPrintable(finished.back().at(1).toString()));
+  QVERIFY2(shown.count(last_checkpoint) == 1,
+           qPrintable(QStringLiteral("no report of the last of %1 checkpoints").arg(checkpoints)));
   QVERIFY(panel->hasResult());
+  QCOMPARE(panel->plot()->graphCount(), 2);
+  QCOMPARE(panel->table()->rowCount(), 7);
+  QVERIFY(panel->exportButton()->isEnabled());
 }
 
 void RunWindowTest::invalidTransformationDisablesRun() {
@@ -1011,9 +1076,8 @@ void RunWindowTest::comparesASelectedRegion() {
   QVERIFY(QDir(added.folder).removeRecursively());
 }
 
-int runRunWindowTests(int argc, char** argv) {
-  RunWindowTest test;
-  return QTest::qExec(&test, argc, argv);
+std::unique_ptr<QObject> modeldiff::test::makeRunWindowTest() {
+  return std::make_unique<RunWindowTest>();
 }
 
 #include "test_run_window.moc"
