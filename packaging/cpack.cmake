@@ -1,7 +1,15 @@
 # Installation rules and the Debian package (.deb) of ModelDiff Studio.
 # Included at the end of the top-level CMakeLists.txt, once every target exists.
-#   cmake --build build && cd build && cpack        ->  modeldiff-studio_<version>_<arch>.deb
+#   cmake --build build && cpack --config build/CPackConfig.cmake -B build/package
+#     ->  build/package/modeldiff-studio_<version>-<release>_<arch>.deb
+# packaging/check_package.sh builds and checks it (lintian, metadata); packaging/test_install.sh
+# installs it into a clean Debian 12 root.
 include(GNUInstallDirs)
+# Directories of the package are 0755 whatever the umask of whoever builds it (lintian).
+set(CMAKE_INSTALL_DEFAULT_DIRECTORY_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
+                                                GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+set(_modeldiff_doc_dir ${CMAKE_INSTALL_DATADIR}/doc/modeldiff-studio)
+set(_modeldiff_gen_dir ${PROJECT_BINARY_DIR}/packaging)
 
 if(TARGET modeldiff)
   install(TARGETS modeldiff RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
@@ -21,51 +29,93 @@ if(TARGET modeldiff-gui)
           DESTINATION ${CMAKE_INSTALL_DATADIR}/metainfo)
 endif()
 
+# Man pages and bash completion, generated from the programs' --help around hand-written text
+# (resources/man/*.1.in), and the gzipped Debian changelog: packaging/gen_docs.py. Running the
+# programs needs no display (Qt offscreen). Not in sanitizer builds, which are never packaged.
+find_package(Python3 COMPONENTS Interpreter)
+if(Python3_Interpreter_FOUND AND NOT MODELDIFF_SANITIZE)
+  set(_gen ${PROJECT_SOURCE_DIR}/packaging/gen_docs.py)
+  set(_changelog ${PROJECT_SOURCE_DIR}/packaging/changelog)
+  set(_outputs ${_modeldiff_gen_dir}/changelog.Debian.gz)
+  set(_args --out ${_modeldiff_gen_dir} --changelog ${_changelog} --version ${PROJECT_VERSION})
+  set(_depends ${_gen} ${_changelog})
+  if(TARGET modeldiff)
+    list(APPEND _outputs ${_modeldiff_gen_dir}/modeldiff.1.gz
+         ${_modeldiff_gen_dir}/modeldiff.bash-completion)
+    list(APPEND _args --modeldiff $<TARGET_FILE:modeldiff>)
+    list(APPEND _depends modeldiff ${PROJECT_SOURCE_DIR}/resources/man/modeldiff.1.in)
+    install(FILES ${_modeldiff_gen_dir}/modeldiff.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+    install(FILES ${_modeldiff_gen_dir}/modeldiff.bash-completion
+            DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME modeldiff)
+  endif()
+  if(TARGET modeldiff-gui)
+    list(APPEND _outputs ${_modeldiff_gen_dir}/modeldiff-gui.1.gz)
+    list(APPEND _args --gui $<TARGET_FILE:modeldiff-gui>)
+    list(APPEND _depends modeldiff-gui ${PROJECT_SOURCE_DIR}/resources/man/modeldiff-gui.1.in)
+    install(FILES ${_modeldiff_gen_dir}/modeldiff-gui.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
+  endif()
+  add_custom_command(
+    OUTPUT ${_outputs}
+    COMMAND ${Python3_EXECUTABLE} ${_gen} ${_args}
+    DEPENDS ${_depends}
+    COMMENT "Generating the man pages, bash completion and Debian changelog"
+    VERBATIM)
+  add_custom_target(modeldiff_package_docs ALL DEPENDS ${_outputs})
+  install(FILES ${_modeldiff_gen_dir}/changelog.Debian.gz DESTINATION ${_modeldiff_doc_dir})
+elseif(NOT MODELDIFF_SANITIZE)
+  message(WARNING "No Python 3: the package would have no man pages or changelog "
+                  "(packaging/gen_docs.py needs it)")
+endif()
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/copyright DESTINATION ${_modeldiff_doc_dir})
+install(FILES ${PROJECT_SOURCE_DIR}/packaging/lintian-overrides
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/lintian/overrides RENAME modeldiff-studio)
+
+# Debian wants "Name <address>"; whoever publishes the package sets their own.
+set(MODELDIFF_PACKAGE_MAINTAINER
+    "ModelDiff Studio developers <maintainers@users.noreply.r-seed-8b4e608e.example>"
+    CACHE STRING "Maintainer field of the Debian package: Name <email>")
+
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGE_NAME modeldiff-studio)
 set(CPACK_PACKAGE_VERSION ${PROJECT_VERSION})
 set(CPACK_PACKAGE_VENDOR "ModelDiff Studio developers")
-set(CPACK_PACKAGE_CONTACT "ModelDiff Studio developers")
+set(CPACK_PACKAGE_CONTACT "${MODELDIFF_PACKAGE_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "${PROJECT_DESCRIPTION}")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 
-set(CPACK_DEBIAN_PACKAGE_MAINTAINER "ModelDiff Studio developers")
+set(CPACK_DEBIAN_PACKAGE_MAINTAINER "${MODELDIFF_PACKAGE_MAINTAINER}")
+# Version 0.1.0-1: the Debian revision makes it a non-native package, whose changelog is
+# changelog.Debian.gz (packaging/changelog, whose latest entry must be this version).
+set(CPACK_DEBIAN_PACKAGE_RELEASE 1)
+set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 set(CPACK_DEBIAN_PACKAGE_SECTION science)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_COMPRESSION_TYPE xz)
-# The synopsis line comes from CPACK_PACKAGE_DESCRIPTION_SUMMARY; this is the long text.
+# The synopsis line comes from CPACK_PACKAGE_DESCRIPTION_SUMMARY; this is the long text
+# (lines under 80 characters, lintian).
 set(CPACK_DEBIAN_PACKAGE_DESCRIPTION
-    "ModelDiff Studio compares the data-attribution score matrices (datamodels, TRAK) of two\n\
-training algorithms and finds the directions in which the training data influences one\n\
-algorithm's predictions but not the other's (residual PCA). It ships a Qt desktop\n\
-application, modeldiff-gui, and a headless command-line tool, modeldiff.")
+    "ModelDiff Studio compares the data-attribution score matrices (datamodels,\n\
+TRAK) of two training algorithms and finds the directions in which the\n\
+training data influences one algorithm's predictions but not the other's\n\
+(residual PCA), with the training examples that drive each direction.\n\
+.\n\
+It ships a Qt desktop application, modeldiff-gui, and a headless\n\
+command-line tool, modeldiff, with a Fashion-MNIST demo (the data comes\n\
+from the dataset-fashion-mnist package).")
 
 # The shared libraries the executables link come from dpkg-shlibdeps, so Depends follows
-# what is really linked. Added by hand: what is loaded without being linked.
-#  - libopenblas0-pthread: the build links libblas.so.3; OpenBLAS behind it is several
-#    times faster than the reference BLAS that would satisfy that link alone.
-#  - qt6-qpa-plugins, libqt6svg6: Qt's platform plugins and its SVG icon engine.
+# what is really linked (Qt's xcb and offscreen platform plugins ship in libqt6gui6, its SVG
+# plugins in libqt6svg6, both linked). Added by hand, what is loaded without being linked:
+# libopenblas0-pthread. The build links libblas.so.3 / liblapack.so.3, which the reference
+# BLAS would satisfy; OpenBLAS behind those names is several times faster, and installing it
+# selects it in the alternatives' auto mode (as packaging/install_deps.sh does).
 set(_modeldiff_extra_depends "libopenblas0-pthread")
-if(TARGET modeldiff-gui)
-  string(APPEND _modeldiff_extra_depends ", qt6-qpa-plugins, libqt6svg6")
-endif()
-find_program(MODELDIFF_DPKG_SHLIBDEPS dpkg-shlibdeps)
-mark_as_advanced(MODELDIFF_DPKG_SHLIBDEPS)
-if(MODELDIFF_DPKG_SHLIBDEPS)
-  set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-  set(CPACK_DEBIAN_PACKAGE_DEPENDS "${_modeldiff_extra_depends}")
-else()
-  # Without dpkg-dev: the Debian 12 runtime libraries of what the project uses.
-  set(CPACK_DEBIAN_PACKAGE_DEPENDS
-      "libc6, libstdc++6, libgcc-s1, libgomp1, libhdf5-103-1, libzip4, zlib1g, \
-libtorch1.13, libopencv-core406, libopencv-imgproc406, libopencv-imgcodecs406, \
-${_modeldiff_extra_depends}")
-  if(TARGET modeldiff-gui)
-    string(APPEND CPACK_DEBIAN_PACKAGE_DEPENDS
-           ", libqt6core6, libqt6gui6, libqt6widgets6, libqcustomplot2.1-qt6")
-  endif()
-endif()
+# dpkg-shlibdeps (dpkg-dev, in packaging/install_deps.sh) is needed by cpack only; without it
+# cpack stops with an error rather than guess a list.
+set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "${_modeldiff_extra_depends}")
+# The demo's data; the program runs without it (the demo then says which folder is missing).
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "dataset-fashion-mnist")
 
 include(CPack)

@@ -17,8 +17,9 @@ PACKAGES=(
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev xvfb xauth
   python3 python3-numpy python3-torch python3-h5py
-  # packaging metadata checks
-  appstream desktop-file-utils libxml2-utils
+  python3-sklearn  # bench_diff: the reference package's residual_pca uses scikit-learn's PCA
+  # packaging metadata checks, the Debian package's checks (packaging/check_package.sh)
+  appstream desktop-file-utils libxml2-utils lintian bash-completion
   # demo data
   dataset-fashion-mnist
 )

@@ -3,6 +3,8 @@
 #   1. install the Debian packages (fast when already there),
 #   2. static checks: clang-format, layering, desktop/AppStream metadata,
 #   3. Release build with warnings as errors in build/, all tests (GUI tests offscreen),
+#      the Debian package from that build (cpack) and its checks (lintian without errors,
+#      control fields, contents, desktop/AppStream files): packaging/check_package.sh,
 #   4. ASan + UBSan build (no GUI, no benchmarks) in build-asan/, its tests with leak checks.
 # Each stage prints "==> stage (Ns)". The last line is "N passed, N failed" over both test
 # runs. Exits non-zero if any stage failed; later stages still run where they can, so one
@@ -88,6 +90,7 @@ if stage configure configure "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
   -DMODELDIFF_WARNINGS_AS_ERRORS=ON &&
   stage build cmake --build "$BUILD_DIR" -j "$JOBS"; then
   stage test run_ctest "$BUILD_DIR" || true
+  stage package bash packaging/check_package.sh "$BUILD_DIR" || true
 fi
 
 if [[ ${MODELDIFF_SKIP_ASAN:-0} != 1 ]]; then

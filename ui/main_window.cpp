@@ -24,7 +24,6 @@
 #include <QSettings>
 #include <QSpinBox>
 #include <QSplitter>
-#include <QStandardPaths>
 #include <QStatusBar>
 #include <QSvgGenerator>
 #include <QTabWidget>
@@ -1062,9 +1061,7 @@ bool MainWindow::runProject() {
 bool MainWindow::openDemo(const QString& folder) {
 #if MODELDIFF_UI_RUNS
   const QString output =
-      folder.isEmpty() ? QDir(QStandardPaths::writableLocation(QStandardPaths::AppDataLocation))
-                             .filePath(QStringLiteral("demo-run"))
-                       : folder;
+      folder.isEmpty() ? QString::fromStdString(core::default_demo_output_dir()) : folder;
   QString json;
   try {
     json = QString::fromStdString(core::project_json(core::demo_project(

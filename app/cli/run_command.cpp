@@ -89,7 +89,7 @@ Command add_run_command(CLI::App& app) {
 }
 
 Command add_demo_command(CLI::App& app) {
-  auto output = std::make_shared<std::string>("modeldiff-demo");
+  auto output = std::make_shared<std::string>(core::default_demo_output_dir());
   auto fashion = std::make_shared<std::string>(core::default_fashion_mnist_dir());
   auto threads = std::make_shared<int>(0);
   auto quick = std::make_shared<bool>(false);

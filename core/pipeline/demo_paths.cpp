@@ -29,4 +29,13 @@ std::string default_fashion_mnist_dir() {
   return "/usr/share/datasets/fashion-mnist";
 }
 
+std::string default_demo_output_dir() {
+  // The XDG specification: a relative $XDG_DATA_HOME is invalid and must be ignored.
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg == '/')
+    return (fs::path(xdg) / "modeldiff-studio" / "demo").string();
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
+    return (fs::path(home) / ".local/share/modeldiff-studio/demo").string();
+  return "modeldiff-demo";
+}
+
 }  // namespace modeldiff::core

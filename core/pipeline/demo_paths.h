@@ -15,4 +15,11 @@ std::string demo_architecture_path();
 // /usr/share/datasets/fashion-mnist.
 std::string default_fashion_mnist_dir();
 
+// Where `modeldiff demo` and the GUI's Open Demo write by default: the user's data folder
+// (XDG base directories), $XDG_DATA_HOME/modeldiff-studio/demo, else
+// $HOME/.local/share/modeldiff-studio/demo. An installed binary's working directory may be
+// anywhere (/, /usr/bin), so the default must not be relative. Only without HOME: the relative
+// "modeldiff-demo".
+std::string default_demo_output_dir();
+
 }  // namespace modeldiff::core
