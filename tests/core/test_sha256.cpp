@@ -94,3 +94,26 @@ TEST(Sha256, FilesAreStreamedInChunks) {
   EXPECT_THROW(sha256_path(dir + "/missing"), InputError);
   fs::remove_all(dir);
 }
+
+TEST(Sha256, HardwareAndPortableCompressionGiveTheSameDigests) {
+  // Both paths against hashlib's answers; on a CPU without the SHA extensions only the portable
+  // one exists, and switching the hardware path on must leave it portable.
+  const std::string s = pattern(3000001);
+  const bool before = set_sha256_hardware(true);
+  for (const bool hardware : {true, false}) {
+    const bool previous = set_sha256_hardware(hardware);
+    (void)previous;
+    EXPECT_EQ(set_sha256_hardware(hardware), hardware && sha256_hardware_available());
+    EXPECT_EQ(sha256_bytes("abc"),
+              "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        << hardware;
+    EXPECT_EQ(sha256_bytes(s), "acf01e01c5d7617d31e73cb56eb5179713158210d351aedf747b97e0de6a84ba")
+        << hardware;
+    std::string digests;
+    for (std::size_t n = 0; n < 200; ++n) digests += sha256_data(s.data(), n);
+    EXPECT_EQ(sha256_bytes(digests),
+              "466ee381bbc4a6de34133ad71e2d19bd7ac1efe7fbd78829b39564fb7a8e7d20")
+        << hardware;
+  }
+  set_sha256_hardware(before);
+}
