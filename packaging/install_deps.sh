@@ -16,7 +16,7 @@ PACKAGES=(
   libcli11-dev qt6-base-dev qt6-svg-dev libqcustomplot-dev qt6-qpa-plugins
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev xvfb xauth
-  python3 python3-numpy python3-torch python3-h5py
+  python3 python3-numpy python3-torch python3-torchvision python3-h5py  # torchvision: resnet18 fixtures
   python3-sklearn  # bench_diff: the reference package's residual_pca uses scikit-learn's PCA
   # packaging metadata checks, the Debian package's checks (packaging/check_package.sh)
   appstream desktop-file-utils libxml2-utils lintian bash-completion

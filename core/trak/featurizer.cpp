@@ -9,20 +9,17 @@ namespace {
 
 constexpr std::int64_t kDenseCaptureBatch = 32;
 
-std::vector<Layer> layers_of(torch::jit::Module& model, const std::string& name,
-                             std::vector<std::string>* frozen) {
-  return sequential_layers(model, name, frozen);
-}
-
 }  // namespace
 
 CheckpointFeaturizer::CheckpointFeaturizer(torch::jit::Module model, std::string name,
-                                           const TrakSettings& settings, int checkpoint)
+                                           const TrakSettings& settings, int checkpoint,
+                                           const ParamSelection& selection)
     : model_(std::move(model)),
       name_(std::move(name)),
       settings_(settings),
-      layers_(layers_of(model_, name_, &frozen_)),
-      projector_(layers_, settings_, checkpoint) {
+      graph_(model_, name_, selection),
+      frozen_(graph_.left_out()),
+      projector_(graph_, settings_, checkpoint) {
   for (const auto& p : model_.parameters()) {
     device_ = p.device();
     break;
@@ -57,16 +54,12 @@ Features CheckpointFeaturizer::run(const torch::Tensor& inputs, const torch::Ten
       const std::int64_t count = std::min(capture, size - sub);
       const torch::Tensor x = inputs.narrow(0, begin + sub, count).to(device_);
       const torch::Tensor y = labels.narrow(0, begin + sub, count).to(device_, torch::kLong);
-      if (!verified_) {
-        verify_chain(model_, layers_, x, name_);
-        verified_ = true;
-      }
-      const MarginGradients g = margin_gradients(layers_, x, y);
+      const Captured g = graph_.capture(x, y);
       torch::NoGradGuard no_grad;
       if (dense)
-        flat.narrow(0, sub, count).copy_(flat_gradients(layers_, g));
+        flat.narrow(0, sub, count).copy_(graph_.flat(g));
       else
-        out.features.narrow(0, begin + sub, count).copy_(projector_.project(layers_, g));
+        out.features.narrow(0, begin + sub, count).copy_(projector_.project(graph_, g));
       const torch::Tensor p = torch::softmax(g.logits, 1).gather(1, y.unsqueeze(1)).squeeze(1);
       out.out_to_loss.narrow(0, begin + sub, count).copy_(1.0f - p);
       if (!out.logits.defined()) out.logits = torch::empty({n, g.logits.size(1)}, torch::kFloat32);

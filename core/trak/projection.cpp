@@ -37,34 +37,80 @@ namespace {
 // k2 linear dependencies and make the kernel singular.
 constexpr std::int64_t kExactOutputRows = 16;
 
-std::vector<const Layer*> trainable(const std::vector<Layer>& layers) {
-  std::vector<const Layer*> out;
-  for (const auto& l : layers)
-    if (l.kind != LayerKind::kPassThrough) out.push_back(&l);
-  return out;
+// The dense p x k matrix beyond this many bytes is refused with advice rather than left to
+// fail an allocation (torchvision's resnet18 at k = 2048 would need 90 GB).
+constexpr double kMaxDenseBytes = 4.0 * (1ull << 30);
+
+// P^T x per example: x is B x n x T, p is n x k; B x k x T. One GEMM over the batch when T = 1
+// (a linear layer on vectors), a batched GEMM otherwise.
+torch::Tensor side(const torch::Tensor& x, const torch::Tensor& p) {
+  if (x.size(2) == 1) return x.reshape({x.size(0), x.size(1)}).mm(p).unsqueeze(2);
+  return torch::matmul(p.t(), x);
 }
 
 }  // namespace
 
-Projector::Projector(const std::vector<Layer>& layers, const TrakSettings& settings, int checkpoint)
+Projector::Projector(const GraphGradients& graph, const TrakSettings& settings, int checkpoint)
     : kind_(settings.projection) {
-  const auto layers_t = trainable(layers);
-  for (const Layer* l : layers_t) num_params_ += l->grad_rows() * l->grad_cols();
+  const auto& params = graph.parameters();
+  const auto& ops = graph.ops();
+  num_params_ = graph.num_attributed();
   if (settings.proj_dim < 1)
     throw InputError("", "projection dimension must be positive")
         .found(std::to_string(settings.proj_dim));
   const auto ck = static_cast<std::uint64_t>(checkpoint);
   if (kind_ == ProjectionKind::kDense) {
     dim_ = settings.proj_dim;
+    const double bytes = 4.0 * static_cast<double>(num_params_) * static_cast<double>(dim_);
+    if (bytes > kMaxDenseBytes)
+      throw InputError(graph.model_name(),
+                       "the dense projection of " + std::to_string(num_params_) +
+                           " parameters to " + std::to_string(dim_) + " dimensions needs " +
+                           std::to_string(static_cast<long long>(bytes / 1e9)) + " GB")
+          .expected("the structured projection (--projection structured) or a smaller --proj-dim");
     dense_ = rademacher(num_params_, dim_, mix_seed(settings.seed, ck, 0)) /
              std::sqrt(static_cast<float>(num_params_));
     return;
   }
-  // Water-filling: layers whose whole gradient fits their share are kept exactly; the rest of
-  // the dimensions are shared in proportion to the layers' sizes.
-  const std::size_t n = layers_t.size();
+  // One block per matrix parameter, in parameter order; its bias joins it as a last column
+  // when every op using that bias uses this weight (a Linear or Conv2d layer).
+  block_of_.assign(params.size(), -1);
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    if (!params[i].attributed || params[i].rows == 0) continue;
+    const int w = static_cast<int>(i);
+    int bias = -2;  // -2: none seen, -1: none usable
+    for (const ParamOp& op : ops)
+      if (op.weight == w && op.bias >= 0) bias = (bias == -2 || bias == op.bias) ? op.bias : -1;
+    if (bias >= 0)
+      for (const ParamOp& op : ops)
+        if ((op.bias == bias && op.weight != w) || op.weight == bias) bias = -1;
+    Block b;
+    b.weight = w;
+    b.bias = std::max(bias, -1);
+    b.rows = params[i].rows;
+    b.cols = params[i].cols + (b.bias >= 0 ? 1 : 0);
+    block_of_[i] = static_cast<int>(blocks_.size());
+    if (b.bias >= 0) block_of_[b.bias] = static_cast<int>(blocks_.size());
+    blocks_.push_back(b);
+  }
+  std::int64_t rest_size = 0;
+  for (std::size_t i = 0; i < params.size(); ++i)
+    if (params[i].attributed && block_of_[i] < 0) {
+      rest_.push_back(static_cast<int>(i));
+      rest_size += params[i].tensor.numel();
+    }
+  if (rest_size > 0) {
+    Block b;
+    b.rows = 1;
+    b.cols = rest_size;
+    blocks_.push_back(b);
+  }
+
+  // Water-filling: blocks whose whole gradient fits their share are kept exactly; the rest of
+  // the dimensions are shared in proportion to the blocks' sizes.
+  const std::size_t n = blocks_.size();
   std::vector<std::int64_t> size(n), target(n, -1);
-  for (std::size_t i = 0; i < n; ++i) size[i] = layers_t[i]->grad_rows() * layers_t[i]->grad_cols();
+  for (std::size_t i = 0; i < n; ++i) size[i] = blocks_[i].rows * blocks_[i].cols;
   double remaining = settings.proj_dim;
   for (bool changed = true; changed;) {
     changed = false;
@@ -86,15 +132,14 @@ Projector::Projector(const std::vector<Layer>& layers, const TrakSettings& setti
       target[i] =
           std::max<std::int64_t>(1, static_cast<std::int64_t>(remaining * size[i] / pending));
 
-  blocks_.resize(n);
   for (std::size_t i = 0; i < n; ++i) {
-    const std::int64_t rows = layers_t[i]->grad_rows(), cols = layers_t[i]->grad_cols();
     Block& b = blocks_[i];
+    const std::int64_t rows = b.rows, cols = b.cols;
     if (target[i] >= size[i]) {
       b.k1 = rows;
       b.k2 = cols;
     } else {
-      // Split the layer's dimensions between the output and input sides in proportion to
+      // Split the block's dimensions between the output and input sides in proportion to
       // their sizes (k1 / k2 ~ rows / cols).
       const double t = static_cast<double>(target[i]);
       b.k1 = rows <= kExactOutputRows && rows >= 2 && target[i] >= rows
@@ -113,6 +158,15 @@ Projector::Projector(const std::vector<Layer>& layers, const TrakSettings& setti
     }
     b.scale = scale;
     dim_ += b.k1 * b.k2;
+    if (b.weight >= 0 && params[b.weight].tensor.dim() == 4) {  // a convolution's weight
+      const auto w = params[b.weight].tensor.sizes();
+      if (b.p_in.defined())
+        b.conv_in = b.p_in.narrow(0, 0, w[1] * w[2] * w[3])
+                        .t()
+                        .reshape({b.k2, w[1], w[2], w[3]})
+                        .contiguous();
+      if (b.p_out.defined()) b.conv_out = b.p_out.t().reshape({b.k1, rows, 1, 1}).contiguous();
+    }
   }
   // Same overall scale as the dense projection: E ||phi||^2 = (k / p) ||g||^2.
   structured_scale_ = std::sqrt(static_cast<float>(dim_) / static_cast<float>(num_params_));
@@ -123,47 +177,126 @@ void Projector::to(const torch::Device& device) {
   for (Block& b : blocks_) {
     if (b.p_out.defined()) b.p_out = b.p_out.to(device);
     if (b.p_in.defined()) b.p_in = b.p_in.to(device);
+    if (b.conv_in.defined()) b.conv_in = b.conv_in.to(device);
+    if (b.conv_out.defined()) b.conv_out = b.conv_out.to(device);
   }
 }
 
-torch::Tensor Projector::project(const std::vector<Layer>& layers, const MarginGradients& g) const {
-  if (kind_ == ProjectionKind::kDense) return flat_gradients(layers, g).mm(dense_);
-  std::vector<torch::Tensor> parts;
-  std::size_t k = 0;
-  for (const auto& layer : layers) {
-    if (layer.kind == LayerKind::kPassThrough) continue;
-    const Block& b = blocks_[k];
-    const CapturedLayer& captured = g.layers[k++];
-    const std::int64_t batch = captured.output_grad.size(0);
-    const std::int64_t rows = layer.grad_rows(), cols = layer.grad_cols();
-    torch::Tensor block;  // B x k1 x k2
-    if (layer.kind == LayerKind::kLinear) {
-      // A rank-one gradient: project delta and [a, 1] separately, then take the outer product.
-      torch::Tensor d = bias_gradient(layer, captured);  // B x rows (= delta)
-      torch::Tensor a = captured.input.reshape({batch, -1});
-      if (layer.bias.defined()) a = torch::cat({a, torch::ones({batch, 1}, a.options())}, 1);
-      if (b.p_out.defined()) d = d.mm(b.p_out);
-      if (b.p_in.defined()) a = a.mm(b.p_in);
-      block = d.unsqueeze(2) * a.unsqueeze(1);
-    } else {
-      // P_out^T G P_in per example, both sides as GEMMs over the whole batch, in the cheaper
-      // order.
-      torch::Tensor grad = layer_gradient(layer, captured);  // B x rows x cols
-      const auto right = [&](const torch::Tensor& x) {
-        return b.p_in.defined()
-                   ? x.reshape({-1, x.size(2)}).mm(b.p_in).view({batch, x.size(1), b.k2})
-                   : x;
-      };
-      const auto left = [&](const torch::Tensor& x) {
-        return b.p_out.defined() ? torch::matmul(b.p_out.t(), x) : x;
-      };
-      const double in_first = static_cast<double>(rows) * cols * b.k2 + b.k1 * rows * b.k2;
-      const double out_first = static_cast<double>(b.k1) * rows * cols + b.k1 * cols * b.k2;
-      block = in_first <= out_first ? left(right(grad)) : right(left(grad));
+torch::Tensor Projector::project(const GraphGradients& graph, const Captured& c) const {
+  if (kind_ == ProjectionKind::kDense) return graph.flat(c).mm(dense_);
+  const auto& ops = graph.ops();
+  const std::int64_t batch = c.logits.size(0);
+  std::vector<torch::Tensor> acc(blocks_.size());
+  std::vector<torch::Tensor> rest(graph.parameters().size());
+  const auto add = [](torch::Tensor& sum, const torch::Tensor& t) {
+    sum = sum.defined() ? sum + t : t;
+  };
+  for (std::size_t k = 0; k < ops.size(); ++k) {
+    const ParamOp& op = ops[k];
+    const std::vector<Contribution> parts = graph.contributions(k, c);
+    torch::Tensor bias_direct;
+    for (const Contribution& ct : parts)
+      if (ct.param == op.bias) bias_direct = ct.direct;
+    for (const Contribution& ct : parts) {
+      const int bi = block_of_[ct.param];
+      if (bi < 0) {
+        add(rest[ct.param], ct.direct);
+        continue;
+      }
+      const Block& b = blocks_[bi];
+      if (ct.param != b.weight) continue;  // a paired bias: its column comes with the weight
+      const bool ours = b.bias >= 0 && op.bias == b.bias;
+      if (ct.full.defined()) {
+        // P_out^T G P_in per example, both sides as GEMMs over the whole batch, in the cheaper
+        // order.
+        torch::Tensor g = ct.full;
+        if (b.bias >= 0)
+          g = torch::cat(
+              {g, ours ? bias_direct.unsqueeze(2) : torch::zeros({batch, b.rows, 1}, g.options())},
+              2);
+        const auto right = [&](const torch::Tensor& x) {
+          return b.p_in.defined()
+                     ? x.reshape({-1, x.size(2)}).mm(b.p_in).view({batch, x.size(1), b.k2})
+                     : x;
+        };
+        const auto left = [&](const torch::Tensor& x) {
+          return b.p_out.defined() ? torch::matmul(b.p_out.t(), x) : x;
+        };
+        const double in_first = static_cast<double>(b.rows) * b.cols * b.k2 + b.k1 * b.rows * b.k2;
+        const double out_first = static_cast<double>(b.k1) * b.rows * b.cols + b.k1 * b.cols * b.k2;
+        add(acc[bi], in_first <= out_first ? left(right(g)) : right(left(g)));
+        continue;
+      }
+      // sum_t (P_out^T L_t)(P_in^T R_t)^T: both factors projected, then one batched GEMM; the
+      // per-example gradient of the block is never formed. A paired bias is a column of ones
+      // on the right side: its projection is the last row of P_in, added to every column.
+      if (ct.conv != nullptr) {
+        // Convolutions: P_out^T Delta as a 1 x 1 convolution, P_in^T U as a convolution of the
+        // input with P_in's columns as filters (no im2col copy of the inputs).
+        const ParamOp& conv = *ct.conv;
+        const std::vector<std::int64_t> no_padding{0, 0};
+        torch::Tensor r;
+        if (b.conv_in.defined()) {
+          r = torch::conv2d(ct.conv_input, b.conv_in, {}, conv.stride, no_padding, conv.dilation);
+          r = r.reshape({batch, b.k2, -1});
+          if (ours) r = r + b.p_in[b.cols - 1].view({1, b.k2, 1});
+        } else {
+          r = at::im2col(ct.conv_input, conv.kernel, conv.dilation, no_padding, conv.stride);
+          if (b.bias >= 0)
+            r = torch::cat({r, ours ? torch::ones({batch, 1, r.size(2)}, r.options())
+                                    : torch::zeros({batch, 1, r.size(2)}, r.options())},
+                           1);
+        }
+        const torch::Tensor l =
+            b.conv_out.defined()
+                ? torch::conv2d(ct.left.unsqueeze(3), b.conv_out).reshape({batch, b.k1, -1})
+                : ct.left;
+        add(acc[bi], torch::bmm(l, r.transpose(1, 2)));
+        continue;
+      }
+      const torch::Tensor& right = ct.right;
+      const std::int64_t t = right.size(2);
+      torch::Tensor r;
+      if (b.p_in.defined()) {
+        r = b.bias >= 0 ? side(right, b.p_in.narrow(0, 0, b.cols - 1)) : side(right, b.p_in);
+        if (ours) r = r + b.p_in[b.cols - 1].view({1, b.k2, 1});
+      } else {
+        r = b.bias >= 0 ? torch::cat({right, ours ? torch::ones({batch, 1, t}, right.options())
+                                                  : torch::zeros({batch, 1, t}, right.options())},
+                                     1)
+                        : right;
+      }
+      torch::Tensor l;
+      if (ct.left.defined())
+        l = b.p_out.defined() ? side(ct.left, b.p_out) : ct.left;
+      else if (b.p_out.defined())  // one-hot rows (embedding): gather the projection's rows
+        l = b.p_out.index_select(0, ct.left_index.reshape({-1}))
+                .view({batch, t, b.k1})
+                .transpose(1, 2);
+      else
+        l = torch::one_hot(ct.left_index, b.rows).to(r.dtype()).transpose(1, 2);
+      add(acc[bi], torch::bmm(l, r.transpose(1, 2)));
     }
-    parts.push_back(block.reshape({batch, -1}) * (b.scale * structured_scale_));
   }
-  return torch::cat(parts, 1);
+  std::vector<torch::Tensor> out;
+  const auto options = c.logits.options().dtype(torch::kFloat32);
+  for (std::size_t bi = 0; bi < blocks_.size(); ++bi) {
+    const Block& b = blocks_[bi];
+    torch::Tensor block;
+    if (b.weight >= 0) {
+      block = acc[bi].defined() ? acc[bi] : torch::zeros({batch, b.k1, b.k2}, options);
+    } else {
+      std::vector<torch::Tensor> flat;
+      for (int p : rest_)
+        flat.push_back(rest[p].defined()
+                           ? rest[p].reshape({batch, -1})
+                           : torch::zeros({batch, graph.parameters()[p].tensor.numel()}, options));
+      block = torch::cat(flat, 1);
+      if (b.p_in.defined()) block = block.mm(b.p_in);
+    }
+    out.push_back(block.reshape({batch, -1}) * (b.scale * structured_scale_));
+  }
+  return torch::cat(out, 1);
 }
 
 }  // namespace modeldiff::core::detail

@@ -3,8 +3,8 @@ images, 10 classes).
 
 Usage: python3 make_demo_architecture.py OUT.pt
 
-The model is a top-level nn.Sequential of Conv2d, ReLU, MaxPool2d, Flatten and Linear only:
-the TRAK code walks its children in order, so keep it flat. Parameters (20,490 in all):
+A small nn.Sequential of Conv2d, ReLU, MaxPool2d, Flatten and Linear, so that the demo stays
+quick (TRAK follows any TorchScript classifier). Parameters (20,490 in all):
     0 Conv2d(1, 16, 3, padding=1)    16*1*9 + 16  =    160
     3 Conv2d(16, 32, 3, padding=1)   32*16*9 + 32 =  4,640
     7 Linear(32*7*7, 10)             1568*10 + 10 = 15,690

@@ -43,26 +43,30 @@ RowMatrixF to_eigen(const torch::Tensor& t) {
 
 TEST(PerExampleGradients, MatchOneBackwardPerExample) {
   torch::jit::Module model = load_module("trak_cnn.pt");
-  std::vector<std::string> frozen;
-  const auto layers = mdd::sequential_layers(model, "trak_cnn.pt", &frozen);
+  const mdd::GraphGradients graph(model, "trak_cnn.pt");
   const torch::Tensor x = load_tensor("trak_inputs.npy"), y = load_tensor("trak_labels.npy");
-  const mdd::MarginGradients g = mdd::margin_gradients(layers, x, y);
-  const torch::Tensor grads = mdd::flat_gradients(layers, g);
+  const torch::Tensor grads = graph.flat(graph.capture(x, y));
   const torch::Tensor want = load_tensor("trak_grads.npy");
   ASSERT_EQ(grads.sizes(), want.sizes());
   const double rel = ((grads - want).abs().max() / want.abs().max()).item<double>();
   EXPECT_LT(rel, 1e-4);
-  EXPECT_TRUE(frozen.empty());
+  EXPECT_TRUE(graph.left_out().empty());
 }
 
-TEST(PerExampleGradients, CustomForwardIsRefused) {
+TEST(PerExampleGradients, CustomForwardIsFollowed) {
+  // forward() = fc(x) * 2: not the chain of its children, which the graph capture follows.
+  // Margin f = 2 (l_y - l_{1-y}) with l = W x + b: d f / d W_c = (c == y ? 2 x : -2 x),
+  // d f / d b_c = (c == y ? 2 : -2).
   torch::jit::Module model = load_module("trak_custom.pt");
-  try {
-    mdd::sequential_layers(model, "trak_custom.pt", nullptr);
-    FAIL() << "expected an InputError";
-  } catch (const InputError& e) {
-    EXPECT_NE(std::string(e.what()).find("trak_custom.pt"), std::string::npos) << e.what();
-    EXPECT_NE(std::string(e.what()).find("nn.Sequential"), std::string::npos) << e.what();
+  const mdd::GraphGradients graph(model, "trak_custom.pt");
+  const torch::Tensor x = torch::randn({3, 6}), y = torch::tensor({0, 1, 1}, torch::kLong);
+  const torch::Tensor g = graph.flat(graph.capture(x, y));
+  ASSERT_EQ(g.size(1), 2 * 6 + 2);
+  for (std::int64_t i = 0; i < 3; ++i) {
+    const double sign = y[i].item<std::int64_t>() == 0 ? 2.0 : -2.0;
+    const torch::Tensor want =
+        torch::cat({sign * x[i], -sign * x[i], torch::tensor({sign, -sign}, torch::kFloat32)});
+    EXPECT_LT((g[i] - want).abs().max().item<double>(), 1e-5) << "example " << i;
   }
 }
 
@@ -97,9 +101,9 @@ TEST(Projection, StructuredPreservesInnerProductsLikeDense) {
   // vectors between dimensions and is noisier, but must stay within a small factor of dense.
   torch::jit::Module model = load_module("trak_cnn.pt");
   const torch::Tensor x = load_tensor("trak_inputs.npy"), y = load_tensor("trak_labels.npy");
-  const auto layers = mdd::sequential_layers(model, "m", nullptr);
-  const mdd::MarginGradients mg = mdd::margin_gradients(layers, x, y);
-  const torch::Tensor g = mdd::flat_gradients(layers, mg).to(torch::kFloat64);
+  const mdd::GraphGradients graph(model, "m");
+  const mdd::Captured mg = graph.capture(x, y);
+  const torch::Tensor g = graph.flat(mg).to(torch::kFloat64);
   const double p = static_cast<double>(g.size(1));
   ASSERT_EQ(g.size(1), 30 + 108 + 85);  // conv 3 x (9 + 1), conv 4 x 27, linear 5 x (16 + 1)
   const torch::Tensor gram = g.mm(g.t());
@@ -122,9 +126,9 @@ TEST(Projection, StructuredPreservesInnerProductsLikeDense) {
     double squares = 0;
     for (int seed = 0; seed < kSeeds; ++seed) {
       s.seed = static_cast<std::uint64_t>(seed);
-      const mdd::Projector proj(layers, s, 0);
+      const mdd::Projector proj(graph, s, 0);
       st.dim = proj.dim();
-      const torch::Tensor phi = proj.project(layers, mg).to(torch::kFloat64);
+      const torch::Tensor phi = proj.project(graph, mg).to(torch::kFloat64);
       const torch::Tensor estimate = phi.mm(phi.t()) * (p / static_cast<double>(proj.dim()));
       const torch::Tensor err = (estimate - gram) / scale;
       squares += err.pow(2).mean().item<double>();
@@ -163,9 +167,9 @@ TEST(Projection, StructuredPreservesInnerProductsLikeDense) {
   // With k >= p every layer is kept whole: the structured projection is exact.
   s.projection = ProjectionKind::kStructured;
   s.proj_dim = 4096;
-  const mdd::Projector whole(layers, s, 0);
+  const mdd::Projector whole(graph, s, 0);
   EXPECT_EQ(whole.dim(), g.size(1));
-  const torch::Tensor phi = whole.project(layers, mg).to(torch::kFloat64);
+  const torch::Tensor phi = whole.project(graph, mg).to(torch::kFloat64);
   EXPECT_LT(((phi.mm(phi.t()) - gram).abs().max() / gram.abs().max()).item<double>(), 1e-5);
 }
 
