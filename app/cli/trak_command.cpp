@@ -24,6 +24,8 @@ struct TrakArgs {
   std::uint64_t seed = 0;
   double lambda = 0;
   bool out_to_loss = false;
+  std::string params;
+  bool skip_normalization = false;
 };
 
 int run_trak(const TrakArgs& args) {
@@ -37,6 +39,7 @@ int run_trak(const TrakArgs& args) {
   settings.out_to_loss = args.out_to_loss;
   settings.batch_size = args.batch_size;
   settings.device = args.device;
+  settings.params = core::parse_param_patterns(args.params, args.skip_normalization);
   settings.projection =
       args.projection == "dense" ? core::ProjectionKind::kDense : core::ProjectionKind::kStructured;
   const core::Preprocessing prep = args.preprocessing.empty()
@@ -62,6 +65,7 @@ int run_trak(const TrakArgs& args) {
   core::write_npy(args.out, scores);
   progress.finish();
   std::printf("%s\n", core::describe(settings).c_str());
+  if (!report.attributed.empty()) std::printf("  %s\n", report.attributed.c_str());
   for (const auto& c : report.checkpoints)
     std::printf("  %s: target accuracy %.2f%%, %s\n", c.checkpoint.c_str(),
                 100.0 * c.target_accuracy,
@@ -114,6 +118,11 @@ Command add_trak_command(CLI::App& app) {
       ->check(CLI::IsMember({"structured", "dense"}));
   cmd->add_option("--seed", args->seed, "Projection seed")->capture_default_str();
   cmd->add_option("--lambda", args->lambda, "Ridge term of the kernel")->capture_default_str();
+  cmd->add_option("--params", args->params,
+                  "Attribute only the parameters whose names match these glob patterns, e.g. "
+                  "'layer4.*,fc.*' (default: every trainable parameter)");
+  cmd->add_flag("--skip-normalization", args->skip_normalization,
+                "Leave the parameters of BatchNorm and LayerNorm out of the attribution");
   cmd->add_flag("--out-to-loss", args->out_to_loss,
                 "Scale training columns by TRAK's out-to-loss weights 1 - p_y, as traker does "
                 "(default: Q = 1, which ranks training examples better; see the README)");

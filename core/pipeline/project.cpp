@@ -366,6 +366,11 @@ Project parse_project(const std::string& text, const std::string& base_dir,
     t.lambda = s.number("lambda", t.lambda, 0, 1e30);
     t.out_to_loss = s.boolean("out_to_loss", t.out_to_loss);
     t.batch_size = static_cast<int>(s.integer("batch_size", t.batch_size, 1, 1 << 20));
+    try {
+      t.params = parse_param_patterns(s.text("params"), s.boolean("skip_normalization", false));
+    } catch (const InputError& e) {
+      throw InputError(source, e.problem()).key(s.sub("params")).expected(e.expected_text());
+    }
     s.check_known();
   }
   if (root.has("diff")) {
@@ -449,6 +454,13 @@ std::string project_json(const Project& p) {
                {"lambda", p.trak.lambda},
                {"out_to_loss", p.trak.out_to_loss},
                {"batch_size", p.trak.batch_size}};
+  if (!p.trak.params.patterns.empty()) {
+    std::string patterns;
+    for (const auto& pattern : p.trak.params.patterns)
+      patterns += (patterns.empty() ? "" : ",") + pattern;
+    j["trak"]["params"] = patterns;
+  }
+  if (p.trak.params.skip_normalization) j["trak"]["skip_normalization"] = true;
   j["diff"] = {{"components", p.components},
                {"class_components", p.class_components},
                {"top_k", p.top_k},

@@ -307,6 +307,7 @@ RunOutcome run_project(const Project& project, Progress& progress,
         o.kernel_dropped += c.kernel_dropped;
       }
       o.trak_seconds = since(t0);
+      o.attributed = report.attributed;
     }
     // Either way: the run's copy of the scores and how well they rank by label.
     write_npy(o.scores, scores[i]);
@@ -324,6 +325,7 @@ RunOutcome run_project(const Project& project, Progress& progress,
            << " from the cache) in " << static_cast<int>(o.trak_seconds)
            << " s; mean validation accuracy " << percent(mean(o.val_accuracy)) << "; " << same_label
            << percent(o.same_label_rate);
+      if (!o.attributed.empty()) line << "; " << o.attributed;
       if (o.kernel_dropped > 0)
         line << "; " << o.kernel_dropped
              << " kernel directions without training signal left out (pseudo-inverse)";
@@ -542,6 +544,7 @@ RunOutcome run_project(const Project& project, Progress& progress,
       a["mean_val_accuracy"] = number(mean(o.val_accuracy));
       a["same_label_rate"] = number(o.same_label_rate);
       a["same_label_top_k"] = kSameLabelTopK;
+      if (!o.attributed.empty()) a["attributed"] = o.attributed;
       a["trained"] = o.trained;
       a["reused"] = o.reused;
       a["cached_features"] = o.cached;

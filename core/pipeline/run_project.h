@@ -48,6 +48,8 @@ struct AlgorithmOutcome {
   // that have its label (10% for a random ranking over ten balanced classes).
   double same_label_rate = std::numeric_limits<double>::quiet_NaN();
   std::string scores;  // scores/<A|B>.npy
+  // What TRAK attributed and left out ("" for precomputed scores or all features cached).
+  std::string attributed;
 };
 
 struct ComparisonOutcome {

@@ -67,8 +67,15 @@ struct CachedFeatures {
 };
 
 std::string settings_key(const TrakSettings& s) {
-  return std::to_string(s.proj_dim) + "|" + std::to_string(s.seed) + "|" +
-         std::to_string(static_cast<int>(s.projection));  // lambda and Q are applied later
+  std::string key = std::to_string(s.proj_dim) + "|" + std::to_string(s.seed) + "|" +
+                    std::to_string(static_cast<int>(s.projection));  // lambda, Q: applied later
+  // Every trainable parameter (the default) keeps the key that entries had before selection.
+  if (!s.params.patterns.empty() || s.params.skip_normalization) {
+    key += "|params";
+    for (const auto& p : s.params.patterns) key += ":" + p;
+    key += s.params.skip_normalization ? "|no-norm" : "";
+  }
+  return key;
 }
 
 // One cache entry is a folder of .npy files, CACHE_DIR/features-<key>/ (kCacheFiles). It is
@@ -192,7 +199,8 @@ NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const Trak
         target_x = as_tensor(data.target_inputs);
         target_y = as_labels(data.target_labels);
       }
-      detail::CheckpointFeaturizer featurizer(model.impl().module, model.describe(), settings, i);
+      detail::CheckpointFeaturizer featurizer(model.impl().module, model.describe(), settings, i,
+                                              settings.params);
       SubProgress train_progress(sub, 0.0, 0.9, "training examples");
       const detail::Features train = featurizer.run(train_x, train_y, train_progress);
       SubProgress target_progress(sub, 0.9, 1.0, "target examples");
@@ -205,6 +213,7 @@ NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const Trak
           target.logits.argmax(1).eq(target_y).to(torch::kFloat64).mean().item<double>();
       rep.num_parameters = featurizer.projector().num_params();
       rep.frozen_parameters = featurizer.frozen_parameters();
+      rep.attributed = featurizer.graph().describe();
       cr.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
       if (!cache_path.empty()) write_cache(cache_path, features);
     }

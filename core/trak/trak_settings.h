@@ -4,6 +4,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/trak/param_selection.h"
+
 namespace modeldiff::core {
 
 enum class ProjectionKind {
@@ -30,6 +32,9 @@ struct TrakSettings {
   // Where the models run: "cpu", "cuda" or "cuda:N" (features are the same up to rounding, so
   // the device is not part of the feature cache's key).
   std::string device = "cpu";
+  // The attributed parameters: every trainable one by default (part of the feature cache's
+  // key).
+  ParamSelection params;
 };
 
 std::string describe(const TrakSettings& settings);

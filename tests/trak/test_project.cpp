@@ -531,3 +531,27 @@ TEST(Project, ClassNamesComeFromTheProjectOrANamesFileNeverFromPaths) {
   EXPECT_EQ(demo_project("/r/demo_cnn.pt", "/f", "/o", true).class_names,
             fashion_mnist_class_names());
 }
+
+TEST(Project, TrakParameterSelectionParsesAndRoundTrips) {
+  const auto with_trak = [](const std::string& extra) {
+    std::string text = kMinimal;
+    const std::string from = R"("out_to_loss": false})";
+    return text.replace(text.find(from), from.size(), R"("out_to_loss": false, )" + extra + "}");
+  };
+  const Project p = parse_project(
+      with_trak(R"("params": "layer4.*, fc.*", "skip_normalization": true)"), "/base", "p.json");
+  EXPECT_EQ(p.trak.params.patterns, (std::vector<std::string>{"layer4.*", "fc.*"}));
+  EXPECT_TRUE(p.trak.params.skip_normalization);
+  const nlohmann::json j = nlohmann::json::parse(project_json(p));
+  EXPECT_EQ(j["trak"]["params"], "layer4.*,fc.*");
+  EXPECT_EQ(j["trak"]["skip_normalization"], true);
+  const Project q = parse_project(project_json(p), "/base", "q.json");
+  EXPECT_EQ(q.trak.params.patterns, p.trak.params.patterns);
+  EXPECT_TRUE(q.trak.params.skip_normalization);
+  // The default selects everything and writes nothing.
+  const nlohmann::json plain =
+      nlohmann::json::parse(project_json(parse_project(kMinimal, "/b", "p.json")));
+  EXPECT_FALSE(plain["trak"].contains("params") || plain["trak"].contains("skip_normalization"));
+  const std::string e = error_of(with_trak(R"("params": "fc.*,,")"));
+  EXPECT_NE(e.find("trak.params"), std::string::npos) << e;
+}

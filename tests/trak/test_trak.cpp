@@ -13,6 +13,7 @@
 #include "core/io/npy.h"
 #include "core/test_paths.h"
 #include "core/trak/detail/featurizer.h"
+#include "core/trak/param_selection.h"
 #include "core/trak/trak.h"
 
 using namespace modeldiff::core;
@@ -282,6 +283,33 @@ TEST(TrakScores, CachedCheckpointsAreReusedAndInvalidatedByAnyChange) {
   ConstRowMapF m(a.data_as<float>(), 4, 12);
   EXPECT_TRUE(m.allFinite());
   EXPECT_GT(m.cwiseAbs().maxCoeff(), 0.0f);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(TrakScores, ParameterSelectionIsItsOwnCacheEntryAndSaysWhatIsLeftOut) {
+  const std::string dir = ::testing::TempDir() + "/trak_params_test";
+  std::filesystem::remove_all(dir);
+  Algorithm alg{"cnn", "", {test_fixture("trak_cnn.pt")}};
+  TrakSettings s;
+  s.proj_dim = 8;
+  NullProgress progress;
+  TrakReport all, first_conv, again;
+  const NdArray a = trak_scores(alg, small_data(), s, dir, progress, &all);
+  EXPECT_EQ(all.attributed.find("left out"), std::string::npos) << all.attributed;
+  s.params = parse_param_patterns("0.*", /*skip_normalization=*/false);
+  const NdArray c = trak_scores(alg, small_data(), s, dir, progress, &first_conv);
+  // Not the all-parameters entry from the cache: other features, other scores.
+  EXPECT_FALSE(first_conv.checkpoints[0].from_cache);
+  EXPECT_NE(first_conv.attributed.find("left out"), std::string::npos) << first_conv.attributed;
+  EXPECT_LT(first_conv.num_parameters, all.num_parameters);
+  EXPECT_NE(std::memcmp(a.data(), c.data(), a.nbytes()), 0);
+  // The same selection again comes from its own entry.
+  const NdArray c2 = trak_scores(alg, small_data(), s, dir, progress, &again);
+  EXPECT_TRUE(again.checkpoints[0].from_cache);
+  EXPECT_EQ(std::memcmp(c.data(), c2.data(), c.nbytes()), 0);
+  // A pattern that matches nothing is refused, naming the names there are.
+  s.params = parse_param_patterns("layer9.*", false);
+  EXPECT_THROW(trak_scores(alg, small_data(), s, "", progress), InputError);
   std::filesystem::remove_all(dir);
 }
 
