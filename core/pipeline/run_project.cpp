@@ -211,6 +211,15 @@ RunOutcome run_project(const Project& project, Progress& progress,
   // Each algorithm's view of the data, made once: training and TRAK use the same images.
   const View views[2] = {view_of(project.a), view_of(project.b)};
 
+  // Models TRAK cannot follow are refused now, not after their training.
+  for (const AlgorithmSpec* spec : {&project.a, &project.b}) {
+    if (spec->precomputed()) continue;
+    progress.report(at, "checking the model of " + spec->label);
+    check_attributable(spec->architecture,
+                       spec->trains() || spec->checkpoints.empty() ? "" : spec->checkpoints.front(),
+                       project.trak);
+  }
+
   // 2. Models: train the algorithms that have a recipe.
   const std::string models_dir = project.output + "/models";
   const std::string letters[2] = {"A", "B"};

@@ -10,6 +10,7 @@
 #include "core/base/sha256.h"
 #include "core/io/npy.h"
 #include "core/trak/detail/featurizer.h"
+#include "core/trak/detail/graph_capture.h"
 #include "core/trak/detail/torch_model_impl.h"
 #include "core/trak/torch_model.h"
 
@@ -142,6 +143,12 @@ std::string trak_data_fingerprint(const TrakData& data) {
   key += shape_to_string(data.target_inputs.shape());
   key += sha256_data(data.target_labels.data(), data.target_labels.size() * sizeof(std::int64_t));
   return sha256_bytes(key);
+}
+
+void check_attributable(const std::string& architecture, const std::string& checkpoint,
+                        const TrakSettings& settings) {
+  TorchModel model = TorchModel::load(architecture, checkpoint, "cpu");
+  const detail::GraphGradients graph(model.impl().module, model.describe(), settings.params);
 }
 
 NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const TrakSettings& settings,

@@ -64,6 +64,14 @@ struct TrakReport {
 NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const TrakSettings& settings,
                     const std::string& cache_dir, Progress& progress, TrakReport* report = nullptr);
 
+// Whether TRAK can follow the model's gradients with these settings, before any work: loads
+// `architecture` with `checkpoint` (either may be empty, as for TorchModel::load) and captures
+// its graph. Throws the InputError TRAK would throw later (a parameter inside if/loop, an
+// unsupported op, a frozen module, BatchNorm without running statistics, a --params pattern
+// matching nothing), naming the model file, the parameter and the op.
+void check_attributable(const std::string& architecture, const std::string& checkpoint,
+                        const TrakSettings& settings);
+
 // SHA-256 of the data arrays and labels (part of every cache key; computed once per run).
 std::string trak_data_fingerprint(const TrakData& data);
 

@@ -10,11 +10,13 @@
 #include <vector>
 
 #include "common/temp_dir.h"
+#include "core/base/error.h"
 #include "core/base/progress.h"
 #include "core/base/sha256.h"
 #include "core/io/npy.h"
 #include "core/pipeline/project.h"
 #include "core/pipeline/run_project.h"
+#include "core/test_paths.h"
 
 using namespace modeldiff::core;
 using modeldiff::test::TempDir;
@@ -93,4 +95,34 @@ TEST(RecipeContent, RewrittenTrainingFileRetrainsAndSaysWhy) {
   EXPECT_NE(sha256_path(model), trained_on_first);
   // The earlier models are set aside, not deleted.
   EXPECT_EQ(sha256_path(dir.file("out/models/B.previous/model_0.pt")), trained_on_first);
+}
+
+TEST(RecipeContent, AModelTrakCannotFollowIsRefusedBeforeTraining) {
+  // BatchNorm without running statistics: TRAK cannot follow it in eval mode. The run must say
+  // so at once, naming the file, the parameter and the op, not after training its models.
+  const TempDir dir("refused_before_training");
+  write_images(dir, "train", kN, 1);
+  write_images(dir, "val", kT, 2);
+  const std::string arch = modeldiff::test::test_fixture("graph_bn_nostats.pt");
+  ASSERT_TRUE(std::filesystem::exists(arch)) << arch;
+  {
+    std::ofstream f(dir.file("p.json"));
+    f << R"({"name": "refused", "output": "out",
+      "data": {"train": {"images": "train.npy", "labels": "train_y.npy"},
+               "val": {"images": "val.npy", "labels": "val_y.npy"}},
+      "A": {"label": "a", "architecture": ")"
+      << arch << R"(", "train": {"models": 2, "epochs": 1, "batch_size": 20}},
+      "B": {"label": "b", "architecture": ")"
+      << arch << R"(", "train": {"models": 2, "epochs": 1, "batch_size": 20}},
+      "trak": {"proj_dim": 32}, "diff": {"components": 2, "per_class": false}})";
+  }
+  try {
+    run_logged(dir);
+    FAIL() << "ran";
+  } catch (const InputError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("graph_bn_nostats.pt"), std::string::npos) << what;
+    EXPECT_NE(what.find("aten::batch_norm"), std::string::npos) << what;
+  }
+  EXPECT_FALSE(std::filesystem::exists(dir.file("out/models/A/model_0.pt")));
 }
