@@ -14,21 +14,14 @@
 #include "core/test_paths.h"
 #include "core/trak/detail/graph_capture.h"
 #include "core/trak/detail/projection.h"
+#include "trak/npy_tensor.h"
 
 using namespace modeldiff::core;
+using modeldiff::test::load_tensor;
 using modeldiff::test::test_fixture;
 namespace mdd = modeldiff::core::detail;
 
 namespace {
-
-torch::Tensor load_tensor(const std::string& name) {
-  const NdArray a = read_npy(test_fixture(name));
-  std::vector<std::int64_t> shape = a.shape();
-  if (a.dtype() == DType::kInt64)
-    return torch::from_blob(const_cast<std::byte*>(a.data()), shape, torch::kLong).clone();
-  const NdArray f = a.to_float32();
-  return torch::from_blob(const_cast<std::byte*>(f.data()), shape, torch::kFloat32).clone();
-}
 
 // Per-example gradients of every attributed parameter by one backward pass per example
 // through the module's own forward (LibTorch's autograd on the parameters).

@@ -15,21 +15,14 @@
 #include "core/trak/detail/featurizer.h"
 #include "core/trak/param_selection.h"
 #include "core/trak/trak.h"
+#include "trak/npy_tensor.h"
 
 using namespace modeldiff::core;
+using modeldiff::test::load_tensor;
 using modeldiff::test::test_fixture;
 namespace mdd = modeldiff::core::detail;
 
 namespace {
-
-torch::Tensor load_tensor(const std::string& name) {
-  const NdArray a = read_npy(test_fixture(name));
-  std::vector<std::int64_t> shape = a.shape();
-  if (a.dtype() == DType::kInt64)
-    return torch::from_blob(const_cast<std::byte*>(a.data()), shape, torch::kLong).clone();
-  const NdArray f = a.to_float32();
-  return torch::from_blob(const_cast<std::byte*>(f.data()), shape, torch::kFloat32).clone();
-}
 
 torch::jit::Module load_module(const std::string& name) {
   return torch::jit::load(test_fixture(name));
