@@ -26,16 +26,8 @@ std::string first_line(const std::string& text) {
   return line.empty() ? std::string("(no message)") : line;
 }
 
-// A TorchScript interpreter error (torch::jit::JITException, a std::runtime_error) starts with
-// "The following operation failed..." and a traceback; its cause is the last line.
 std::string cause_line(const std::string& text) {
-  if (text.find("Traceback of TorchScript") == std::string::npos) return first_line(text);
-  std::string s = text;
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-  s = s.substr(s.rfind('\n') + 1);  // npos + 1 == 0
-  const std::string prefix = "RuntimeError: ";
-  if (s.compare(0, prefix.size(), prefix) == 0) s.erase(0, prefix.size());
-  return first_line(s);
+  return first_line(torchscript_error_cause(text));
 }
 
 ErrorReport report(ErrorKind kind, std::string message) {
@@ -48,6 +40,16 @@ ErrorReport report(ErrorKind kind, std::string message) {
 struct NotAStdException {};
 
 }  // namespace
+
+std::string torchscript_error_cause(const std::string& message) {
+  if (message.find("Traceback of TorchScript") == std::string::npos) return message;
+  std::string s = message;
+  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
+  s = s.substr(s.rfind('\n') + 1);  // npos + 1 == 0
+  const std::string prefix = "RuntimeError: ";
+  if (s.compare(0, prefix.size(), prefix) == 0) s.erase(0, prefix.size());
+  return s;
+}
 
 int ErrorReport::exit_code() const {
   switch (kind) {

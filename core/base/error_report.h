@@ -31,6 +31,12 @@ ErrorReport describe_exception(const std::exception_ptr& error);
 // describe_exception(std::current_exception()): for use inside a `catch (...)` block.
 ErrorReport describe_current_exception();
 
+// A TorchScript interpreter error (torch::jit::JITException, or a c10::Error raised inside
+// the interpreter) starts with "The following operation failed..." and a traceback; its cause
+// is the last line, returned without its "RuntimeError: ". Any other message is returned as it
+// is.
+std::string torchscript_error_cause(const std::string& message);
+
 // For tests of the entry points: throws an exception of the named kind, as the library would
 // throw it: "input", "cancelled", "bad_alloc", "filesystem", "opencv", "torch",
 // "torch_out_of_memory" (only in builds with LibTorch), "runtime" (std::runtime_error) or

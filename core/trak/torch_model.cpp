@@ -19,6 +19,7 @@
 #include <caffe2/serialize/inline_container.h>
 
 #include "core/base/error.h"
+#include "core/base/error_report.h"
 #include "core/io/array_file.h"
 #include "core/io/safetensors.h"
 #include "core/io/torch_archive.h"
@@ -35,14 +36,8 @@ using NamedTensors = std::vector<std::pair<std::string, torch::Tensor>>;
 // inside the interpreter, whose last line holds the cause); users get one line.
 std::string summarise(const std::exception& e) {
   const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
-  std::string s = c10_error != nullptr ? c10_error->what_without_backtrace() : e.what();
-  if (s.find("Traceback of TorchScript") != std::string::npos) {
-    while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
-    s = s.substr(s.rfind('\n') + 1);  // npos + 1 == 0
-    const std::string kPrefix = "RuntimeError: ";
-    if (s.compare(0, kPrefix.size(), kPrefix) == 0) s.erase(0, kPrefix.size());
-    return s;
-  }
+  std::string s = torchscript_error_cause(c10_error != nullptr ? c10_error->what_without_backtrace()
+                                                               : e.what());
   const auto nl = s.find('\n');
   if (nl != std::string::npos) s.resize(nl);
   return s;
