@@ -26,6 +26,7 @@
 
 #include "core/base/error.h"
 #include "core/pipeline/project.h"
+#include "core/trak/builtin_architecture.h"
 #include "error_reporting.h"
 
 namespace modeldiff::ui {
@@ -284,8 +285,9 @@ QWidget* ProjectDialog::buildAlgorithmPage(int which) {
 
   QLineEdit* arch =
       f_->bind(p + QStringLiteral("architecture"), Fields::kText, new QLineEdit,
-               tr("TorchScript architecture (torch.jit.script(model).save); leave empty "
-                  "when each checkpoint is a full TorchScript model"));
+               tr("TorchScript architecture (torch.jit.script(model).save), or resnet9[:width=W] "
+                  "for the built-in ResNet-9 of a training recipe; leave empty when each "
+                  "checkpoint is a full TorchScript model"));
   form->addRow(tr("Architecture:"), with_browse(arch, false, base_dir_, this));
 
   form->addRow(tr("Planted patch:"),
@@ -553,6 +555,9 @@ QString ProjectDialog::validate() {
                              text_of(c));
     }
     for (const auto& [key, path] : files) {
+      if (key.endsWith(QLatin1String(".architecture")) &&
+          core::is_builtin_architecture(path.toStdString()))
+        continue;  // written by the run
       // An HDF5 dataset is named "file.h5:dataset"; the file is what must exist.
       QString file = path;
       const int colon = file.lastIndexOf(QLatin1Char(':'));

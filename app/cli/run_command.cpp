@@ -94,6 +94,7 @@ Command add_demo_command(CLI::App& app) {
   auto threads = std::make_shared<int>(0);
   auto quick = std::make_shared<bool>(false);
   auto print = std::make_shared<bool>(false);
+  auto model = std::make_shared<std::string>();
   CLI::App* cmd = app.add_subcommand(
       "demo",
       "The built-in Fashion-MNIST project end to end: algorithm A trains on data where 30% of "
@@ -104,10 +105,14 @@ Command add_demo_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();
   cmd->add_flag("--quick", *quick, "A smoke-test size (seconds): 1,000 training images, 2 models");
+  cmd->add_option("--model", *model,
+                  "Architecture of both algorithms: a TorchScript file or resnet9[:width=W] "
+                  "(the ModelDiff paper's ResNet-9; default: the demo's small CNN)");
   cmd->add_flag("--print-project", *print,
                 "Print the demo as a project file (a template for your own) and exit");
   return [=] {
-    core::Project p = core::demo_project(core::demo_architecture_path(), *fashion, *output, *quick);
+    core::Project p = core::demo_project(model->empty() ? core::demo_architecture_path() : *model,
+                                         *fashion, *output, *quick);
     p.threads = *threads;
     if (*print) {
       std::printf("%s\n", core::project_json(p).c_str());

@@ -1,6 +1,7 @@
 // `modeldiff train`: trains an ensemble of models of one algorithm (a TorchScript architecture
 // plus a recipe), optionally on data with a planted feature or with the feature's region
 // hidden, and records what was done in DIR/train.json.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -17,6 +18,7 @@
 #include "core/data/image_dataset.h"
 #include "core/data/planted_feature.h"
 #include "core/data/preprocessing.h"
+#include "core/trak/builtin_architecture.h"
 #include "core/trak/trainer.h"
 
 namespace modeldiff::cli {
@@ -144,11 +146,24 @@ int run_train(TrainArgs args) {
     if (val) core::hide_patch_region(*val, args.patch);
   }
 
+  // A built-in architecture is written into the output folder first; the recipe names it by
+  // its canonical spec (the file's bytes follow from it).
+  std::string architecture_file = args.model;
+  if (core::is_builtin_architecture(args.model)) {
+    std::int64_t largest_label = 0;
+    for (const std::int64_t label : train.labels) largest_label = std::max(largest_label, label);
+    const core::BuiltinArchitecture arch = core::with_data_defaults(
+        core::parse_builtin_architecture(args.model), static_cast<int>(train.channels()),
+        static_cast<int>(largest_label + 1));
+    args.model = core::describe(arch);
+    architecture_file = core::write_builtin_architecture(arch, args.out);
+  }
   const json recipe = recipe_of(args, prep, train.size());
   check_resume(args.out, recipe);
   std::filesystem::create_directories(args.out);
   json record;
   record["recipe"] = recipe;
+  record["architecture_file"] = std::filesystem::path(architecture_file).filename().string();
   record["validation"] = val ? json{{"images", args.val_images},
                                     {"labels", args.val_labels},
                                     {"examples", val->size()}}
@@ -162,8 +177,9 @@ int run_train(TrainArgs args) {
 
   core::SubProgress sub(progress, 0.01, 1.0);
   const auto start = std::chrono::steady_clock::now();
-  const std::vector<core::TrainResult> results = core::train_ensemble(
-      args.model, train, val.get(), prep, args.settings, args.models, args.out, args.name, sub);
+  const std::vector<core::TrainResult> results =
+      core::train_ensemble(architecture_file, train, val.get(), prep, args.settings, args.models,
+                           args.out, args.name, sub);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   progress.finish();
@@ -197,6 +213,9 @@ int run_train(TrainArgs args) {
     std::printf("planted the patch in %zu training examples of class %lld\n", planted.size(),
                 static_cast<long long>(args.plant_class));
   std::printf("wrote %zu checkpoints and train.json to %s\n", results.size(), args.out.c_str());
+  if (architecture_file != args.model)
+    std::printf("architecture %s: %s (for --model in trak, run and counterfactual)\n",
+                args.model.c_str(), architecture_file.c_str());
   return 0;
 }
 
@@ -209,8 +228,10 @@ Command add_train_command(CLI::App& app) {
       "Train an ensemble of models of one algorithm: DIR/<name>_<m>.pt (state dicts, model m "
       "with seed + m) and DIR/train.json. Rerunning with the same options resumes.");
   cmd->add_option("--model", args->model,
-                  "TorchScript architecture (torch.jit.script(model).save); the demo CNN for "
-                  "28 x 28 grayscale images is resources/demo/demo_cnn.pt in the source tree")
+                  "TorchScript architecture (torch.jit.script(model).save), or a built-in one: "
+                  "resnet9[:width=W] (the ModelDiff paper's ResNet-9, width 16 by default; the "
+                  "paper's is 64), written into --out. The demo CNN for 28 x 28 grayscale "
+                  "images is resources/demo/demo_cnn.pt in the source tree")
       ->required();
   cmd->add_option("--train-images", args->train_images,
                   "Training images: IDX, .npy (N x H x W [x C] uint8 or N x C x H x W float32) "

@@ -11,6 +11,7 @@
 
 #include "core/base/error.h"
 #include "core/base/mapped_file.h"
+#include "core/trak/builtin_architecture.h"
 
 namespace modeldiff::core {
 namespace {
@@ -140,7 +141,19 @@ AlgorithmSpec parse_algorithm(const Section& s, const char* fallback_label, cons
                               const std::string& source) {
   AlgorithmSpec a;
   a.label = s.text("label", fallback_label);
-  a.architecture = resolve(base, s.text("architecture"));
+  a.architecture = s.text("architecture");
+  if (is_builtin_architecture(a.architecture)) {
+    try {
+      a.architecture = describe(parse_builtin_architecture(a.architecture));
+    } catch (const InputError& e) {
+      throw InputError(source, e.problem() + " (" + a.architecture + ")")
+          .key(s.sub("architecture") + (e.key_name().empty() ? "" : ": " + e.key_name()))
+          .expected(e.expected_text())
+          .found(e.found_text());
+    }
+  } else {
+    a.architecture = resolve(base, a.architecture);
+  }
   for (const auto& c : s.texts("checkpoints")) a.checkpoints.push_back(resolve(base, c));
   a.hide_patch = s.boolean("hide_patch", false);
   a.scores = resolve(base, s.text("scores"));
@@ -183,7 +196,9 @@ AlgorithmSpec parse_algorithm(const Section& s, const char* fallback_label, cons
     if (a.architecture.empty())
       throw InputError(source, "training needs an architecture")
           .key(s.sub("architecture"))
-          .expected("a TorchScript file (torch.jit.script(model).save)");
+          .expected(
+              "a TorchScript file (torch.jit.script(model).save) or a built-in architecture "
+              "(resnet9[:width=W])");
   } else if (a.checkpoints.empty()) {
     throw InputError(source, "an algorithm needs checkpoints, a training recipe or scores")
         .key(s.sub("checkpoints"))

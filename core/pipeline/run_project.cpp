@@ -26,6 +26,7 @@
 #include "core/io/npy.h"
 #include "core/pipeline/counterfactual.h"
 #include "core/report/html_report.h"
+#include "core/trak/builtin_architecture.h"
 #include "core/trak/torch_model.h"
 #include "core/trak/trainer.h"
 #include "core/trak/trak.h"
@@ -155,8 +156,9 @@ double same_label_rate(const NdArray& scores, const std::vector<std::int64_t>& t
   return total / static_cast<double>(t);
 }
 
-RunOutcome run_project(const Project& project, Progress& progress,
+RunOutcome run_project(const Project& project_in, Progress& progress,
                        const std::function<void(const std::string&)>& log) {
+  Project project = project_in;  // with built-in architectures written out (below)
   const auto say = [&](const std::string& line) {
     if (log) log(line);
   };
@@ -200,6 +202,18 @@ RunOutcome run_project(const Project& project, Progress& progress,
                  " training images of class " + train.class_name(project.plant.target_class) +
                  " and " + std::to_string(planted_val.size()) + " validation images"
            : ""));
+  // Built-in architectures become TorchScript files in the run folder, shaped by the data.
+  for (AlgorithmSpec* spec : {&project.a, &project.b}) {
+    if (!is_builtin_architecture(spec->architecture)) continue;
+    std::int64_t classes = static_cast<std::int64_t>(project.class_names.size());
+    for (const std::int64_t label : train.labels) classes = std::max(classes, label + 1);
+    for (const std::int64_t label : val.labels) classes = std::max(classes, label + 1);
+    const BuiltinArchitecture arch =
+        with_data_defaults(parse_builtin_architecture(spec->architecture),
+                           static_cast<int>(train.channels()), static_cast<int>(classes));
+    spec->architecture = write_builtin_architecture(arch, project.output + "/models");
+    say("architecture of " + spec->label + ": " + describe(arch) + " (" + spec->architecture + ")");
+  }
   const auto view_of = [&](const AlgorithmSpec& a) {
     View v{train, val};
     if (a.hide_patch) {

@@ -286,6 +286,56 @@ def read_json(path):
     return json.loads(pathlib.Path(path).read_text())
 
 
+def case_train_builtin_resnet9(work):
+    """`modeldiff train --model resnet9:width=4`: the architecture file it writes loads in
+    PyTorch, and each checkpoint loads (strict) into the paper's ResNet-9 as a researcher writes
+    it in Python, giving the same logits; TRAK then takes the pair."""
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "fixtures"))
+    import gen_graph_models  # the paper's ResNet-9 in plain PyTorch (tests/fixtures)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, size=(96, 12, 12, 3), dtype=np.uint8)
+    labels = (np.arange(96) % 5).astype(np.int64)
+    np.save(work / "x.npy", images)
+    np.save(work / "y.npy", labels)
+    out = work / "models"
+    proc = run("train", "--model", "resnet9:width=4", "--train-images", work / "x.npy",
+               "--train-labels", work / "y.npy", "--epochs", 1, "--batch-size", 32,
+               "--models", 2, "--threads", 2, "--out", out)
+    arch = out / "resnet9-w4-c3-k5.pt"
+    assert str(arch) in proc.stdout and "resnet9:width=4,in_channels=3,classes=5" in proc.stdout
+    record = read_json(out / "train.json")
+    assert record["recipe"]["architecture"] == "resnet9:width=4,in_channels=3,classes=5"
+    assert record["architecture_file"] == arch.name
+    scripted = torch.jit.load(str(arch))
+    reference = gen_graph_models.resnet9(width=4, in_channels=3, num_classes=5).eval()
+    assert list(scripted.state_dict()) == list(reference.state_dict())
+    x = torch.from_numpy(images[:8]).permute(0, 3, 1, 2).float() / 255
+    for m in range(2):
+        state = torch.load(out / f"model_{m}.pt")
+        reference.load_state_dict(state, strict=True)
+        scripted.load_state_dict(state)
+        scripted.eval()
+        with torch.no_grad():
+            want, got = reference(x), scripted(x)
+        assert torch.allclose(got, want, rtol=1e-5, atol=1e-6), (got - want).abs().max()
+        assert int(state["0.1.num_batches_tracked"]) == 3  # 96 examples, batches of 32
+    # The architecture and checkpoints go straight into TRAK.
+    run("trak", "--model", arch, "--checkpoints", out / "model_0.pt", out / "model_1.pt",
+        "--train-images", work / "x.npy", "--train-labels", work / "y.npy",
+        "--val-images", work / "x.npy", "--val-labels", work / "y.npy",
+        "--proj-dim", 64, "--out", work / "scores.npy")
+    scores = np.load(work / "scores.npy")
+    assert scores.shape == (96, 96) and np.isfinite(scores).all()
+    # The same options again: the file is not rewritten and the models are kept.
+    before = arch.stat().st_mtime_ns
+    again = run("train", "--model", "resnet9:width=4", "--train-images", work / "x.npy",
+                "--train-labels", work / "y.npy", "--epochs", 1, "--batch-size", 32,
+                "--models", 2, "--threads", 2, "--out", out)
+    assert arch.stat().st_mtime_ns == before and "kept from an earlier run" in again.stdout
+    run("train", "--model", "resnet9:depth=3", "--train-images", work / "x.npy",
+        "--train-labels", work / "y.npy", "--out", work / "bad", expect=2)
+
+
 def case_demo_quick(work):
     """`modeldiff demo --quick`: the whole main job at smoke-test size, then resumed."""
     out = work / "demo"

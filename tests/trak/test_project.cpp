@@ -555,3 +555,19 @@ TEST(Project, TrakParameterSelectionParsesAndRoundTrips) {
   const std::string e = error_of(with_trak(R"("params": "fc.*,,")"));
   EXPECT_NE(e.find("trak.params"), std::string::npos) << e;
 }
+
+TEST(Project, BuiltinArchitectureIsASpecNotAPath) {
+  std::string text = kMinimal;
+  const std::string from = R"("label": "blind", "architecture": "arch.pt")";
+  text.replace(text.find(from), from.size(),
+               R"("label": "blind", "architecture": "resnet9:width=8")");
+  const Project p = parse_project(text, "/base", "p.json");
+  EXPECT_EQ(p.b.architecture, "resnet9:width=8");  // not /base/resnet9:width=8
+  EXPECT_EQ(p.a.architecture, "/base/arch.pt");
+  EXPECT_EQ(parse_project(project_json(p), "/elsewhere", "q.json").b.architecture,
+            "resnet9:width=8");
+  std::string bad = text;
+  bad.replace(bad.find("width=8"), 7, "depth=8");
+  const std::string e = error_of(bad);
+  EXPECT_NE(e.find("B.architecture: depth"), std::string::npos) << e;
+}

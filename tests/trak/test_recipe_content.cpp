@@ -3,6 +3,8 @@
 // other images) is never silently reused. The log says why models were kept or retrained.
 #include <gtest/gtest.h>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -37,6 +39,15 @@ void write_images(const TempDir& dir, const std::string& stem, std::int64_t n, u
   write_npy(dir.file(stem + "_y.npy"), labels);
 }
 
+// a.npy: a kT x kN score matrix for an algorithm given by its scores.
+void write_given_scores(const TempDir& dir) {
+  NdArray scores = NdArray::allocate(DType::kFloat32, {kT, kN});
+  std::mt19937 rng(3);
+  for (std::int64_t i = 0; i < scores.numel(); ++i)
+    scores.mutable_data_as<float>()[i] = static_cast<float>(rng() % 1000) / 1000.0f + 0.01f;
+  write_npy(dir.file("a.npy"), scores);
+}
+
 std::vector<std::string> run_logged(const TempDir& dir) {
   std::vector<std::string> log;
   NullProgress progress;
@@ -58,11 +69,7 @@ TEST(RecipeContent, RewrittenTrainingFileRetrainsAndSaysWhy) {
   const TempDir dir("recipe_content");
   write_images(dir, "train", kN, 1);
   write_images(dir, "val", kT, 2);
-  NdArray scores = NdArray::allocate(DType::kFloat32, {kT, kN});
-  std::mt19937 rng(3);
-  for (std::int64_t i = 0; i < scores.numel(); ++i)
-    scores.mutable_data_as<float>()[i] = static_cast<float>(rng() % 1000) / 1000.0f + 0.01f;
-  write_npy(dir.file("a.npy"), scores);
+  write_given_scores(dir);
   const std::string arch = std::string(MODELDIFF_SOURCE_DIR) + "/resources/demo/demo_cnn.pt";
   {
     std::ofstream f(dir.file("p.json"));
@@ -125,4 +132,46 @@ TEST(RecipeContent, AModelTrakCannotFollowIsRefusedBeforeTraining) {
     EXPECT_NE(what.find("aten::batch_norm"), std::string::npos) << what;
   }
   EXPECT_FALSE(std::filesystem::exists(dir.file("out/models/A/model_0.pt")));
+}
+
+TEST(RecipeContent, BuiltinResNet9IsWrittenTrainedAttributedAndKept) {
+  // "architecture": "resnet9:width=2": the run writes the TorchScript file into its models
+  // folder, shaped by the data (1 channel, 10 classes), trains on it, attributes every one of
+  // its parameters, and a rerun keeps the models (the file's bytes are the same).
+  const TempDir dir("builtin_recipe");
+  write_images(dir, "train", kN, 1);
+  write_images(dir, "val", kT, 2);
+  write_given_scores(dir);
+  {
+    std::ofstream f(dir.file("p.json"));
+    f << R"({"name": "builtin", "output": "out",
+      "data": {"train": {"images": "train.npy", "labels": "train_y.npy"},
+               "val": {"images": "val.npy", "labels": "val_y.npy"}},
+      "A": {"label": "given", "scores": "a.npy"},
+      "B": {"label": "blind", "architecture": "resnet9:width=2",
+            "train": {"models": 1, "epochs": 1, "batch_size": 20}},
+      "trak": {"proj_dim": 32}, "diff": {"components": 2, "per_class": false}})";
+  }
+  const std::vector<std::string> log = run_logged(dir);
+  const std::string arch = dir.file("out/models/resnet9-w2-c1-k10.pt");
+  ASSERT_TRUE(std::filesystem::exists(arch));
+  bool named = false, attributed = false;
+  for (const auto& line : log) {
+    named |= line.find("architecture of blind: resnet9:width=2,in_channels=1,classes=10") == 0;
+    // 2*1*9 + 4*2*25 + 2*(4*4*9) + 8*4*9 + 2*(8*8*9) + 4*8*9 + 10*4 = 2274 conv and linear
+    // weights, 2 * (2 + 4 + 4 + 4 + 8 + 8 + 8 + 4) = 84 BatchNorm parameters.
+    attributed |= line.find("TRAK blind:") == 0 &&
+                  line.find("attributes 2358 parameters in 25 tensors") != std::string::npos;
+  }
+  EXPECT_TRUE(named) << "no line naming the built-in architecture";
+  EXPECT_TRUE(attributed) << "no TRAK line attributing all 2358 parameters";
+  const std::string model = dir.file("out/models/B/model_0.pt");
+  ASSERT_TRUE(std::filesystem::exists(model));
+  const nlohmann::json recipe =
+      nlohmann::json::parse(std::ifstream(dir.file("out/models/B/recipe.json")));
+  EXPECT_EQ(recipe["architecture_sha256"], sha256_path(arch));
+  const std::string trained = sha256_path(model);
+  const std::string again = training_line(run_logged(dir));
+  EXPECT_NE(again.find("0 models (1 kept"), std::string::npos) << again;
+  EXPECT_EQ(sha256_path(model), trained);
 }
