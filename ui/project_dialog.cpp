@@ -2,6 +2,7 @@
 
 #include <QCheckBox>
 #include <QComboBox>
+#include <QDateTime>
 #include <QDialogButtonBox>
 #include <QDir>
 #include <QDoubleSpinBox>
@@ -18,6 +19,7 @@
 #include <QTabWidget>
 #include <QTimer>
 #include <QVBoxLayout>
+#include <QtConcurrent/QtConcurrentRun>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -27,6 +29,7 @@
 #include "core/base/error.h"
 #include "core/pipeline/project.h"
 #include "core/trak/builtin_architecture.h"
+#include "core/trak/trak.h"
 #include "error_reporting.h"
 
 namespace modeldiff::ui {
@@ -178,6 +181,11 @@ ProjectDialog::ProjectDialog(const QString& json_text, const QString& base_dir, 
   layout->addWidget(problem_label_);
   layout->addWidget(buttons_);
 
+  model_check_ = new QFutureWatcher<QString>(this);
+  connect(model_check_, &QFutureWatcher<QString>::finished, this, [this]() {
+    model_results_.insert(model_check_key_, model_check_->result());
+    validate();  // shows the result, or starts the next model's check
+  });
   check_timer_->setSingleShot(true);
   check_timer_->setInterval(250);
   connect(check_timer_, &QTimer::timeout, this, [this]() { validate(); });
@@ -571,13 +579,64 @@ QString ProjectDialog::validate() {
   } catch (...) {
     problem = currentError().message;
   }
+  checking_ = false;
+  if (problem.isEmpty()) problem = modelProblem(text);
   problem_ = problem;
   problem_label_->setText(
-      problem.isEmpty()
-          ? tr("<span style='color:#1b7a1b'>Ready to run.</span>")
+      problem.isEmpty() ? tr("<span style='color:#1b7a1b'>Ready to run.</span>")
+      : checking_
+          ? QStringLiteral("<span style='color:#555555'>%1</span>").arg(problem.toHtmlEscaped())
           : QStringLiteral("<span style='color:#b00020'>%1</span>").arg(problem.toHtmlEscaped()));
   buttons_->button(QDialogButtonBox::Ok)->setEnabled(problem.isEmpty());
   return problem;
+}
+
+QString ProjectDialog::modelProblem(const QString& project_json) {
+  const core::Project project =
+      core::parse_project(project_json.toStdString(), base_dir_.toStdString(), "the project");
+  for (int i = 0; i < 2; ++i) {
+    const core::AlgorithmSpec& spec = i == 0 ? project.a : project.b;
+    if (spec.precomputed() || core::is_builtin_architecture(spec.architecture)) continue;
+    const std::string checkpoint =
+        spec.trains() || spec.checkpoints.empty() ? std::string() : spec.checkpoints.front();
+    // The files' identity as the file system reports it: a file written again is checked again.
+    QString key;
+    for (const std::string& file : {spec.architecture, checkpoint}) {
+      const QFileInfo info(QString::fromStdString(file));
+      key += QString::fromStdString(file) + QLatin1Char('|') + QString::number(info.size()) +
+             QLatin1Char('|') + QString::number(info.lastModified().toMSecsSinceEpoch()) +
+             QLatin1Char('|');
+    }
+    for (const std::string& pattern : project.trak.params.patterns)
+      key += QString::fromStdString(pattern) + QLatin1Char(',');
+    key += project.trak.params.skip_normalization ? QStringLiteral("|skip") : QString();
+    const QString letter = QString::fromLatin1(kLetters[i]);
+    const auto done = model_results_.constFind(key);
+    if (done != model_results_.constEnd()) {
+      if (!done->isEmpty()) return tr("%1: TRAK cannot follow this model: %2").arg(letter, *done);
+      continue;
+    }
+    checking_ = true;
+    if (!model_check_->isRunning()) {
+      model_check_key_ = key;
+      const core::TrakSettings trak = project.trak;
+      const std::string architecture = spec.architecture;
+      model_check_->setFuture(QtConcurrent::run([architecture, checkpoint, trak]() {
+        try {
+          core::check_attributable(architecture, checkpoint, trak);
+          return QString();
+        } catch (...) {
+          return currentError().message;
+        }
+      }));
+    }
+    return tr("Checking that TRAK can follow the model of %1 (%2)...")
+        .arg(QString::fromStdString(spec.label),
+             QFileInfo(
+                 QString::fromStdString(spec.architecture.empty() ? checkpoint : spec.architecture))
+                 .fileName());
+  }
+  return QString();
 }
 
 bool ProjectDialog::setField(const QString& key, const QString& value) {

@@ -25,6 +25,7 @@
 #include "core/base/progress.h"
 #include "core/pipeline/demo_paths.h"
 #include "core/pipeline/project.h"
+#include "core/test_paths.h"
 #include "example_inspector.h"
 #include "image_grid_model.h"
 #include "job_panel.h"
@@ -42,6 +43,7 @@ class ProjectTest : public QObject {
  private Q_SLOTS:
   void initTestCase();
   void dialogExplainsInvalidChoices();
+  void dialogChecksModelsInTheBackground();
   void dialogKeepsKeysItHasNoFieldFor();
   void newProjectFromTheDialog();
   void savedProjectReopens();
@@ -55,6 +57,18 @@ class ProjectTest : public QObject {
   QTemporaryDir dir_;
   bool have_data_ = false;
 };
+
+// The dialog's verdict once its background model checks are done.
+QString checked(ui::ProjectDialog& dialog) {
+  QString problem = dialog.validate();
+  QElapsedTimer waited;
+  waited.start();
+  while (dialog.checking() && waited.elapsed() < 60000) {
+    QTest::qWait(10);
+    problem = dialog.validate();
+  }
+  return problem;
+}
 
 void ProjectTest::initTestCase() {
   QVERIFY(dir_.isValid());
@@ -78,7 +92,7 @@ void ProjectTest::dialogExplainsInvalidChoices() {
     QVERIFY(dialog.problemLabel()->text().contains(dialog.problem().toHtmlEscaped()));
   }
   ui::ProjectDialog dialog(demoJson(dir_.filePath(QStringLiteral("d")), true), dir_.path());
-  QCOMPARE(dialog.validate(), QString());
+  QCOMPARE(checked(dialog), QString());
   QVERIFY(dialog.buttons()->button(QDialogButtonBox::Ok)->isEnabled());
   QCOMPARE(dialog.field(QStringLiteral("A.source")), QStringLiteral("train"));
   QCOMPARE(dialog.field(QStringLiteral("B.source")), QStringLiteral("train"));
@@ -94,7 +108,7 @@ void ProjectTest::dialogExplainsInvalidChoices() {
   QVERIFY(dialog.setField(QStringLiteral("data.val.labels"),
                           QString::fromStdString(core::default_fashion_mnist_dir()) +
                               QStringLiteral("/t10k-labels-idx1-ubyte.gz")));
-  QCOMPARE(dialog.validate(), QString());
+  QCOMPARE(checked(dialog), QString());
 
   // Checkpoints that do not exist.
   QVERIFY(dialog.setField(QStringLiteral("A.source"), QStringLiteral("checkpoints")));
@@ -119,7 +133,7 @@ void ProjectTest::dialogExplainsInvalidChoices() {
   QVERIFY2(problem.contains(QStringLiteral("B.scores")), qPrintable(problem));
   QVERIFY(dialog.setField(QStringLiteral("B.scores"),
                           QString::fromStdString(core::demo_architecture_path())));
-  QCOMPARE(dialog.validate(), QString());  // the file's shape is checked when the run loads it
+  QCOMPARE(checked(dialog), QString());  // the file's shape is checked when the run loads it
   auto scores_json = nlohmann::json::parse(dialog.projectJson().toStdString());
   QCOMPARE(scores_json["B"]["scores"].get<std::string>(), core::demo_architecture_path());
   QVERIFY(!scores_json["B"].contains("train"));
@@ -127,7 +141,7 @@ void ProjectTest::dialogExplainsInvalidChoices() {
   QVERIFY(dialog.setField(QStringLiteral("B.hide_patch"), QStringLiteral("true")));
   // Back to training: valid again; the JSON has a recipe and no checkpoints.
   QVERIFY(dialog.setField(QStringLiteral("A.source"), QStringLiteral("train")));
-  QCOMPARE(dialog.validate(), QString());
+  QCOMPARE(checked(dialog), QString());
   const auto j = nlohmann::json::parse(dialog.projectJson().toStdString());
   QVERIFY(j["A"].contains("train"));
   QVERIFY(!j["A"].contains("checkpoints"));
@@ -142,11 +156,43 @@ void ProjectTest::dialogExplainsInvalidChoices() {
   QVERIFY(!dialog.setField(QStringLiteral("no.such.key"), QStringLiteral("1")));
 }
 
+// A model TRAK cannot follow is explained while the project is set up, before anything runs,
+// without blocking the dialog: the check runs in the background and the verdict replaces the
+// "checking" line by itself.
+void ProjectTest::dialogChecksModelsInTheBackground() {
+  if (!have_data_) QSKIP("Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed");
+  const QString refused = QString::fromStdString(test::test_fixture("graph_bn_nostats.pt"));
+  QVERIFY2(QFile::exists(refused), qPrintable(refused));
+  ui::ProjectDialog dialog(demoJson(dir_.filePath(QStringLiteral("m")), true), dir_.path());
+  QCOMPARE(checked(dialog), QString());
+  QVERIFY(dialog.setField(QStringLiteral("A.architecture"), refused));
+  const QString first = dialog.validate();
+  QVERIFY2(dialog.checking() && first.contains(QStringLiteral("Checking")), qPrintable(first));
+  QVERIFY(!dialog.buttons()->button(QDialogButtonBox::Ok)->isEnabled());
+  QTRY_VERIFY_WITH_TIMEOUT(!dialog.checking(), 60000);  // no validate() call: by itself
+  const QString problem = dialog.problem();
+  for (const char* word : {"A:", "graph_bn_nostats.pt", "aten::batch_norm"})
+    QVERIFY2(problem.contains(QLatin1String(word)), qPrintable(problem));
+  QVERIFY(!dialog.buttons()->button(QDialogButtonBox::Ok)->isEnabled());
+  QVERIFY(dialog.problemLabel()->text().contains(QStringLiteral("b00020")));  // shown as an error
+  // The verdict is kept: checking the same file again needs no new check.
+  QCOMPARE(dialog.validate(), problem);
+  QVERIFY(!dialog.checking());
+  // A built-in architecture needs no check; a model TRAK follows is ready to run.
+  QVERIFY(dialog.setField(QStringLiteral("A.architecture"), QStringLiteral("resnet9:width=8")));
+  QCOMPARE(dialog.validate(), QString());
+  QVERIFY(!dialog.checking());
+  QVERIFY(dialog.setField(QStringLiteral("A.architecture"),
+                          QString::fromStdString(core::demo_architecture_path())));
+  QCOMPARE(checked(dialog), QString());
+  QVERIFY(dialog.buttons()->button(QDialogButtonBox::Ok)->isEnabled());
+}
+
 void ProjectTest::dialogKeepsKeysItHasNoFieldFor() {
   if (!have_data_) QSKIP("Fashion-MNIST (Debian's dataset-fashion-mnist) is not installed");
   const QString original = demoJson(dir_.filePath(QStringLiteral("keep")), true);
   ui::ProjectDialog dialog(original, dir_.path());
-  QCOMPARE(dialog.validate(), QString());
+  QCOMPARE(checked(dialog), QString());
   // Unchanged fields: the same project (planted patch, hide_patch, seeds and all).
   const core::Project before =
       core::parse_project(original.toStdString(), dir_.path().toStdString(), "original");
@@ -203,7 +249,7 @@ void ProjectTest::newProjectFromTheDialog() {
                             QString::fromStdString(core::demo_architecture_path())));
   }
   QVERIFY(dialog.setField(QStringLiteral("B.train.augment"), QStringLiteral("true")));
-  QCOMPARE(dialog.validate(), QString());
+  QCOMPARE(checked(dialog), QString());
   const core::Project p =
       core::parse_project(dialog.projectJson().toStdString(), dir_.path().toStdString(), "dialog");
   QVERIFY(p.a.trains() && p.b.trains());
