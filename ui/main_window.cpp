@@ -649,6 +649,12 @@ void MainWindow::showLoaded(const LoadOutcome& outcome) {
     header_->setText(tr("<b>%1</b> vs <b>%2</b> — a single result (open a run folder to see "
                         "the images)")
                          .arg(run.a.label.toHtmlEscaped(), run.b.label.toHtmlEscaped()));
+  // Which parameters TRAK attributed for each algorithm (all trainable ones by default).
+  QStringList attributed;
+  for (const AlgorithmInfo* a : {&run.a, &run.b})
+    if (!a->attributed.isEmpty())
+      attributed << tr("%1: TRAK %2").arg(a->label, a->attributed);
+  header_->setToolTip(attributed.join(QLatin1Char('\n')));
 
   {
     const QSignalBlocker block(comparisons_);

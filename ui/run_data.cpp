@@ -109,6 +109,8 @@ AlgorithmInfo algorithmInfo(const ordered_json& j, const QString& fallback) {
       j.contains("same_label_top_k") && j["same_label_top_k"].is_number_integer()
           ? j["same_label_top_k"].get<int>()
           : 20;
+  if (j.contains("attributed") && j["attributed"].is_string())
+    info.attributed = QString::fromStdString(j["attributed"].get<std::string>());
   return info;
 }
 

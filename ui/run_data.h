@@ -49,6 +49,10 @@ struct AlgorithmInfo {
   double mean_val_accuracy = -1;  // < 0: unknown
   double same_label_rate = -1;    // share of the top same_label_top_k with the target's label
   int same_label_top_k = 20;
+  // What TRAK attributed, as run.json says it: "attributes 20490 parameters in 6 tensors (3
+  // ops)", with "; left out: ..." when --params or --skip-normalization left some out. "" for
+  // precomputed scores and runs that did not record it.
+  QString attributed;
   // What the counterfactual panel needs to evaluate the algorithm's models (runs only).
   std::string architecture;              // "" when the checkpoints are full models
   std::vector<std::string> checkpoints;  // absolute

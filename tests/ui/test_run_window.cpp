@@ -157,6 +157,11 @@ std::vector<std::int64_t> RunWindowTest::indices(const ui::ImageGridModel* model
 void RunWindowTest::opensRunAndListsEveryComparison() {
   ui::MainWindow w;
   openRun(w);
+  // The header says what TRAK attributed for each algorithm (every parameter of the demo CNN).
+  const QString attributed = w.headerLabel()->toolTip();
+  for (const char* line : {"patched data: TRAK attributes 20490 parameters in 6 tensors",
+                           "patch hidden: TRAK attributes 20490 parameters in 6 tensors"})
+    QVERIFY2(attributed.contains(QLatin1String(line)), qPrintable(attributed));
   // The run's project is the current one, with the run folder as its output.
   QVERIFY(!w.projectJson().isEmpty());
   QCOMPARE(QString::fromStdString(
