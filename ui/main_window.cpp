@@ -652,8 +652,7 @@ void MainWindow::showLoaded(const LoadOutcome& outcome) {
   // Which parameters TRAK attributed for each algorithm (all trainable ones by default).
   QStringList attributed;
   for (const AlgorithmInfo* a : {&run.a, &run.b})
-    if (!a->attributed.isEmpty())
-      attributed << tr("%1: TRAK %2").arg(a->label, a->attributed);
+    if (!a->attributed.isEmpty()) attributed << tr("%1: TRAK %2").arg(a->label, a->attributed);
   header_->setToolTip(attributed.join(QLatin1Char('\n')));
 
   {
