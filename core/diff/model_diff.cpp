@@ -80,15 +80,13 @@ void check_rows(const ScoreInput& s, ConstRowMapF m, const VectorXd& squared_nor
   }
 }
 
-// var_c = mean_i ((x_i - mean x) . d_c)^2 with x_i = row i scaled to unit norm; for all
-// directions (rows of d, K x N) at once.
-VectorXd variance_along(ConstRowMapF m, const VectorXd& squared_norms, const RowMatrixF& d) {
-  Eigen::MatrixXf proj(m.rows(), d.rows());
-  proj.noalias() = m * d.transpose();
-  MatrixXd x = proj.cast<double>();
+// var_c = mean_i ((x_i - mean x) . d_c)^2 with x_i = row i scaled to unit norm, for every
+// direction d_c at once, from the products m d_c (T x K).
+VectorXd variance_along(const Eigen::MatrixXf& products, const VectorXd& squared_norms) {
+  MatrixXd x = products.cast<double>();
   x.array().colwise() /= squared_norms.array().sqrt();
   x.rowwise() -= x.colwise().mean();
-  return x.colwise().squaredNorm().transpose() / static_cast<double>(m.rows());
+  return x.colwise().squaredNorm().transpose() / static_cast<double>(products.rows());
 }
 
 }  // namespace
@@ -181,8 +179,19 @@ DiffResult run_model_diff(const ScoreInput& a, const ScoreInput& b, const DiffOp
   const int c = options.components;
   RowMatrixF all_directions(2 * c, n);
   all_directions << pcas[0].directions, pcas[1].directions;
-  const VectorXd var_a = variance_along(ma, stats.aa, all_directions);
-  const VectorXd var_b = variance_along(mb, stats.bb, all_directions);
+  // A D^T and B D^T: from the solver when it has them, else one more pass over A and B.
+  const auto product = [&](ConstRowMapF m, bool of_a) {
+    const RowMatrixF& first = of_a ? pcas[0].a_times_directions : pcas[0].b_times_directions;
+    const RowMatrixF& second = of_a ? pcas[1].a_times_directions : pcas[1].b_times_directions;
+    Eigen::MatrixXf md(rows, 2 * c);
+    if (first.cols() == c && second.cols() == c)
+      md << first, second;
+    else
+      md.noalias() = m * all_directions.transpose();
+    return md;
+  };
+  const VectorXd var_a = variance_along(product(ma, true), stats.aa);
+  const VectorXd var_b = variance_along(product(mb, false), stats.bb);
 
   DirectionSet* sets[2] = {&result.a_minus_b, &result.b_minus_a};
   for (int k = 0; k < 2; ++k) {

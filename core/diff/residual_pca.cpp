@@ -12,6 +12,10 @@
 namespace modeldiff::core {
 namespace {
 
+// Columns beyond the wanted components in each Krylov block, and the most blocks.
+constexpr int kOversampling = 10;
+constexpr int kMaxBlocks = 16;
+
 using Eigen::MatrixXd;
 using Eigen::MatrixXf;
 using Eigen::VectorXd;
@@ -39,32 +43,19 @@ MatrixXd orthonormalize(const MatrixXd& y) {
   return qr.householderQ() * MatrixXd::Identity(y.rows(), y.cols());
 }
 
-// Flips component c (a column of `projections`, a row of `directions`) so that its projection
-// of largest magnitude is positive.
-void apply_sign_convention(RowMatrixF& directions, RowMatrixF& projections) {
-  for (Eigen::Index c = 0; c < projections.cols(); ++c) {
+// Flips component c (a column of the projections, a row of the directions) so that its
+// projection of largest magnitude is positive.
+void apply_sign_convention(PcaResult& r) {
+  for (Eigen::Index c = 0; c < r.projections.cols(); ++c) {
     Eigen::Index arg = 0;
-    projections.col(c).cwiseAbs().maxCoeff(&arg);
-    if (projections(arg, c) < 0) {
-      projections.col(c) *= -1.0f;
-      directions.row(c) *= -1.0f;
+    r.projections.col(c).cwiseAbs().maxCoeff(&arg);
+    if (r.projections(arg, c) < 0) {
+      r.projections.col(c) *= -1.0f;
+      r.directions.row(c) *= -1.0f;
+      if (r.a_times_directions.cols() > c) r.a_times_directions.col(c) *= -1.0f;
+      if (r.b_times_directions.cols() > c) r.b_times_directions.col(c) *= -1.0f;
     }
   }
-}
-
-// Column means of a residual: mu = (A^T coef_a + B^T coef_b) / T, for every residual at once.
-MatrixXd residual_means(ConstRowMapF a, ConstRowMapF b,
-                        const std::vector<ResidualCoefficients>& residuals) {
-  const Eigen::Index t = a.rows(), p = static_cast<Eigen::Index>(residuals.size());
-  MatrixXf ca(t, p), cb(t, p);
-  for (Eigen::Index k = 0; k < p; ++k) {
-    ca.col(k) = residuals[static_cast<std::size_t>(k)].coef_a.cast<float>();
-    cb.col(k) = residuals[static_cast<std::size_t>(k)].coef_b.cast<float>();
-  }
-  MatrixXf mu(a.cols(), p);
-  mu.noalias() = a.transpose() * ca;
-  mu.noalias() += b.transpose() * cb;
-  return mu.cast<double>() / static_cast<double>(t);
 }
 
 // ||R||_F^2 - T ||mu||^2 from the row statistics: no pass over A or B is needed.
@@ -116,121 +107,195 @@ PcaResult exact_pca(ConstRowMapF a, ConstRowMapF b, const ResidualCoefficients& 
   return out;
 }
 
-// Randomised subspace iteration on all residuals together (mu: N x residuals, column means). Per
-// iteration: one forward pass (A X, B X) and one adjoint pass (A^T Y, B^T Y) with the blocks of
-// every residual side by side, then a Rayleigh-Ritz step per residual in double precision.
+// Randomised block Krylov iteration (Musco & Musco, NeurIPS 2015) on all residuals together.
+// For a centred residual R (T x N) and a Gaussian start X (N x l), the Krylov space
+// span[R X, (R R^T) R X, (R R^T)^2 R X, ...] is built block by block: Q_i (T x l) orthonormal
+// against every earlier block, Z_i = R^T Q_i, and the next block from R Z_i = R R^T Q_i. The
+// Rayleigh-Ritz step over all blocks so far is the eigendecomposition of G = Z^T Z (K x K,
+// K = l x blocks), since Z^T = Q^T R. Per block: one adjoint pass (A^T Y, B^T Y) and one
+// forward pass (A X, B X) over the scores, with the blocks of every residual side by side, as
+// for subspace iteration; Krylov's Ritz vectors converge much faster per pass.
+//
+// The Ritz residual costs nothing extra: with v_c = Z w_c / s_c and u_c = Q w_c,
+// R v_c - s_c u_c = (I - Q Q^T) (R Z_i) w_{c,i} / s_c, the part of the next block outside the
+// space (w_{c,i}: the entries of w_c for the newest block), which orthogonalisation computes
+// anyway. The iteration stops when max_c ||R v_c - s_c u_c|| / s_1 <= 1e-4 for the wanted
+// components (or the Ritz values stagnate, or the space is exhausted).
+//
+// Centring is implicit: each new block is centred (its column sums are 0), so 1^T Q = 0 and
+// R_c^T Q = R^T Q; the column means mu only enter the total variance, R^T 1 / T, computed in the
+// first adjoint pass beside the first block. A V and B V (for the variances of A and B along
+// the directions) follow from the stored products A Z_i and B Z_i: no pass after the last.
 std::vector<PcaResult> randomized_pca(ConstRowMapF a, ConstRowMapF b,
                                       const std::vector<ResidualCoefficients>& residuals,
-                                      const MatrixXd& mu, const PcaSettings& settings,
+                                      const RowStats& stats, const PcaSettings& settings,
                                       Progress& progress) {
   const Eigen::Index t = a.rows(), n = a.cols();
   const int p = static_cast<int>(residuals.size());
   const int c_wanted = settings.components;
-  const Eigen::Index l = std::min<Eigen::Index>(c_wanted + std::max(10, c_wanted), std::min(t, n));
+  const Eigen::Index rank_bound = std::min(t, n);
+  const Eigen::Index l = std::min<Eigen::Index>(c_wanted + kOversampling, rank_bound);
+  // The space is at most kMaxBlocks blocks (memory: N x K doubles per residual).
+  const int max_blocks = std::min(settings.max_iterations, kMaxBlocks);
 
-  // R_k X - 1 (mu_k^T X) for every residual k, from the shared products A X and B X.
-  MatrixXf xa(n, l * p), fa(t, l * p), fb(t, l * p);
-  auto forward = [&](std::vector<MatrixXd>& y) {
-    fa.noalias() = a * xa;
-    fb.noalias() = b * xa;
+  struct State {
+    MatrixXd q, z;    // T x K and N x K: the blocks so far
+    MatrixXf az, bz;  // T x K: A Z and B Z, block by block
+    MatrixXd next;    // T x l: the newest R Z_i, then its part outside span(q)
+    VectorXd mu;      // N: column means of the residual
+    MatrixXd w;       // K x K Ritz vectors of G, by descending Ritz value
+    VectorXd s;       // Ritz (singular) values, descending
+    VectorXd previous_s;
+    bool done = false;
+    bool exhausted = false;
+  };
+  std::vector<State> st(static_cast<std::size_t>(p));
+
+  MatrixXf x(n, l * p);
+  MatrixXf fa(t, l * p), fb(t, l * p);
+  // y_k = R_k X_k for every residual from the shared products A X and B X, centred.
+  const auto forward = [&](std::vector<MatrixXd>& y) {
+    fa.noalias() = a * x;
+    fb.noalias() = b * x;
     for (int k = 0; k < p; ++k) {
       const auto& r = residuals[static_cast<std::size_t>(k)];
       const auto cols = Eigen::seqN(k * l, l);
-      y[static_cast<std::size_t>(k)] = r.coef_a.asDiagonal() * fa(Eigen::all, cols).cast<double>() +
-                                       r.coef_b.asDiagonal() * fb(Eigen::all, cols).cast<double>();
-      const Eigen::RowVectorXd shift = mu.col(k).transpose() * xa(Eigen::all, cols).cast<double>();
-      y[static_cast<std::size_t>(k)].rowwise() -= shift;
+      MatrixXd yk = r.coef_a.asDiagonal() * fa(Eigen::all, cols).cast<double>();
+      yk.noalias() += r.coef_b.asDiagonal() * fb(Eigen::all, cols).cast<double>();
+      yk.rowwise() -= yk.colwise().mean();
+      y[static_cast<std::size_t>(k)] = std::move(yk);
     }
   };
-  // R_k^T Q - mu_k (1^T Q), stored into xa (the next forward pass's input) and returned.
-  MatrixXf ya(t, l * p), yb(t, l * p);
-  auto adjoint = [&](const std::vector<MatrixXd>& q, std::vector<MatrixXd>& z) {
+  // Z_k = R_k^T Q_k (x holds them, as float, for the next forward pass); with `means`, also
+  // mu_k = R_k^T 1 / T from p extra columns.
+  const auto adjoint = [&](const std::vector<MatrixXd>& q, bool means) {
+    const Eigen::Index extra = means ? p : 0;
+    MatrixXf ya = MatrixXf::Zero(t, l * p + extra), yb = MatrixXf::Zero(t, l * p + extra);
     for (int k = 0; k < p; ++k) {
       const auto& r = residuals[static_cast<std::size_t>(k)];
       const auto cols = Eigen::seqN(k * l, l);
       ya(Eigen::all, cols) = (r.coef_a.asDiagonal() * q[static_cast<std::size_t>(k)]).cast<float>();
       yb(Eigen::all, cols) = (r.coef_b.asDiagonal() * q[static_cast<std::size_t>(k)]).cast<float>();
+      if (means) {
+        ya.col(l * p + k) = r.coef_a.cast<float>();
+        yb.col(l * p + k) = r.coef_b.cast<float>();
+      }
     }
-    xa.noalias() = a.transpose() * ya;
-    xa.noalias() += b.transpose() * yb;
+    MatrixXf xz(n, l * p + extra);
+    xz.noalias() = a.transpose() * ya;
+    xz.noalias() += b.transpose() * yb;
     for (int k = 0; k < p; ++k) {
+      State& s = st[static_cast<std::size_t>(k)];
+      if (means) s.mu = xz.col(l * p + k).cast<double>() / static_cast<double>(t);
+      // Exactly centred: R_c^T Q = R^T Q - mu (1^T Q), where 1^T Q is only rounding.
       const auto cols = Eigen::seqN(k * l, l);
-      const Eigen::RowVectorXd col_sums = q[static_cast<std::size_t>(k)].colwise().sum();
-      MatrixXd zk = xa(Eigen::all, cols).cast<double>();
-      zk.noalias() -= mu.col(k) * col_sums;
-      xa(Eigen::all, cols) = zk.cast<float>();
-      z[static_cast<std::size_t>(k)] = std::move(zk);
+      MatrixXd zk = xz(Eigen::all, cols).cast<double>();
+      zk.noalias() -= s.mu * q[static_cast<std::size_t>(k)].colwise().sum();
+      x(Eigen::all, cols) = zk.cast<float>();
     }
+  };
+  // Appends the columns of `block` to `m` (rows fixed).
+  const auto append = [](auto& m, const auto& block) {
+    const Eigen::Index old = m.cols();
+    m.conservativeResize(block.rows(), old + block.cols());
+    m.rightCols(block.cols()) = block;
   };
 
   for (int k = 0; k < p; ++k)
-    xa(Eigen::all, Eigen::seqN(k * l, l)) =
+    x(Eigen::all, Eigen::seqN(k * l, l)) =
         gaussian_block(n, l, settings.seed + static_cast<std::uint64_t>(k) * 0x9e3779b97f4a7c15ull);
-  std::vector<MatrixXd> y(static_cast<std::size_t>(p)), q(static_cast<std::size_t>(p)),
-      z(static_cast<std::size_t>(p));
+  std::vector<MatrixXd> y(static_cast<std::size_t>(p)), q(static_cast<std::size_t>(p));
   forward(y);
-  for (int k = 0; k < p; ++k)
+  for (int k = 0; k < p; ++k) {
+    State& s = st[static_cast<std::size_t>(k)];
+    s.q.resize(t, 0);
+    s.z.resize(n, 0);
+    s.az.resize(t, 0);
+    s.bz.resize(t, 0);
     q[static_cast<std::size_t>(k)] = orthonormalize(y[static_cast<std::size_t>(k)]);
+  }
 
   std::vector<PcaResult> out(static_cast<std::size_t>(p));
-  std::vector<VectorXd> previous_sigma(static_cast<std::size_t>(p));
-  std::vector<MatrixXd> w(static_cast<std::size_t>(p));
-  std::vector<VectorXd> sigma(static_cast<std::size_t>(p));
   constexpr double kResidualTolerance = 1e-4;    // ||R v - s u|| / s_1
   constexpr double kStagnationTolerance = 1e-6;  // relative change of every s_c in one step
   int iteration = 0;
   for (;;) {
     progress.throw_if_cancelled();
     ++iteration;
-    adjoint(q, z);
+    adjoint(q, iteration == 1);
     for (int k = 0; k < p; ++k) {
-      const auto ks = static_cast<std::size_t>(k);
-      Eigen::SelfAdjointEigenSolver<MatrixXd> eig(z[ks].transpose() * z[ks]);  // l x l
-      w[ks] = eig.eigenvectors().rowwise().reverse();
-      sigma[ks] = eig.eigenvalues().reverse().cwiseMax(0.0).cwiseSqrt();
+      State& s = st[static_cast<std::size_t>(k)];
+      append(s.q, q[static_cast<std::size_t>(k)]);
+      append(s.z, x(Eigen::all, Eigen::seqN(k * l, l)).cast<double>());
+      Eigen::SelfAdjointEigenSolver<MatrixXd> eig(s.z.transpose() * s.z);  // K x K
+      s.w = eig.eigenvectors().rowwise().reverse();
+      s.s = eig.eigenvalues().reverse().cwiseMax(0.0).cwiseSqrt();
     }
-    forward(y);  // y_k = R_k Z_k, so R_k V_k = y_k W_k diag(1 / s)
-    bool all_converged = true;
+    forward(y);  // R Z_i: the next block, before orthogonalisation
+    bool all_done = true;
     for (int k = 0; k < p; ++k) {
-      const auto ks = static_cast<std::size_t>(k);
-      const VectorXd& s = sigma[ks];
-      const MatrixXd rv = y[ks] * w[ks].leftCols(c_wanted);
-      const MatrixXd u = q[ks] * w[ks].leftCols(c_wanted);
+      State& s = st[static_cast<std::size_t>(k)];
+      const auto cols = Eigen::seqN(k * l, l);
+      append(s.az, fa(Eigen::all, cols));
+      append(s.bz, fb(Eigen::all, cols));
+      // The part of R Z_i outside the space so far (block Gram-Schmidt, twice).
+      MatrixXd& next = y[static_cast<std::size_t>(k)];
+      for (int pass = 0; pass < 2; ++pass) next.noalias() -= s.q * (s.q.transpose() * next);
+      s.next = next;
+      const Eigen::Index kdim = s.q.cols();
+      const MatrixXd newest = s.w.block(kdim - l, 0, l, c_wanted);  // w_{c,i}
       double max_res = 0;
-      bool stagnated = previous_sigma[ks].size() == s.size();
+      bool stagnated = s.previous_s.size() >= c_wanted;
       for (int c = 0; c < c_wanted; ++c) {
-        const double sc = s(c) > 0 ? s(c) : 1.0;
-        max_res = std::max(max_res, (rv.col(c) / sc - s(c) * u.col(c)).norm());
-        if (stagnated && std::abs(s(c) - previous_sigma[ks](c)) > kStagnationTolerance * s(0))
+        const double sc = s.s(c) > 0 ? s.s(c) : 1.0;
+        max_res = std::max(max_res, (next * newest.col(c)).norm() / sc);
+        if (stagnated && std::abs(s.s(c) - s.previous_s(c)) > kStagnationTolerance * s.s(0))
           stagnated = false;
       }
-      const double rel = s(0) > 0 ? max_res / s(0) : 0.0;
-      out[ks].max_relative_residual = rel;
-      out[ks].converged = rel <= kResidualTolerance || (stagnated && iteration >= 3);
-      all_converged = all_converged && out[ks].converged;
-      previous_sigma[ks] = s;
+      const double rel = s.s(0) > 0 ? max_res / s.s(0) : 0.0;
+      out[static_cast<std::size_t>(k)].max_relative_residual = rel;
+      // No room for another block, or the space holds R's whole range: nothing left to find.
+      s.exhausted = kdim + l > rank_bound || next.norm() <= 1e-12 * std::max(s.s(0), 1e-300);
+      s.done = rel <= kResidualTolerance || (stagnated && iteration >= 3) || s.exhausted;
+      out[static_cast<std::size_t>(k)].converged =
+          rel <= kResidualTolerance || stagnated || s.exhausted;
+      s.previous_s = s.s.head(c_wanted);
+      all_done = all_done && s.done;
     }
-    progress.report(std::min(1.0, static_cast<double>(iteration) / settings.max_iterations),
-                    "subspace iteration " + std::to_string(iteration));
-    if (all_converged || iteration >= settings.max_iterations) break;
-    for (int k = 0; k < p; ++k)
-      q[static_cast<std::size_t>(k)] = orthonormalize(y[static_cast<std::size_t>(k)]);
+    progress.report(std::min(1.0, static_cast<double>(iteration) / max_blocks),
+                    "Krylov block " + std::to_string(iteration));
+    if (all_done || iteration >= max_blocks) break;
+    // Every residual gets its next block, also those already converged: the passes are shared,
+    // and a larger space only sharpens them.
+    for (int k = 0; k < p; ++k) {
+      State& s = st[static_cast<std::size_t>(k)];
+      MatrixXd nq = orthonormalize(s.next);
+      nq.noalias() -= s.q * (s.q.transpose() * nq);  // against rounding
+      q[static_cast<std::size_t>(k)] = orthonormalize(nq);
+    }
   }
 
   for (int k = 0; k < p; ++k) {
     const auto ks = static_cast<std::size_t>(k);
-    const VectorXd& s = sigma[ks];
-    MatrixXd v = z[ks] * w[ks].leftCols(c_wanted);     // N x C
-    MatrixXd proj = y[ks] * w[ks].leftCols(c_wanted);  // T x C
+    State& s = st[ks];
+    const Eigen::Index kdim = s.q.cols();
+    const MatrixXd wc = s.w.leftCols(c_wanted);
+    VectorXd inv(c_wanted);
+    for (int c = 0; c < c_wanted; ++c) inv(c) = s.s(c) > 0 ? 1.0 / s.s(c) : 0.0;
+    MatrixXd v = s.z * wc * inv.asDiagonal();  // N x C
+    // R V = Q W S + (outside part of the newest block) W_i S^-1: exact, without another pass.
+    MatrixXd proj = s.q * wc * s.s.head(c_wanted).asDiagonal();
+    proj.noalias() += s.next * s.w.block(kdim - l, 0, l, c_wanted) * inv.asDiagonal();
+    MatrixXd av = s.az.cast<double>() * wc * inv.asDiagonal();
+    MatrixXd bv = s.bz.cast<double>() * wc * inv.asDiagonal();
     for (int c = 0; c < c_wanted; ++c) {
-      const double sc = s(c) > 0 ? s(c) : 1.0;
-      v.col(c) /= sc;
-      proj.col(c) /= sc;
-      // Re-normalise against float rounding in the products; the projection scales with it.
+      // Unit directions against rounding; every product with them scales alike.
       const double norm = v.col(c).norm();
       if (norm > 0) {
         v.col(c) /= norm;
         proj.col(c) /= norm;
+        av.col(c) /= norm;
+        bv.col(c) /= norm;
       }
     }
     PcaResult& r = out[ks];
@@ -238,6 +303,9 @@ std::vector<PcaResult> randomized_pca(ConstRowMapF a, ConstRowMapF b,
     r.iterations = iteration;
     r.directions = v.transpose().cast<float>();
     r.projections = proj.cast<float>();
+    r.a_times_directions = av.cast<float>();
+    r.b_times_directions = bv.cast<float>();
+    r.total_variance = total_variance(stats, residuals[ks], s.mu);
   }
   return out;
 }
@@ -304,15 +372,10 @@ std::vector<PcaResult> residual_pca(ConstRowMapF a, ConstRowMapF b, const RowSta
       out.push_back(exact_pca(a, b, residuals[k], settings.components));
     }
   } else {
-    const MatrixXd mu = residual_means(a, b, residuals);  // N x residuals
-    out = randomized_pca(a, b, residuals, mu, settings, progress);
-    // Total variance from the row statistics: no extra pass over A and B.
-    for (std::size_t k = 0; k < residuals.size(); ++k)
-      out[k].total_variance =
-          total_variance(stats, residuals[k], mu.col(static_cast<Eigen::Index>(k)));
+    out = randomized_pca(a, b, residuals, stats, settings, progress);
   }
   for (auto& r : out) {
-    apply_sign_convention(r.directions, r.projections);
+    apply_sign_convention(r);
     r.explained_variance = r.projections.cast<double>().colwise().squaredNorm().transpose() /
                            static_cast<double>(t - 1);
   }

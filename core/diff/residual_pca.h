@@ -5,9 +5,17 @@
 //     R = diag(coef_a) * A + diag(coef_b) * B                      (T x N),
 // e.g. for "A minus B" with raw rows coef_a = 1 and coef_b = -<a_i, b_i> / <b_i, b_i>.
 // The PCA of R (columns centred) is computed either exactly (R materialised in double, an
-// eigendecomposition of its smaller Gram matrix) or, for large inputs, by randomised subspace
-// iteration with Rayleigh-Ritz steps that only needs products A X, B X, A^T Y and B^T Y; both
-// residuals of a comparison (A minus B and B minus A) share every pass over A and B.
+// eigendecomposition of its smaller Gram matrix) or, for large inputs, by a randomised block
+// Krylov iteration with Rayleigh-Ritz steps that only needs products A X, B X, A^T Y and B^T Y;
+// both residuals of a comparison (A minus B and B minus A) share every pass over A and B.
+//
+// Accuracy of the randomised solver: it stops when every wanted Ritz pair has
+// ||R v_c - s_c u_c|| <= 1e-4 s_1. Then each singular value is within 1e-4 s_1 of an exact
+// one, the subspace of the first c directions is within a principal angle of about
+// 1e-4 s_1 / (s_c - s_{c+1}) of the exact one, and each direction whose singular value is
+// separated from its neighbours by a relative gap g has |cos| with the exact direction of at
+// least 1 - (1e-4 / g)^2 / 2 (tests/core/test_model_diff.cpp checks this against the exact
+// solver).
 #pragma once
 
 #include <Eigen/Core>
@@ -38,7 +46,7 @@ RowStats compute_row_stats(ConstRowMapF a, ConstRowMapF b);
 enum class PcaSolver {
   kAuto,        // exact when cheap (small T * N * min(T, N)), randomised otherwise
   kExact,       // always materialise the residual (double) and decompose it
-  kRandomized,  // always the implicit randomised subspace iteration
+  kRandomized,  // always the implicit randomised block Krylov iteration
 };
 
 struct PcaResult {
@@ -47,9 +55,12 @@ struct PcaResult {
   Eigen::VectorXd explained_variance;  // C: ||projections[:, c]||^2 / (T - 1)
   double total_variance = 0;           // trace of the residual's covariance (ddof = 1)
   std::string solver;                  // "exact" or "randomized"
-  int iterations = 0;                  // subspace iterations (0 for exact)
+  int iterations = 0;                  // Krylov blocks, i.e. passes over A and B (0 for exact)
   bool converged = true;
   double max_relative_residual = 0;  // max_c ||R v_c - s_c u_c|| / s_1 at the end
+  // A V and B V (T x C, V = directions^T), when the solver had them without another pass over
+  // A and B (the randomised one); empty otherwise.
+  RowMatrixF a_times_directions, b_times_directions;
 };
 
 struct PcaSettings {
