@@ -5,12 +5,14 @@
 #   - lintian: no errors (warnings and notes are printed);
 #   - control fields: Maintainer "Name <address>", Depends from dpkg-shlibdeps plus OpenBLAS,
 #     Recommends dataset-fashion-mnist, Version = the latest entry of packaging/changelog;
-#   - contents: executables, desktop entry, hicolor icon, AppStream metainfo, demo
-#     architecture, man pages, bash completion, copyright, changelog.Debian.gz;
+#   - contents: executables, the LibTorch subcommands' module, desktop entry, hicolor icon,
+#     AppStream metainfo, demo architecture, man pages, bash completion, copyright,
+#     changelog.Debian.gz;
 #   - the packaged files: appstreamcli validate, desktop-file-validate, man pages without groff
 #     warnings, the bash completion completes;
-#   - the packaged modeldiff, run from the unpacked tree: `demo` finds the installed
-#     architecture and writes to the XDG data folder by default.
+#   - the packaged modeldiff, run from the unpacked tree: it links no LibTorch, loads its
+#     LibTorch subcommands from the installed module, `demo` finds the installed architecture
+#     and writes to the XDG data folder by default.
 # packaging/test_install.sh (slow, not in CI) installs the package into a clean Debian root.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -80,6 +82,9 @@ for path in /usr/bin/modeldiff /usr/bin/modeldiff-gui \
   /usr/share/doc/modeldiff-studio/copyright /usr/share/doc/modeldiff-studio/changelog.Debian.gz; do
   check "contains $path" grep -qx "$path" <<<"$contents"
 done
+# The LibTorch subcommands' module, private to modeldiff: /usr/lib/<multiarch>/modeldiff.
+check "contains the LibTorch subcommands' module (/usr/lib/*/modeldiff/modeldiff-torch-commands.so)" \
+  grep -qE '^/usr/lib/([^/]+/)?modeldiff/modeldiff-torch-commands\.so$' <<<"$contents"
 only_usr() { ! grep -vE '^/(usr/.*)?$' <<<"$contents" | grep -q .; }
 check "installs nothing outside /usr" only_usr
 
@@ -97,11 +102,17 @@ for page in "$root"/usr/share/man/man1/*.1.gz; do
     "$page" 2>&1 >/dev/null || echo "man failed")
   check "$(basename "$page") renders without warnings${warnings:+: $warnings}" test -z "$warnings"
 done
+# The subcommands the packaged modeldiff lists (on one line), or its --help's failure.
+packaged_commands() {
+  local help
+  help=$("$root/usr/bin/modeldiff" --help) || return 1
+  sed -n '/^Subcommands:/,$s/^  \([a-z]\+\) .*/\1/p' <<<"$help" | paste -sd ' '
+}
 every_command_documented() {
-  local page command rc=0
+  local page command commands rc=0
   page=$(zcat "$root/usr/share/man/man1/modeldiff.1.gz")
-  for command in $("$root/usr/bin/modeldiff" --help |
-    sed -n '/^Subcommands:/,$s/^  \([a-z]\+\) .*/\1/p'); do
+  commands=$(packaged_commands) || return 1
+  for command in $commands; do
     grep -q "^\.SS \"modeldiff $command " <<<"$page" || { echo "  no section for $command"; rc=1; }
   done
   return "$rc"
@@ -127,6 +138,10 @@ fi
 
 # --- the packaged modeldiff: installed layout and the demo's default output folder
 modeldiff=$root/usr/bin/modeldiff
+links_no_libtorch() { ! readelf -d "$modeldiff" | grep -E 'NEEDED.*libtorch'; }
+check "modeldiff links no LibTorch (diff and inspect start without it)" links_no_libtorch
+check "modeldiff loads its LibTorch subcommands from the installed module" \
+  test "$(packaged_commands)" = "diff inspect trak train run demo counterfactual"
 project_field() {  # project_field KEY ENV...: a field of `demo --print-project` under ENV
   local key=$1
   shift

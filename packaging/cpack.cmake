@@ -13,6 +13,14 @@ set(_modeldiff_gen_dir ${PROJECT_BINARY_DIR}/packaging)
 
 if(TARGET modeldiff)
   install(TARGETS modeldiff RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
+  # Its LibTorch subcommands (app/CMakeLists.txt): a private module, found by `modeldiff`
+  # relative to its own folder (/usr/lib/x86_64-linux-gnu/modeldiff); not executable, as
+  # shared libraries are not.
+  if(TARGET modeldiff-torch-commands)
+    get_target_property(_modeldiff_module_dir modeldiff-torch-commands MODELDIFF_INSTALL_DIR)
+    install(TARGETS modeldiff-torch-commands LIBRARY DESTINATION ${_modeldiff_module_dir}
+            PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+  endif()
   # `modeldiff demo` finds its architecture at <prefix>/share/modeldiff/demo_cnn.pt.
   install(FILES ${PROJECT_SOURCE_DIR}/resources/demo/demo_cnn.pt
           DESTINATION ${CMAKE_INSTALL_DATADIR}/modeldiff)
@@ -44,6 +52,9 @@ if(Python3_Interpreter_FOUND AND NOT MODELDIFF_SANITIZE)
          ${_modeldiff_gen_dir}/modeldiff.bash-completion)
     list(APPEND _args --modeldiff $<TARGET_FILE:modeldiff>)
     list(APPEND _depends modeldiff ${PROJECT_SOURCE_DIR}/resources/man/modeldiff.1.in)
+    if(TARGET modeldiff-torch-commands)
+      list(APPEND _depends modeldiff-torch-commands)  # the --help of its subcommands
+    endif()
     install(FILES ${_modeldiff_gen_dir}/modeldiff.1.gz DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
     install(FILES ${_modeldiff_gen_dir}/modeldiff.bash-completion
             DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions RENAME modeldiff)

@@ -9,7 +9,9 @@
 
 namespace modeldiff::cli {
 
-class ConsoleProgress final : public core::Progress {
+// Default visibility: the LibTorch subcommands' module (built with hidden visibility) uses the
+// executable's ConsoleProgress, so that Ctrl-C reaches the counter cancelled() reads.
+class __attribute__((visibility("default"))) ConsoleProgress final : public core::Progress {
  public:
   ConsoleProgress();
   ~ConsoleProgress() override;

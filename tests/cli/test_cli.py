@@ -10,6 +10,8 @@ import json
 import os
 import pathlib
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -530,6 +532,109 @@ def case_counterfactual(work):
                fm / "t10k-labels-idx1-ubyte.gz", "--transform", "patch:wdth=3",
                "--target-class", 6, "--out", work / "bad", expect=2)
     assert "patch.wdth" in proc.stderr
+
+
+MODULE = "modeldiff-torch-commands.so"
+
+
+def loaded_objects(*args):
+    """(proc, the shared objects the dynamic loader mapped) for `modeldiff ARGS` (LD_DEBUG=files
+    lists each as it loads it, on stderr)."""
+    proc = subprocess.run([EXE, *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, "LD_DEBUG": "files"})
+    return proc, set(re.findall(r"^\s*\d+:\s+file=(\S+)\s+\[\d+\];\s+generating link map",
+                                proc.stderr, re.M))
+
+
+def case_torch_module(work):
+    """The LibTorch subcommands are a module that `modeldiff` loads only when it needs them:
+    `diff` and `inspect` run without LibTorch, a torch subcommand loads it, and a missing or
+    broken module is one clear line and exit status 1 while the core commands still work."""
+    exe = pathlib.Path(EXE)
+    ldd = subprocess.run(["ldd", exe], capture_output=True, text=True, check=True).stdout
+    assert "libtorch" not in ldd, ldd
+    rng = np.random.default_rng(0)
+    np.save(work / "a.npy", rng.standard_normal((20, 60)).astype(np.float32))
+    np.save(work / "b.npy", rng.standard_normal((20, 60)).astype(np.float32))
+    core_runs = (("diff", "--scores-a", work / "a.npy", "--scores-b", work / "b.npy", "-c", 2,
+                  "--out", work / "out"), ("inspect", work / "a.npy"), ("diff", "--help"),
+                 ("--version",))
+    for args in core_runs:
+        proc, objects = loaded_objects(*args)
+        assert proc.returncode == 0, (args, proc.stderr[-2000:])
+        assert not [o for o in objects if "libtorch" in o or MODULE in o], (args, objects)
+    assert (work / "out" / "summary.json").is_file()
+    for args in (("trak", "--help"), ("--help",)):
+        proc, objects = loaded_objects(*args)
+        assert proc.returncode == 0, (args, proc.stderr[-2000:])
+        assert str(exe.parent / MODULE) in objects, (args, objects)
+        assert any("libtorch_cpu" in o for o in objects), (args, objects)
+
+    # The executable alone, elsewhere: where it looks is named, the core commands still run.
+    bin_dir = work / "prefix" / "bin"
+    bin_dir.mkdir(parents=True)
+    alone = bin_dir / "modeldiff"
+    shutil.copy2(exe, alone)
+
+    def run_alone(*args):
+        return subprocess.run([alone, *map(str, args)], capture_output=True, text=True)
+
+    beside = bin_dir / MODULE
+    for args in (("trak", "--help"), ("--help",), ("demo", "--print-project")):
+        proc = run_alone(*args)
+        assert proc.returncode == 1 and proc.stdout == "", (args, proc)
+        message = proc.stderr
+        assert message.count("\n") == 1 and message.startswith(
+            "modeldiff: error: cannot load the LibTorch subcommands (trak, train, run, demo, "
+            "counterfactual): "), (args, message)
+        tried = re.findall(r"(/\S+): cannot open shared object file: No such file or directory",
+                           message)
+        assert len(tried) == 2 and tried[0] == str(beside), message
+    installed = pathlib.Path(tried[1])  # <prefix>/lib/modeldiff by default
+    assert installed.name == MODULE and installed.parent.name == "modeldiff", installed
+    assert installed.is_relative_to(work / "prefix"), installed
+    for args in core_runs[1:]:
+        proc = run_alone(*args)
+        assert proc.returncode == 0, (args, proc.stderr)
+
+    # A file that is not a shared object: its path and the loader's reason, nothing else tried.
+    beside.write_text("not a shared object\n")
+    proc = run_alone("train", "--help")
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc
+    assert f"{beside}: file too short" in proc.stderr, proc.stderr
+    assert str(installed) not in proc.stderr, proc.stderr
+    beside.unlink()
+
+    # The installed layout: found relative to the executable's folder.
+    installed.parent.mkdir(parents=True)
+    installed.symlink_to(exe.parent / MODULE)
+    proc = run_alone("--help")
+    assert proc.returncode == 0, proc.stderr
+    assert [n for n, _ in listed_subcommands(proc.stdout)] == CORE_COMMANDS + TORCH_COMMANDS
+
+    # Ctrl-C reaches a command of the module: its progress bar is the executable's, with the one
+    # counter the SIGINT handler sets. Training that would take over a minute ends, cancelled.
+    images = rng.integers(0, 256, size=(4000, 12, 12, 3), dtype=np.uint8)
+    np.save(work / "x.npy", images)
+    np.save(work / "y.npy", (np.arange(4000) % 5).astype(np.int64))
+    args = ["train", "--model", "resnet9:width=8", "--train-images", work / "x.npy",
+            "--train-labels", work / "y.npy", "--epochs", 50, "--models", 4, "--threads", 1,
+            "--out", work / "models"]
+    child = subprocess.Popen([EXE, *map(str, args)], stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True)
+    lines = []  # stderr up to the first progress line: training runs, the handler is set
+    while not lines or not re.match(r"\[\s*\d+%", lines[-1]):
+        lines.append(child.stderr.readline())
+        assert lines[-1], "modeldiff train ended before any progress:\n" + "".join(lines)
+    before = "".join(lines)
+    child.send_signal(signal.SIGINT)
+    try:
+        after = child.communicate(timeout=120)[1]
+    except subprocess.TimeoutExpired:
+        child.kill()
+        raise AssertionError("modeldiff train did not stop within 120 s of Ctrl-C")
+    assert child.returncode == 130, (child.returncode, before + after)
+    assert "modeldiff: cancelled" in after, before + after
 
 
 def main():
