@@ -1,8 +1,10 @@
 // `modeldiff diff`: distinguishing directions from two precomputed score matrices.
 #include <algorithm>
 #include <cstdio>
+#include <future>
 #include <map>
 #include <memory>
+#include <utility>
 
 #include "commands.h"
 #include "console_progress.h"
@@ -40,12 +42,12 @@ core::PcaSolver parse_solver(const std::string& s) {
 }
 
 core::InputProvenance provenance_of(const std::string& path, const std::string& key,
-                                    const core::NdArray& loaded) {
+                                    const core::NdArray& loaded, std::string sha256) {
   core::InputProvenance p;
   p.path = path;
   p.key = key;
   p.format = core::format_name(core::detect_format(path));
-  p.sha256 = core::sha256_path(path);
+  p.sha256 = std::move(sha256);
   for (const auto& e : core::list_arrays(path))
     if (e.key == key || key.empty()) {
       p.file_shape = e.shape;
@@ -98,6 +100,12 @@ int run_diff(const DiffArgs& args, const std::string& command_line) {
         "rows listed in " + args.rows + " (" + std::to_string(options.target_rows.size()) + ")";
   }
 
+  // The inputs' SHA-256 (for the provenance) is computed beside the work, not before it: the
+  // same bytes, read while the diff runs.
+  // One thread for both files, so that the compute threads keep their cores.
+  auto hashes = std::async(std::launch::async, [&] {
+    return std::make_pair(core::sha256_path(args.scores_a), core::sha256_path(args.scores_b));
+  });
   const std::string key_a = args.key_a.empty() ? args.key : args.key_a;
   const std::string key_b = args.key_b.empty() ? args.key : args.key_b;
   const core::Transpose transpose = parse_transpose(args.transpose);
@@ -118,11 +126,11 @@ int run_diff(const DiffArgs& args, const std::string& command_line) {
         .expected(std::to_string(a.scores.dim(0)) + " (rows of " + args.scores_a + ")")
         .found(std::to_string(hint.num_targets));
 
-  provenance.a = provenance_of(args.scores_a, key_a, a.scores);
-  provenance.b = provenance_of(args.scores_b, key_b, b.scores);
-
   core::SubProgress diff_progress(progress, 0.05, 0.97);
   const core::DiffResult result = core::run_model_diff(a, b, options, diff_progress);
+  auto [sha_a, sha_b] = hashes.get();
+  provenance.a = provenance_of(args.scores_a, key_a, a.scores, std::move(sha_a));
+  provenance.b = provenance_of(args.scores_b, key_b, b.scores, std::move(sha_b));
 
   progress.report(0.97, "writing " + args.out);
   core::write_diff_output(out, result, options, provenance);

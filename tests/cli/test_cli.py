@@ -6,6 +6,7 @@ subpopulations, identical results from every file format, and clear errors (exit
 no output directory left behind) for bad input.
 """
 import collections
+import hashlib
 import json
 import os
 import pathlib
@@ -115,6 +116,10 @@ def case_parity_raw_rows(work):
         np.testing.assert_allclose(g[first], np.load(REF / f"{name}_variance_first.npy"), rtol=1e-3)
         np.testing.assert_allclose(g[second], np.load(REF / f"{name}_variance_second.npy"), rtol=1e-3)
     assert r["summary"]["b_minus_a"]["first"] == "B"
+    # The provenance names each input by the SHA-256 of its bytes (hashed beside the work).
+    for key, name in (("a", "scores_A.npy"), ("b", "scores_B.npy")):
+        want = hashlib.sha256((REF / name).read_bytes()).hexdigest()
+        assert r["summary"]["inputs"][key]["sha256"] == want, key
 
 
 def case_planted_recovered(work):
