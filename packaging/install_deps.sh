@@ -14,6 +14,7 @@ PACKAGES=(
   libopenblas0-pthread  # fast BLAS behind libblas.so.3 (see docs/DATA.md)
   # applications
   libcli11-dev qt6-base-dev qt6-svg-dev libqcustomplot-dev qt6-qpa-plugins
+  pybind11-dev python3-dev  # the Python package modeldiff (python/)
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev xvfb xauth
   python3 python3-numpy python3-torch python3-torchvision python3-h5py  # torchvision: resnet18 fixtures

@@ -1,0 +1,159 @@
+// _modeldiff: the compiled half of the Python package `modeldiff` (python/modeldiff/).
+//
+// Binds core::run_model_diff. Score matrices cross as numpy arrays, T x N (row = target
+// example, column = training example); float32 C-contiguous ones are read in place, anything
+// else is converted by numpy once. Results come back as numpy arrays that take over the
+// core's Eigen buffers (no copy). The computation runs without the GIL; core::InputError
+// becomes modeldiff.InputError, a ValueError, and Ctrl-C cancels the computation and raises
+// KeyboardInterrupt.
+#include <pybind11/eigen.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "core/base/error.h"
+#include "core/base/ndarray.h"
+#include "core/base/progress.h"
+#include "core/diff/model_diff.h"
+
+namespace py = pybind11;
+namespace core = modeldiff::core;
+
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+// A view of the array's bytes, no copy. No owner: the array is an argument of the call that
+// uses the view and so outlives it.
+core::NdArray borrow(const FloatArray& array) {
+  std::vector<std::int64_t> shape(array.shape(), array.shape() + array.ndim());
+  return core::NdArray(core::DType::kFloat32, std::move(shape), nullptr,
+                       reinterpret_cast<const std::byte*>(array.data()));
+}
+
+// Cancels the computation when Python has a signal to handle (Ctrl-C): the core asks
+// cancelled() between steps, from the thread that called it, which holds no GIL then; the
+// check takes the GIL briefly and runs Python's handlers, whose exception is kept for rethrow().
+class InterruptCheck final : public core::Progress {
+ public:
+  void report(double, std::string_view) override {}
+  bool cancelled() const override {
+    if (interrupt_) return true;
+    if (std::this_thread::get_id() != caller_) return false;
+    py::gil_scoped_acquire gil;
+    if (PyErr_CheckSignals() != 0) interrupt_.emplace();  // fetches the handler's exception
+    return interrupt_.has_value();
+  }
+  // With the GIL held: raises the exception of the handler that cancelled the computation.
+  [[noreturn]] void rethrow() const { throw *interrupt_; }
+
+ private:
+  std::thread::id caller_ = std::this_thread::get_id();
+  mutable std::optional<py::error_already_set> interrupt_;
+};
+
+core::PcaSolver parse_solver(const std::string& name) {
+  if (name == "auto") return core::PcaSolver::kAuto;
+  if (name == "exact") return core::PcaSolver::kExact;
+  if (name == "randomized") return core::PcaSolver::kRandomized;
+  throw core::InputError("", "unknown PCA solver '" + name + "'")
+      .expected("'auto', 'exact' or 'randomized'");
+}
+
+// Rows of equal length (C lists of k indices) as a C x k int64 array.
+py::array_t<std::int64_t> index_matrix(const std::vector<std::vector<std::int64_t>>& rows) {
+  const auto k = static_cast<py::ssize_t>(rows.empty() ? 0 : rows.front().size());
+  py::array_t<std::int64_t> out({static_cast<py::ssize_t>(rows.size()), k});
+  auto view = out.mutable_unchecked<2>();
+  for (py::ssize_t c = 0; c < view.shape(0); ++c)
+    for (py::ssize_t j = 0; j < k; ++j) view(c, j) = rows[static_cast<std::size_t>(c)][j];
+  return out;
+}
+
+py::dict to_dict(core::DirectionSet&& set) {
+  py::dict d;
+  d["first"] = set.first;
+  d["second"] = set.second;
+  d["directions"] = py::cast(std::move(set.directions));    // C x N float32, unit rows
+  d["projections"] = py::cast(std::move(set.projections));  // T x C float32
+  d["explained_variance"] = py::cast(std::move(set.explained_variance));
+  d["explained_variance_ratio"] = py::cast(std::move(set.explained_variance_ratio));
+  d["variance_a"] = py::cast(std::move(set.variance_a));
+  d["variance_b"] = py::cast(std::move(set.variance_b));
+  d["top_train"] = index_matrix(set.top_train);
+  d["bottom_train"] = index_matrix(set.bottom_train);
+  d["top_target"] = index_matrix(set.top_target);
+  d["bottom_target"] = index_matrix(set.bottom_target);
+  d["solver"] = set.solver;
+  d["iterations"] = set.iterations;
+  d["converged"] = set.converged;
+  return d;
+}
+
+py::dict model_diff(const FloatArray& scores_a, const FloatArray& scores_b, std::int64_t components,
+                    bool normalize_rows, int top_k, const std::string& solver, std::uint64_t seed,
+                    const std::string& label_a, const std::string& label_b,
+                    const std::string& source_a, const std::string& source_b) {
+  if (components < 1 || components > std::numeric_limits<int>::max())
+    throw core::InputError("", "number of components is out of range")
+        .expected("at least 1 and at most the number of targets and of training examples")
+        .found(std::to_string(components));
+  core::DiffOptions options;
+  options.components = static_cast<int>(components);
+  options.normalize_rows = normalize_rows;
+  options.top_k = top_k;
+  options.solver = parse_solver(solver);
+  options.seed = seed;
+  const core::ScoreInput a{label_a, source_a, borrow(scores_a)};
+  const core::ScoreInput b{label_b, source_b, borrow(scores_b)};
+
+  InterruptCheck progress;
+  core::DiffResult result;
+  bool cancelled = false;
+  {
+    py::gil_scoped_release release;
+    try {
+      result = core::run_model_diff(a, b, options, progress);
+    } catch (const core::Cancelled&) {
+      cancelled = true;
+    }
+  }
+  if (cancelled) progress.rethrow();
+
+  py::dict d;
+  d["label_a"] = result.label_a;
+  d["label_b"] = result.label_b;
+  d["normalized_rows"] = result.normalized_rows;
+  d["cosine_ab"] = py::cast(std::move(result.cosine_ab));  // T float32
+  d["a_minus_b"] = to_dict(std::move(result.a_minus_b));
+  d["b_minus_a"] = to_dict(std::move(result.b_minus_a));
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_modeldiff, m) {
+  m.doc() = "ModelDiff Studio's C++ core (use the package modeldiff, not this module)";
+  m.attr("__version__") = MODELDIFF_VERSION;
+  py::register_exception<core::InputError>(m, "InputError", PyExc_ValueError);
+  m.def("model_diff", &model_diff, py::arg("scores_a"), py::arg("scores_b"), py::kw_only(),
+        py::arg("components"), py::arg("normalize_rows") = true, py::arg("top_k") = 10,
+        py::arg("solver") = "auto", py::arg("seed") = 0, py::arg("label_a") = "A",
+        py::arg("label_b") = "B", py::arg("source_a") = "scores A",
+        py::arg("source_b") = "scores B",
+        R"doc(ModelDiff of two T x N score matrices (row = target, column = training example).
+
+Returns a dict with 'a_minus_b' and 'b_minus_a' (each: 'directions' C x N, 'projections'
+T x C, 'explained_variance', 'explained_variance_ratio', 'variance_a', 'variance_b' (always
+the variance of the scores given as A, resp. B), 'top_train', 'bottom_train', 'top_target',
+'bottom_target' (C x top_k indices), 'first', 'second', 'solver', 'iterations', 'converged'),
+'cosine_ab' (T), 'label_a', 'label_b' and 'normalized_rows'. Raises InputError (a ValueError)
+for bad input.)doc");
+}
