@@ -27,24 +27,6 @@ torch::Tensor rademacher(std::int64_t rows, std::int64_t cols, std::uint64_t see
   return out;
 }
 
-torch::Tensor gaussian(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
-  torch::Tensor out = torch::empty({rows, cols}, torch::kFloat32);
-  float* p = out.data_ptr<float>();
-  std::mt19937_64 rng(seed);
-  // Box-Muller on 53-bit uniforms: no std::normal_distribution, whose algorithm differs
-  // between standard libraries.
-  constexpr double kTwoPi = 6.283185307179586, kUnit = 1.0 / 9007199254740992.0;  // 2^-53
-  const std::int64_t n = rows * cols;
-  for (std::int64_t i = 0; i < n; i += 2) {
-    const double u1 = static_cast<double>((rng() >> 11) + 1) * kUnit;  // (0, 1]
-    const double u2 = static_cast<double>(rng() >> 11) * kUnit;        // [0, 1)
-    const double r = std::sqrt(-2.0 * std::log(u1));
-    p[i] = static_cast<float>(r * std::cos(kTwoPi * u2));
-    if (i + 1 < n) p[i + 1] = static_cast<float>(r * std::sin(kTwoPi * u2));
-  }
-  return out;
-}
-
 namespace {
 
 // A layer whose output side has at most this many rows (a classifier head, a narrow
@@ -167,13 +149,7 @@ Projector::Projector(const GraphGradients& graph, const TrakSettings& settings, 
     }
     float scale = 1.0f;
     if (b.k1 < rows) {
-      // All rows but one (a classifier head, whose margin gradients sum to zero over the rows):
-      // Gaussian, because a +-1 matrix this small is often singular on the zero-sum deltas
-      // ([P_out, 1] is singular for 37% of 10 x 9 sign matrices), which costs the head a
-      // k2-dimensional slice of its features. A Gaussian one is almost surely not, and as
-      // unbiased (E P P^T = k1 I); rejecting the singular sign matrices would bias them.
-      const std::uint64_t seed = mix_seed(settings.seed, ck, 2 * i + 1);
-      b.p_out = b.k1 == rows - 1 ? gaussian(rows, b.k1, seed) : rademacher(rows, b.k1, seed);
+      b.p_out = rademacher(rows, b.k1, mix_seed(settings.seed, ck, 2 * i + 1));
       scale /= std::sqrt(static_cast<float>(b.k1));
     }
     if (b.k2 < cols) {

@@ -13,9 +13,6 @@ namespace modeldiff::core::detail {
 
 // A rows x cols matrix of +-1 (float32), the same for the same seed on every platform.
 torch::Tensor rademacher(std::int64_t rows, std::int64_t cols, std::uint64_t seed);
-// A rows x cols matrix of independent standard normal values (float32), the same for the same
-// seed on every platform up to the rounding of std::log, std::cos and std::sin.
-torch::Tensor gaussian(std::int64_t rows, std::int64_t cols, std::uint64_t seed);
 
 // Mixes the user's seed with a checkpoint and layer index (splitmix64).
 std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t a, std::uint64_t b);
