@@ -63,22 +63,26 @@ void TrakEnsemble::add_checkpoint(const RowMatrixF& train_features,
                                   const Eigen::VectorXf& out_to_loss, const std::string& context) {
   MD_ASSERT(train_features.rows() == n_ && target_features.rows() == t_ &&
             train_features.cols() == target_features.cols() && out_to_loss.size() == n_);
-  if (!train_features.allFinite() || !target_features.allFinite())
-    throw InputError(context, "gradient features are not finite (NaN or Inf)")
-        .expected("a model whose margins and gradients are finite on every example");
   const Eigen::Index k = train_features.cols();
   // K = Phi^T Phi + lambda I in double: TRAK's kernels are ill-conditioned (condition numbers
   // of 1e8 on the demo), and the directions with small eigenvalues are the rare features
   // (a patch on a few hundred images) TRAK exists to pick out; float32 accumulation would
-  // bury them in rounding noise. Accumulated over row blocks to bound the memory.
+  // bury them in rounding noise. Accumulated (lower triangle: dsyrk with a BLAS) over row
+  // blocks small enough to stay in cache.
   Eigen::MatrixXd gram = Eigen::MatrixXd::Zero(k, k);
-  constexpr Eigen::Index kRowBlock = 4096;
+  constexpr Eigen::Index kRowBlock = 256;
+  using RowMatrixD = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  RowMatrixD block(std::min<Eigen::Index>(kRowBlock, n_), k);
   for (Eigen::Index r = 0; r < n_; r += kRowBlock) {
     const Eigen::Index rows = std::min<Eigen::Index>(kRowBlock, n_ - r);
-    const Eigen::MatrixXd block = train_features.middleRows(r, rows).cast<double>();
-    gram.selfadjointView<Eigen::Lower>().rankUpdate(block.transpose());
+    block.topRows(rows) = train_features.middleRows(r, rows).cast<double>();
+    gram.selfadjointView<Eigen::Lower>().rankUpdate(block.topRows(rows).transpose());
   }
-  gram.triangularView<Eigen::StrictlyUpper>() = gram.transpose();
+  // A non-finite feature makes its column's sum of squares non-finite (no finite float32
+  // squares overflow a double), so the diagonal checks the training features.
+  if (!gram.diagonal().allFinite() || !target_features.allFinite())
+    throw InputError(context, "gradient features are not finite (NaN or Inf)")
+        .expected("a model whose margins and gradients are finite on every example");
   // A feature that is zero on every training example (a unit no training example activates,
   // kept exactly by the structured projection) carries no information and makes the kernel
   // singular; it is left out, which is what the pseudo-inverse would do.
@@ -86,30 +90,31 @@ void TrakEnsemble::add_checkpoint(const RowMatrixF& train_features,
   for (Eigen::Index j = 0; j < k; ++j)
     if (gram(j, j) > 0.0 || lambda_ > 0) keep.push_back(j);
   dropped_columns_ += static_cast<std::int64_t>(k - static_cast<Eigen::Index>(keep.size()));
-  const bool all = static_cast<Eigen::Index>(keep.size()) == k;
-  Eigen::MatrixXd kernel = all ? gram : Eigen::MatrixXd(gram(keep, keep));
-  kernel.diagonal().array() += lambda_;
   if (keep.empty())
     throw InputError(context, "every TRAK feature is zero on every training example")
         .expected("a model whose margins have non-zero gradients");
-  const Eigen::MatrixXd targets =
-      all ? Eigen::MatrixXd(target_features.cast<double>())
-          : Eigen::MatrixXd(target_features(Eigen::all, keep).cast<double>());
-  // W = K^{-1} G^T (k x T), then S_m = W^T Phi^T = (Phi W)^T: no explicit inverse.
-  Eigen::MatrixXf w;
-  // Eigenvalues below this share of the largest are rounding noise of a double-precision
-  // Gram matrix of float32 features, i.e. exact zeros.
-  constexpr double kRelativeCutoff = 1e-11;
-  Eigen::LLT<Eigen::MatrixXd> llt(kernel);
-  const bool well_posed = llt.info() == Eigen::Success;
-  if (well_posed) {
-    w = llt.solve(targets.transpose()).cast<float>();
+  const bool all = static_cast<Eigen::Index>(keep.size()) == k;
+  if (!all) gram = Eigen::MatrixXd(gram(keep, keep));  // keeps the lower triangle lower
+  gram.diagonal().array() += lambda_;
+  // W = K^{-1} G^T (k x T): the T targets are fewer than the N training examples, so the
+  // solve runs on them, and S_m = G K^{-1} Phi^T = (Phi W)^T costs one N x k x T product.
+  // G^T column-major is G row-major, cast element by element.
+  Eigen::MatrixXd w =
+      all ? Eigen::MatrixXd(target_features.transpose().cast<double>())
+          : Eigen::MatrixXd(target_features(Eigen::all, keep).transpose().cast<double>());
+  Eigen::MatrixXd factor = gram;  // overwritten by the Cholesky factor; gram stays for the fallback
+  Eigen::LLT<Eigen::Ref<Eigen::MatrixXd>> llt(factor);
+  if (llt.info() == Eigen::Success) {
+    llt.solveInPlace(w);
   } else {
     // Rank-deficient (structural dependencies among the features, or N < k): the
     // pseudo-inverse over the directions the training features span, eigenvalues below
-    // kRelativeCutoff of the largest counted as zero.
-    Eigen::MatrixXd v = kernel;  // LAPACK overwrites it with the eigenvectors
-    Eigen::VectorXd ev(kernel.rows());
+    // kRelativeCutoff of the largest (rounding noise of a double-precision Gram matrix of
+    // float32 features, i.e. exact zeros) counted as zero.
+    constexpr double kRelativeCutoff = 1e-11;
+    Eigen::MatrixXd& v = factor;  // LAPACK overwrites it with the eigenvectors
+    v = gram;
+    Eigen::VectorXd ev(gram.rows());
     if (!symmetric_eigen(v, ev))
       throw InputError(context, "the TRAK kernel Phi^T Phi could not be decomposed")
           .expected("finite features; try a positive lambda")
@@ -121,14 +126,16 @@ void TrakEnsemble::add_checkpoint(const RowMatrixF& train_features,
         inv(i) = 1.0 / ev(i);
       else
         ++null_directions_;
-    w = (v * inv.asDiagonal() * (v.transpose() * targets.transpose())).cast<float>();
+    const Eigen::MatrixXd vt_g = v.transpose() * w;
+    w.noalias() = v * (inv.asDiagonal() * vt_g);
   }
-  Eigen::MatrixXf phi_w(n_, t_);
+  // The T x N row-major sum is the N x T column-major matrix Phi W: accumulated in place.
+  const Eigen::MatrixXf wf = w.cast<float>();
+  Eigen::Map<Eigen::MatrixXf> sum(sum_.data(), n_, t_);
   if (all)
-    phi_w.noalias() = train_features * w;  // N x T
+    sum.noalias() += train_features * wf;
   else
-    phi_w.noalias() = train_features(Eigen::all, keep) * w;
-  sum_ += phi_w.transpose();
+    sum.noalias() += train_features(Eigen::all, keep) * wf;
   q_sum_ += out_to_loss.cast<double>();
   ++checkpoints_;
 }

@@ -1,3 +1,4 @@
+#include <Eigen/QR>
 #include <algorithm>
 #include <cmath>
 #include <random>
@@ -27,6 +28,34 @@ torch::Tensor rademacher(std::int64_t rows, std::int64_t cols, std::uint64_t see
   return out;
 }
 
+torch::Tensor scaled_orthogonal(std::int64_t rows, std::int64_t cols, std::uint64_t seed) {
+  MD_ASSERT(cols >= 1 && cols <= rows);
+  // A Gaussian square matrix by Box-Muller on 53-bit uniforms (no std::normal_distribution,
+  // whose algorithm differs between standard libraries), filled column by column.
+  Eigen::MatrixXd g(rows, rows);
+  std::mt19937_64 rng(seed);
+  constexpr double kTwoPi = 6.283185307179586, kUnit = 1.0 / 9007199254740992.0;  // 2^-53
+  for (Eigen::Index i = 0; i < g.size(); i += 2) {
+    const double u1 = static_cast<double>((rng() >> 11) + 1) * kUnit;  // (0, 1]
+    const double u2 = static_cast<double>(rng() >> 11) * kUnit;        // [0, 1)
+    const double r = std::sqrt(-2.0 * std::log(u1));
+    g.data()[i] = r * std::cos(kTwoPi * u2);
+    if (i + 1 < g.size()) g.data()[i + 1] = r * std::sin(kTwoPi * u2);
+  }
+  // Its Q factor with R's diagonal made positive is Haar-distributed (Mezzadri 2007).
+  const Eigen::HouseholderQR<Eigen::MatrixXd> qr(g);
+  const Eigen::MatrixXd q = qr.householderQ();
+  const Eigen::MatrixXd& r = qr.matrixQR();
+  torch::Tensor out = torch::empty({rows, cols}, torch::kFloat32);
+  auto a = out.accessor<float, 2>();
+  const double scale = std::sqrt(static_cast<double>(rows));
+  for (std::int64_t j = 0; j < cols; ++j) {
+    const double sign = r(j, j) < 0 ? -scale : scale;
+    for (std::int64_t i = 0; i < rows; ++i) a[i][j] = static_cast<float>(sign * q(i, j));
+  }
+  return out;
+}
+
 namespace {
 
 // A layer whose output side has at most this many rows (a classifier head, a narrow
@@ -41,11 +70,13 @@ constexpr std::int64_t kExactOutputRows = 16;
 // fail an allocation (torchvision's resnet18 at k = 2048 would need 90 GB).
 constexpr double kMaxDenseBytes = 4.0 * (1ull << 30);
 
-// P^T x per example: x is B x n x T, p is n x k; B x k x T. One GEMM over the batch when T = 1
-// (a linear layer on vectors), a batched GEMM otherwise.
-torch::Tensor side(const torch::Tensor& x, const torch::Tensor& p) {
+// P^T x per example: x is B x n x T, p is n x k and pt its transpose (k x n, rows contiguous);
+// B x k x T. One GEMM over the batch when T = 1 (a linear layer on vectors), a batched GEMM
+// with P^T broadcast otherwise (several times faster than matmul's or a 1 x 1 convolution's
+// handling of the same product).
+torch::Tensor side(const torch::Tensor& x, const torch::Tensor& p, const torch::Tensor& pt) {
   if (x.size(2) == 1) return x.reshape({x.size(0), x.size(1)}).mm(p).unsqueeze(2);
-  return torch::matmul(p.t(), x);
+  return torch::bmm(pt.expand({x.size(0), pt.size(0), pt.size(1)}), x);
 }
 
 }  // namespace
@@ -149,7 +180,16 @@ Projector::Projector(const GraphGradients& graph, const TrakSettings& settings, 
     }
     float scale = 1.0f;
     if (b.k1 < rows) {
-      b.p_out = rademacher(rows, b.k1, mix_seed(settings.seed, ck, 2 * i + 1));
+      // All rows but one (a classifier head, whose margin gradients sum to zero over the rows):
+      // columns of a random orthogonal matrix, not signs. A +-1 matrix this small is often
+      // singular on the zero-sum deltas ([P_out, 1] is singular for 37% of 10 x 9 sign
+      // matrices), which cost such checkpoints a k2-dimensional slice of the head's features
+      // (174 of k = 2048 kernel directions on the demo). The orthogonal one leaves out a single
+      // random direction, almost surely not 1, is as unbiased (E P P^T = k1 I) and has a
+      // smaller variance than signs; rejecting singular sign matrices would bias them.
+      const std::uint64_t seed = mix_seed(settings.seed, ck, 2 * i + 1);
+      b.p_out =
+          b.k1 == rows - 1 ? scaled_orthogonal(rows, b.k1, seed) : rademacher(rows, b.k1, seed);
       scale /= std::sqrt(static_cast<float>(b.k1));
     }
     if (b.k2 < cols) {
@@ -165,8 +205,9 @@ Projector::Projector(const GraphGradients& graph, const TrakSettings& settings, 
                         .t()
                         .reshape({b.k2, w[1], w[2], w[3]})
                         .contiguous();
-      if (b.p_out.defined()) b.conv_out = b.p_out.t().reshape({b.k1, rows, 1, 1}).contiguous();
     }
+    if (b.p_out.defined()) b.p_out_t = b.p_out.t().contiguous();
+    if (b.p_in.defined()) b.p_in_t = b.p_in.t().contiguous();
   }
   // Same overall scale as the dense projection: E ||phi||^2 = (k / p) ||g||^2.
   structured_scale_ = std::sqrt(static_cast<float>(dim_) / static_cast<float>(num_params_));
@@ -178,7 +219,8 @@ void Projector::to(const torch::Device& device) {
     if (b.p_out.defined()) b.p_out = b.p_out.to(device);
     if (b.p_in.defined()) b.p_in = b.p_in.to(device);
     if (b.conv_in.defined()) b.conv_in = b.conv_in.to(device);
-    if (b.conv_out.defined()) b.conv_out = b.conv_out.to(device);
+    if (b.p_out_t.defined()) b.p_out_t = b.p_out_t.to(device);
+    if (b.p_in_t.defined()) b.p_in_t = b.p_in_t.to(device);
   }
 }
 
@@ -231,7 +273,7 @@ torch::Tensor Projector::project(const GraphGradients& graph, const Captured& c)
       // per-example gradient of the block is never formed. A paired bias is a column of ones
       // on the right side: its projection is the last row of P_in, added to every column.
       if (ct.conv != nullptr) {
-        // Convolutions: P_out^T Delta as a 1 x 1 convolution, P_in^T U as a convolution of the
+        // Convolutions: P_out^T Delta as a batched product, P_in^T U as a convolution of the
         // input with P_in's columns as filters (no im2col copy of the inputs).
         const ParamOp& conv = *ct.conv;
         const std::vector<std::int64_t> no_padding{0, 0};
@@ -247,10 +289,7 @@ torch::Tensor Projector::project(const GraphGradients& graph, const Captured& c)
                                     : torch::zeros({batch, 1, r.size(2)}, r.options())},
                            1);
         }
-        const torch::Tensor l =
-            b.conv_out.defined()
-                ? torch::conv2d(ct.left.unsqueeze(3), b.conv_out).reshape({batch, b.k1, -1})
-                : ct.left;
+        const torch::Tensor l = b.p_out.defined() ? side(ct.left, b.p_out, b.p_out_t) : ct.left;
         add(acc[bi], torch::bmm(l, r.transpose(1, 2)));
         continue;
       }
@@ -258,7 +297,9 @@ torch::Tensor Projector::project(const GraphGradients& graph, const Captured& c)
       const std::int64_t t = right.size(2);
       torch::Tensor r;
       if (b.p_in.defined()) {
-        r = b.bias >= 0 ? side(right, b.p_in.narrow(0, 0, b.cols - 1)) : side(right, b.p_in);
+        r = b.bias >= 0
+                ? side(right, b.p_in.narrow(0, 0, b.cols - 1), b.p_in_t.narrow(1, 0, b.cols - 1))
+                : side(right, b.p_in, b.p_in_t);
         if (ours) r = r + b.p_in[b.cols - 1].view({1, b.k2, 1});
       } else {
         r = b.bias >= 0 ? torch::cat({right, ours ? torch::ones({batch, 1, t}, right.options())
@@ -268,7 +309,7 @@ torch::Tensor Projector::project(const GraphGradients& graph, const Captured& c)
       }
       torch::Tensor l;
       if (ct.left.defined())
-        l = b.p_out.defined() ? side(ct.left, b.p_out) : ct.left;
+        l = b.p_out.defined() ? side(ct.left, b.p_out, b.p_out_t) : ct.left;
       else if (b.p_out.defined())  // one-hot rows (embedding): gather the projection's rows
         l = b.p_out.index_select(0, ct.left_index.reshape({-1}))
                 .view({batch, t, b.k1})

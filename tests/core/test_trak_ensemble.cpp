@@ -66,13 +66,18 @@ TEST(TrakEnsemble, SingularKernelUsesThePseudoInverse) {
 }
 
 TEST(TrakEnsemble, NonFiniteFeaturesNameTheCheckpoint) {
-  Eigen::MatrixXf phi = Eigen::MatrixXf::Random(6, 3);
-  phi(2, 1) = std::numeric_limits<float>::quiet_NaN();
-  TrakEnsemble e(2, 6, 0.0);
-  try {
-    e.add_checkpoint(phi, Eigen::MatrixXf::Random(2, 3), Eigen::VectorXf::Ones(6), "ckpt.pt");
-    FAIL() << "expected an InputError";
-  } catch (const InputError& err) {
-    EXPECT_NE(std::string(err.what()).find("ckpt.pt"), std::string::npos);
+  // NaN or Inf in a training feature (whatever lambda) or in a target feature.
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int c = 0; c < 4; ++c) {
+    Eigen::MatrixXf phi = Eigen::MatrixXf::Random(6, 3), g = Eigen::MatrixXf::Random(2, 3);
+    (c < 3 ? phi(2, 1) : g(1, 2)) = c == 1 ? -inf : nan;
+    TrakEnsemble e(2, 6, c == 2 ? 0.5 : 0.0);
+    try {
+      e.add_checkpoint(phi, g, Eigen::VectorXf::Ones(6), "ckpt.pt");
+      FAIL() << "expected an InputError, case " << c;
+    } catch (const InputError& err) {
+      EXPECT_NE(std::string(err.what()).find("ckpt.pt"), std::string::npos);
+    }
   }
 }

@@ -13,6 +13,10 @@ namespace modeldiff::core::detail {
 
 // A rows x cols matrix of +-1 (float32), the same for the same seed on every platform.
 torch::Tensor rademacher(std::int64_t rows, std::int64_t cols, std::uint64_t seed);
+// The first cols (<= rows) columns of a random orthogonal rows x rows matrix (Haar
+// distributed), times sqrt(rows) so that E P P^T = cols I as for +-1 entries (float32). The same
+// for the same seed on every platform up to the rounding of std::log, std::cos and std::sin.
+torch::Tensor scaled_orthogonal(std::int64_t rows, std::int64_t cols, std::uint64_t seed);
 
 // Mixes the user's seed with a checkpoint and layer index (splitmix64).
 std::uint64_t mix_seed(std::uint64_t seed, std::uint64_t a, std::uint64_t b);
@@ -42,11 +46,11 @@ class Projector {
   struct Block {                 // one matrix parameter, or the dense rest (rows = 1)
     int weight = -1, bias = -1;  // parameter indices (-1: the rest block / no bias)
     std::int64_t rows = 0, cols = 0;
-    std::int64_t k1 = 0, k2 = 0;  // output and input side dimensions
-    torch::Tensor p_out, p_in;    // rows x k1, cols x k2; undefined = identity
-    // Convolution weights: the same as filters, k2 x C_in x kh x kw (the weight columns of
-    // p_in) and k1 x rows x 1 x 1.
-    torch::Tensor conv_in, conv_out;
+    std::int64_t k1 = 0, k2 = 0;    // output and input side dimensions
+    torch::Tensor p_out, p_in;      // rows x k1, cols x k2; undefined = identity
+    torch::Tensor p_out_t, p_in_t;  // their transposes, contiguous (batched products)
+    // Convolution weights: p_in's weight rows as filters, k2 x C_in x kh x kw.
+    torch::Tensor conv_in;
     float scale = 1.0f;
   };
   const std::vector<Block>& blocks() const { return blocks_; }
