@@ -8,6 +8,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <utility>
 #include <vector>
 
 #include "core/base/error.h"
@@ -36,46 +37,66 @@ alignas(16) const std::uint32_t kK[64] = {
 
 #if MODELDIFF_SHA_NI
 // The same compression with the x86 SHA extensions (SHA-NI; Intel since Goldmont/Ice Lake,
-// AMD since Zen), several times the portable code's speed. `state` holds A..H; `blocks`
-// 64-byte blocks are compressed in order.
-__attribute__((target("sha,sse4.1,ssse3"))) void compress_sha_ni(std::uint32_t state[8],
-                                                                 const unsigned char* data,
+// AMD since Zen), several times the portable code's speed. For each of `Lanes` independent
+// messages, `state[lane]` holds A..H and `blocks` 64-byte blocks of `data[lane]` are compressed
+// in order. One message is bound by the latency of the round instruction (each round needs the
+// previous one's result); two messages side by side fill its pipeline, nearly twice the speed.
+template <int Lanes>
+__attribute__((target("sha,sse4.1,ssse3"))) void compress_sha_ni(std::uint32_t* const state[],
+                                                                 const unsigned char* const in[],
                                                                  std::size_t blocks) {
   const __m128i byte_swap = _mm_set_epi64x(0x0c0d0e0f08090a0bULL, 0x0405060700010203ULL);
-  // The instructions take the state as ABEF and CDGH.
-  __m128i tmp = _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state)), 0xB1);
-  __m128i state1 =
-      _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state + 4)), 0x1B);
-  __m128i state0 = _mm_alignr_epi8(tmp, state1, 8);  // ABEF
-  state1 = _mm_blend_epi16(state1, tmp, 0xF0);       // CDGH
-  for (; blocks > 0; --blocks, data += 64) {
-    const __m128i abef = state0, cdgh = state1;
-    __m128i w[4];  // the message schedule, four words at a time, rotating
-    for (int i = 0; i < 16; ++i) {
-      __m128i& wi = w[i % 4];
-      if (i < 4) {
-        wi = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data + 16 * i)),
-                              byte_swap);
-      } else {
-        // W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16], for t = 4i .. 4i + 3.
-        const __m128i w4 = w[i % 4], w3 = w[(i + 1) % 4], w2 = w[(i + 2) % 4], w1 = w[(i + 3) % 4];
-        wi = _mm_sha256msg2_epu32(
-            _mm_add_epi32(_mm_sha256msg1_epu32(w4, w3), _mm_alignr_epi8(w1, w2, 4)), w1);
-      }
-      __m128i msg = _mm_add_epi32(wi, _mm_load_si128(reinterpret_cast<const __m128i*>(kK + 4 * i)));
-      state1 = _mm_sha256rnds2_epu32(state1, state0, msg);
-      msg = _mm_shuffle_epi32(msg, 0x0E);
-      state0 = _mm_sha256rnds2_epu32(state0, state1, msg);
-    }
-    state0 = _mm_add_epi32(state0, abef);
-    state1 = _mm_add_epi32(state1, cdgh);
+  __m128i state0[Lanes], state1[Lanes];
+  const unsigned char* data[Lanes];
+  for (int l = 0; l < Lanes; ++l) {
+    // The instructions take the state as ABEF and CDGH.
+    const __m128i tmp =
+        _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state[l])), 0xB1);
+    const __m128i cdgh =
+        _mm_shuffle_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(state[l] + 4)), 0x1B);
+    state0[l] = _mm_alignr_epi8(tmp, cdgh, 8);     // ABEF
+    state1[l] = _mm_blend_epi16(cdgh, tmp, 0xF0);  // CDGH
+    data[l] = in[l];
   }
-  tmp = _mm_shuffle_epi32(state0, 0x1B);        // FEBA
-  state1 = _mm_shuffle_epi32(state1, 0xB1);     // DCHG
-  state0 = _mm_blend_epi16(tmp, state1, 0xF0);  // DCBA
-  state1 = _mm_alignr_epi8(state1, tmp, 8);     // HGFE
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(state), state0);
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(state + 4), state1);
+  for (; blocks > 0; --blocks) {
+    __m128i abef[Lanes], cdgh[Lanes];
+    __m128i w[Lanes][4];  // the message schedule, four words at a time, rotating
+    for (int l = 0; l < Lanes; ++l) {
+      abef[l] = state0[l];
+      cdgh[l] = state1[l];
+    }
+    for (int i = 0; i < 16; ++i) {
+      const __m128i k = _mm_load_si128(reinterpret_cast<const __m128i*>(kK + 4 * i));
+      for (int l = 0; l < Lanes; ++l) {
+        __m128i& wi = w[l][i % 4];
+        if (i < 4) {
+          wi = _mm_shuffle_epi8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(data[l] + 16 * i)),
+                                byte_swap);
+        } else {
+          // W[t] = s1(W[t-2]) + W[t-7] + s0(W[t-15]) + W[t-16], for t = 4i .. 4i + 3.
+          const __m128i w4 = w[l][i % 4], w3 = w[l][(i + 1) % 4], w2 = w[l][(i + 2) % 4],
+                        w1 = w[l][(i + 3) % 4];
+          wi = _mm_sha256msg2_epu32(
+              _mm_add_epi32(_mm_sha256msg1_epu32(w4, w3), _mm_alignr_epi8(w1, w2, 4)), w1);
+        }
+        __m128i msg = _mm_add_epi32(wi, k);
+        state1[l] = _mm_sha256rnds2_epu32(state1[l], state0[l], msg);
+        msg = _mm_shuffle_epi32(msg, 0x0E);
+        state0[l] = _mm_sha256rnds2_epu32(state0[l], state1[l], msg);
+      }
+    }
+    for (int l = 0; l < Lanes; ++l) {
+      state0[l] = _mm_add_epi32(state0[l], abef[l]);
+      state1[l] = _mm_add_epi32(state1[l], cdgh[l]);
+      data[l] += 64;
+    }
+  }
+  for (int l = 0; l < Lanes; ++l) {
+    const __m128i tmp = _mm_shuffle_epi32(state0[l], 0x1B);   // FEBA
+    const __m128i dchg = _mm_shuffle_epi32(state1[l], 0xB1);  // DCHG
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(state[l]), _mm_blend_epi16(tmp, dchg, 0xF0));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(state[l] + 4), _mm_alignr_epi8(dchg, tmp, 8));
+  }
 }
 
 bool cpu_has_sha_ni() {
@@ -138,13 +159,42 @@ class Sha256 {
     return digest;
   }
 
+  // x.update(px, nx) and y.update(py, ny), with the blocks the two have in common compressed
+  // side by side (the two-message SHA-NI path) when neither has a partial block waiting.
+  static void update_two(Sha256& x, const void* px, std::size_t nx, Sha256& y, const void* py,
+                         std::size_t ny) {
+    const auto* cx = static_cast<const unsigned char*>(px);
+    const auto* cy = static_cast<const unsigned char*>(py);
+#if MODELDIFF_SHA_NI
+    const std::size_t blocks = std::min(nx, ny) / 64;
+    if (x.used_ == 0 && y.used_ == 0 && blocks > 0 &&
+        use_hardware().load(std::memory_order_relaxed)) {
+      std::uint32_t* const state[2] = {x.h_, y.h_};
+      const unsigned char* const in[2] = {cx, cy};
+      compress_sha_ni<2>(state, in, blocks);
+      x.length_ += blocks * 64;
+      y.length_ += blocks * 64;
+      cx += blocks * 64;
+      cy += blocks * 64;
+      nx -= blocks * 64;
+      ny -= blocks * 64;
+    }
+#endif
+    x.update(cx, nx);
+    y.update(cy, ny);
+  }
+
  private:
-  static std::uint32_t rotr(std::uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
+  static std::uint32_t rotr(std::uint32_t x, int n) {
+    return (x >> n) | (x << (32 - n));
+  }
 
   void compress_blocks(const unsigned char* data, std::size_t blocks) {
 #if MODELDIFF_SHA_NI
     if (use_hardware().load(std::memory_order_relaxed)) {
-      compress_sha_ni(h_, data, blocks);
+      std::uint32_t* const state[1] = {h_};
+      const unsigned char* const in[1] = {data};
+      compress_sha_ni<1>(state, in, blocks);
       return;
     }
 #endif
@@ -206,6 +256,31 @@ void update_with_file(Sha256& sha, const std::string& path) {
   if (in.bad()) throw InputError(path, "cannot read file");
 }
 
+// Both files streamed in 1 MiB chunks, hashed side by side.
+void update_with_two_files(Sha256& x, const std::string& path_x, Sha256& y,
+                           const std::string& path_y) {
+  std::ifstream in_x(path_x, std::ios::binary);
+  if (!in_x) throw InputError(path_x, std::string("cannot open file: ") + std::strerror(errno));
+  std::ifstream in_y(path_y, std::ios::binary);
+  if (!in_y) throw InputError(path_y, std::string("cannot open file: ") + std::strerror(errno));
+  std::vector<char> buffer_x(1 << 20), buffer_y(1 << 20);
+  while (in_x || in_y) {
+    std::streamsize nx = 0, ny = 0;
+    if (in_x) {
+      in_x.read(buffer_x.data(), static_cast<std::streamsize>(buffer_x.size()));
+      nx = in_x.gcount();
+    }
+    if (in_y) {
+      in_y.read(buffer_y.data(), static_cast<std::streamsize>(buffer_y.size()));
+      ny = in_y.gcount();
+    }
+    Sha256::update_two(x, buffer_x.data(), static_cast<std::size_t>(nx), y, buffer_y.data(),
+                       static_cast<std::size_t>(ny));
+  }
+  if (in_x.bad()) throw InputError(path_x, "cannot read file");
+  if (in_y.bad()) throw InputError(path_y, "cannot read file");
+}
+
 std::string finish(Sha256& sha) {
   static const char* hex = "0123456789abcdef";
   std::string out;
@@ -237,6 +312,15 @@ std::string sha256_path(const std::string& path) {
     update_with_file(sha, path);
   }
   return finish(sha);
+}
+
+std::pair<std::string, std::string> sha256_two_paths(const std::string& a, const std::string& b) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(a, ec) || fs::is_directory(b, ec)) return {sha256_path(a), sha256_path(b)};
+  Sha256 x, y;
+  update_with_two_files(x, a, y, b);
+  return {finish(x), finish(y)};
 }
 
 bool sha256_hardware_available() {

@@ -4,12 +4,18 @@
 
 #include <cstddef>
 #include <string>
+#include <utility>
 
 namespace modeldiff::core {
 
 // Lower-case hex SHA-256 of a file's bytes; for a directory (a traker save_dir), of its
 // regular files' relative paths and contents in sorted order. Throws InputError.
 std::string sha256_path(const std::string& path);
+
+// sha256_path of two paths at once: for two files, their blocks are hashed side by side,
+// nearly twice as fast as one after the other with the x86 SHA extensions (the digests are
+// the same). Throws InputError naming the file.
+std::pair<std::string, std::string> sha256_two_paths(const std::string& a, const std::string& b);
 
 // Lower-case hex SHA-256 of a byte string / of a memory range.
 std::string sha256_bytes(const std::string& bytes);

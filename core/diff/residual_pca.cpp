@@ -8,12 +8,16 @@
 #include <string>
 
 #include "core/base/error.h"
+#include "core/diff/skinny_product.h"
 
 namespace modeldiff::core {
 namespace {
 
-// Columns beyond the wanted components in each Krylov block, and the most blocks.
-constexpr int kOversampling = 10;
+// Columns beyond the wanted components in each Krylov block, and the most blocks. The stopping
+// rule, not the oversampling, sets the accuracy; 6 gives l = 16 for C = 10, so that the two
+// residuals' blocks fill two vectors of the thin-matrix kernels (bench_diff: 5 blocks of 32
+// columns, where oversampling 10 took 4 blocks of 40: fewer columns multiplied in all).
+constexpr int kOversampling = 6;
 constexpr int kMaxBlocks = 16;
 
 using Eigen::MatrixXd;
@@ -114,7 +118,8 @@ PcaResult exact_pca(ConstRowMapF a, ConstRowMapF b, const ResidualCoefficients& 
 // Rayleigh-Ritz step over all blocks so far is the eigendecomposition of G = Z^T Z (K x K,
 // K = l x blocks), since Z^T = Q^T R. Per block: one adjoint pass (A^T Y, B^T Y) and one
 // forward pass (A X, B X) over the scores, with the blocks of every residual side by side, as
-// for subspace iteration; Krylov's Ritz vectors converge much faster per pass.
+// for subspace iteration; Krylov's Ritz vectors converge much faster per pass. The products
+// read A and B in place (skinny_product.h: no BLAS packing of the scores on every call).
 //
 // The Ritz residual costs nothing extra: with v_c = Z w_c / s_c and u_c = Q w_c,
 // R v_c - s_c u_c = (I - Q Q^T) (R Z_i) w_{c,i} / s_c, the part of the next block outside the
@@ -134,7 +139,11 @@ std::vector<PcaResult> randomized_pca(ConstRowMapF a, ConstRowMapF b,
   const int p = static_cast<int>(residuals.size());
   const int c_wanted = settings.components;
   const Eigen::Index rank_bound = std::min(t, n);
-  const Eigen::Index l = std::min<Eigen::Index>(c_wanted + kOversampling, rank_bound);
+  // Block width: the wanted components plus oversampling, rounded up so that the blocks of all
+  // residuals side by side fill whole 16-float vectors of the thin-matrix kernels.
+  Eigen::Index l = c_wanted + kOversampling;
+  while ((l * p) % 16 != 0) ++l;
+  l = std::min(l, rank_bound);
   // The space is at most kMaxBlocks blocks (memory: N x K doubles per residual).
   const int max_blocks = std::min(settings.max_iterations, kMaxBlocks);
 
@@ -151,12 +160,13 @@ std::vector<PcaResult> randomized_pca(ConstRowMapF a, ConstRowMapF b,
   };
   std::vector<State> st(static_cast<std::size_t>(p));
 
-  MatrixXf x(n, l * p);
-  MatrixXf fa(t, l * p), fb(t, l * p);
+  // Row-major, as the thin-matrix kernels take them.
+  RowMatrixF x(n, l * p);
+  RowMatrixF fa(t, l * p), fb(t, l * p);
   // y_k = R_k X_k for every residual from the shared products A X and B X, centred.
   const auto forward = [&](std::vector<MatrixXd>& y) {
-    fa.noalias() = a * x;
-    fb.noalias() = b * x;
+    skinny_multiply(a, x, fa);
+    skinny_multiply(b, x, fb);
     for (int k = 0; k < p; ++k) {
       const auto& r = residuals[static_cast<std::size_t>(k)];
       const auto cols = Eigen::seqN(k * l, l);
@@ -170,7 +180,7 @@ std::vector<PcaResult> randomized_pca(ConstRowMapF a, ConstRowMapF b,
   // mu_k = R_k^T 1 / T from p extra columns.
   const auto adjoint = [&](const std::vector<MatrixXd>& q, bool means) {
     const Eigen::Index extra = means ? p : 0;
-    MatrixXf ya = MatrixXf::Zero(t, l * p + extra), yb = MatrixXf::Zero(t, l * p + extra);
+    RowMatrixF ya(t, l * p + extra), yb(t, l * p + extra);
     for (int k = 0; k < p; ++k) {
       const auto& r = residuals[static_cast<std::size_t>(k)];
       const auto cols = Eigen::seqN(k * l, l);
@@ -181,9 +191,9 @@ std::vector<PcaResult> randomized_pca(ConstRowMapF a, ConstRowMapF b,
         yb.col(l * p + k) = r.coef_b.cast<float>();
       }
     }
-    MatrixXf xz(n, l * p + extra);
-    xz.noalias() = a.transpose() * ya;
-    xz.noalias() += b.transpose() * yb;
+    RowMatrixF xz;
+    skinny_multiply_transposed(a, ya, xz, false);
+    skinny_multiply_transposed(b, yb, xz, true);
     for (int k = 0; k < p; ++k) {
       State& s = st[static_cast<std::size_t>(k)];
       if (means) s.mu = xz.col(l * p + k).cast<double>() / static_cast<double>(t);
@@ -334,17 +344,11 @@ RowStats compute_row_stats(ConstRowMapF a, ConstRowMapF b) {
   MD_ASSERT(a.rows() == b.rows() && a.cols() == b.cols());
   const Eigen::Index t = a.rows();
   RowStats s{VectorXd(t), VectorXd(t), VectorXd(t)};
-#pragma omp parallel for schedule(static)
+  // Dynamic: a core shared with other work (hashing the inputs) takes a smaller share.
+#pragma omp parallel for schedule(dynamic, 16)
   for (Eigen::Index i = 0; i < t; ++i) {
     double aa = 0, bb = 0, ab = 0;
-    const float* pa = a.row(i).data();
-    const float* pb = b.row(i).data();
-    for (Eigen::Index j = 0; j < a.cols(); ++j) {
-      const double x = pa[j], y = pb[j];
-      aa += x * x;
-      bb += y * y;
-      ab += x * y;
-    }
+    row_products(a.row(i).data(), b.row(i).data(), a.cols(), aa, bb, ab);
     s.aa(i) = aa;
     s.bb(i) = bb;
     s.ab(i) = ab;

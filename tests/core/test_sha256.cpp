@@ -117,3 +117,40 @@ TEST(Sha256, HardwareAndPortableCompressionGiveTheSameDigests) {
   }
   set_sha256_hardware(before);
 }
+
+TEST(Sha256, TwoPathsHashedSideBySideGiveEachFilesDigest) {
+  // Files of different lengths (the longer one's tail is hashed alone), an empty one, equal
+  // ones, a directory, on the hardware path and the portable one; errors name the file.
+  const std::string dir = ::testing::TempDir() + "/sha256_two_test";
+  fs::remove_all(dir);
+  fs::create_directories(dir + "/d");
+  const std::string big = write_file(dir + "/big", pattern(3000001));
+  const std::string million = write_file(dir + "/million", std::string(1000000, 'a'));
+  const std::string empty = write_file(dir + "/empty", "");
+  write_file(dir + "/d/x", "abc");
+  const char* kBig = "acf01e01c5d7617d31e73cb56eb5179713158210d351aedf747b97e0de6a84ba";
+  const char* kMillion = "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
+  const bool before = set_sha256_hardware(true);
+  for (const bool hardware : {true, false}) {
+    set_sha256_hardware(hardware);
+    EXPECT_EQ(sha256_two_paths(big, million),
+              std::make_pair(std::string(kBig), std::string(kMillion)))
+        << hardware;
+    EXPECT_EQ(sha256_two_paths(million, big),
+              std::make_pair(std::string(kMillion), std::string(kBig)))
+        << hardware;
+    EXPECT_EQ(sha256_two_paths(big, big), std::make_pair(std::string(kBig), std::string(kBig)));
+    EXPECT_EQ(sha256_two_paths(empty, million),
+              std::make_pair(sha256_bytes(""), std::string(kMillion)));
+    EXPECT_EQ(sha256_two_paths(dir + "/d", big),
+              std::make_pair(sha256_path(dir + "/d"), std::string(kBig)));
+  }
+  set_sha256_hardware(before);
+  try {
+    sha256_two_paths(big, dir + "/missing");
+    ADD_FAILURE() << "no error";
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find(dir + "/missing"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
