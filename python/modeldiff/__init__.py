@@ -8,8 +8,12 @@
     diff_ba = md.get_B_minus_A_from_scores(scoresA, scoresB, num_pca_comps=2)
 
 Scores are T x N matrices (row = target/validation example, column = training example), as
-numpy arrays or torch tensors. Computing the scores from models and data loaders (TRAK, the
-reference's ``get_A_minus_B(val_loader, ...)``) is not in this version yet.
+numpy arrays or torch tensors. From models, checkpoints and data loaders (TRAK scores by the
+core, as `modeldiff trak` computes them):
+
+    md = ModelDiff(modelA, modelB, ckptsA, ckptsB, train_loader)
+    diff_ab = md.get_A_minus_B(val_loader, num_pca_comps=2)
+    md.save("result")          # then: modeldiff-gui result
 """
 import operator
 import pathlib
@@ -53,43 +57,153 @@ def _component_count(num_pca_comps):
 class ModelDiff:
     """Distinguishing training directions of two learning algorithms A and B.
 
-    Signature of the reference ``modeldiff.ModelDiff``; our settings are keyword-only:
+    The reference ``modeldiff.ModelDiff``'s signature: models (``nn.Module``s as written, or
+    ``torch.jit.ScriptModule``s), their checkpoints (state dicts in memory, or paths of
+    ``torch.save``'d files, possibly nested under 'model'/'state_dict' or with DataParallel's
+    'module.' prefix), a training ``DataLoader`` yielding ``(inputs, labels)`` batches in a
+    fixed order (shuffle=False), and the folder for cached features. ``ModelDiff()`` without
+    models serves the ``*_from_scores`` calls.
 
-    normalize_rows (default True, as the ``modeldiff diff`` CLI and the paper): scale each row
-        of A's and B's scores to unit L2 norm before the residual. False computes the residual
-        on raw rows, as the reference package does, and reproduces its numbers.
-    seed: seed of the randomised PCA solver (large inputs).
-    top_k: number of training indices per direction under the result's 'top_train'.
-    solver: PCA solver, 'auto' (exact for small inputs, randomised block Krylov for large),
-        'exact' or 'randomized'.
+    Each model is scripted (``torch.jit.script``), or traced with the first training batch when
+    scripting fails; every checkpoint is loaded into it strictly here, so a checkpoint of
+    another model is a ValueError naming it and the missing, unexpected and mis-shaped keys.
+    The training loader is read once here (its batches' format, size and fingerprint).
+    ``get_A_minus_B(val_loader, ...)`` then computes both algorithms' TRAK scores with the C++
+    core (the numbers of ``modeldiff trak`` on the same models and data), streaming each
+    loader batch by batch, and caches each checkpoint's features under ``scores_save_dir``
+    (None: no cache) by content, so a rerun resumes and Ctrl-C (KeyboardInterrupt) loses at
+    most the checkpoint in flight.
 
-    The models, checkpoints, train_loader and scores_save_dir (the reference's TRAK half) are
-    not supported yet: passing a model, checkpoint or loader raises NotImplementedError.
+    Our settings, keyword-only:
+
+    TRAK (as ``modeldiff trak``'s options): proj_dim (2048), projection ('structured', or
+        'dense'), seed (0; also seeds the randomised PCA solver), lambda_ (0, the kernel's
+        ridge term), out_to_loss (False: Q = 1; True scales training columns by 1 - p_y as
+        traker does), device ('cpu', 'cuda', 'cuda:N'), params (None = every trainable
+        parameter, or glob patterns such as 'layer4.*,fc.*' or a list of them),
+        skip_normalization (False; True leaves BatchNorm/LayerNorm parameters out),
+        batch_size (256, examples per featurizer batch within a loader's batch), progress
+        (True: tqdm when importable, else one line per step on stderr; False: silent).
+    ModelDiff: normalize_rows (default True, as the ``modeldiff diff`` CLI and the paper):
+        scale each row of A's and B's scores to unit L2 norm before the residual. False
+        computes the residual on raw rows, as the reference package does, and reproduces its
+        numbers. top_k: number of training indices per direction under the result's
+        'top_train'. solver: PCA solver, 'auto' (exact for small inputs, randomised block
+        Krylov for large), 'exact' or 'randomized'.
+    save_dir: where each get_* call writes its result folder (as ``save``); None: nowhere.
     """
 
     def __init__(self, modelA=None, modelB=None, modelA_ckpts=[], modelB_ckpts=[],
                  train_loader=None, scores_save_dir="./modeldiff_scores", *,
-                 normalize_rows=True, seed=0, top_k=10, solver="auto"):
-        given = [name for name, value in (("modelA", modelA), ("modelB", modelB),
-                                          ("modelA_ckpts", modelA_ckpts),
-                                          ("modelB_ckpts", modelB_ckpts),
-                                          ("train_loader", train_loader))
-                 if value is not None and not (isinstance(value, (list, tuple)) and not value)]
-        if given:
-            raise NotImplementedError(
-                f"ModelDiff({', '.join(given)}): computing TRAK scores from models is not in "
-                f"this version of modeldiff yet; compute the scores first (e.g. `modeldiff trak`) "
-                f"and call ModelDiff().get_A_minus_B_from_scores(scoresA, scoresB, num_pca_comps)")
+                 proj_dim=2048, projection="structured", seed=0, lambda_=0.0,
+                 out_to_loss=False, normalize_rows=True, device="cpu", params=None,
+                 skip_normalization=False, batch_size=256, progress=True, top_k=10,
+                 solver="auto", save_dir=None):
         self.modelA, self.modelB = modelA, modelB
         self.modelA_ckpts, self.modelB_ckpts = modelA_ckpts, modelB_ckpts
         self.train_loader = train_loader
-        self.scores_save_dir = pathlib.Path(scores_save_dir)
+        self.scores_save_dir = None if scores_save_dir is None else pathlib.Path(scores_save_dir)
         self.normalize_rows = bool(normalize_rows)
         self.seed = operator.index(seed)
         if not 0 <= self.seed < 2**64:
             raise ValueError(f"seed must be in [0, 2**64) (found {seed})")
         self.top_k = operator.index(top_k)
         self.solver = solver
+        self.save_dir = save_dir
+        self._last = None  # what save() writes: the last get_* call's scores and settings
+        self._target = None  # the validation loader's data of the last TRAK scores
+        self._scores_memo = {}
+        self._models = None
+        given = [name for name, value in (("modelA", modelA), ("modelB", modelB),
+                                          ("modelA_ckpts", modelA_ckpts),
+                                          ("modelB_ckpts", modelB_ckpts),
+                                          ("train_loader", train_loader))
+                 if value is not None and not (isinstance(value, (list, tuple)) and not value)]
+        if not given:
+            return
+        missing = [name for name, value in (("modelA", modelA), ("modelB", modelB),
+                                            ("train_loader", train_loader))
+                   if value is None]
+        if missing:
+            raise ValueError(f"ModelDiff: {', '.join(missing)} missing; TRAK scores need both "
+                             f"models, their checkpoints and the training loader (or use "
+                             f"ModelDiff().get_A_minus_B_from_scores)")
+        from . import _trak_scores  # LibTorch is loaded only for the TRAK half
+        from . import _trak
+        if isinstance(params, (list, tuple)):
+            params = ",".join(params)
+        settings = _trak.Settings(proj_dim=operator.index(proj_dim), seed=self.seed,
+                                  projection=projection, lambda_=float(lambda_),
+                                  out_to_loss=bool(out_to_loss),
+                                  batch_size=operator.index(batch_size), device=str(device),
+                                  params=params or "",
+                                  skip_normalization=bool(skip_normalization))
+        # What the features depend on (lambda_ and out_to_loss apply to the ensemble).
+        settings_key = f"{proj_dim}|{self.seed}|{projection}|{params or ''}|{skip_normalization}"
+        self._train = _trak_scores.LoaderData(train_loader, "train_loader")
+        self._models = [_trak_scores.PreparedModel(model, ckpts, label,
+                                                   self._train.first_batch)
+                        for model, ckpts, label in ((modelA, modelA_ckpts, "A"),
+                                                    (modelB, modelB_ckpts, "B"))]
+        self._scorer = _trak_scores.TrakScorer(settings, settings_key, float(lambda_),
+                                               bool(out_to_loss), self.scores_save_dir,
+                                               bool(progress), operator.index(batch_size))
+
+    def get_A_minus_B(self, val_loader, num_pca_comps, *, normalize_rows=None):
+        """Directions important for algorithm A but not for B, from both algorithms' TRAK
+        scores on `val_loader`'s examples (rows) against the training loader's (columns).
+
+        The dict of get_A_minus_B_from_scores; 'scores' holds A's and B's T x N TRAK scores
+        (torch float32). Scores computed for a loader are kept, so get_B_minus_A on the same
+        data does not compute them again.
+        """
+        scores = self._trak(val_loader)
+        return self._compare(scores, num_pca_comps, normalize_rows, flip=False,
+                             source=("TRAK scores of modelA", "TRAK scores of modelB"))
+
+    def get_B_minus_A(self, val_loader, num_pca_comps, *, normalize_rows=None):
+        """Directions important for algorithm B but not for A; the labelling of
+        get_B_minus_A_from_scores ('A' = B's scores, the algorithm whose directions these
+        are)."""
+        scores = self._trak(val_loader)
+        return self._compare(scores, num_pca_comps, normalize_rows, flip=True,
+                             source=("TRAK scores of modelA", "TRAK scores of modelB"))
+
+    def trak_scores(self, val_loader):
+        """(A's, B's) T x N TRAK scores (torch float32, row = validation example, column =
+        training example) on `val_loader`, as get_A_minus_B computes them."""
+        return self._trak(val_loader)
+
+    def save(self, result_dir):
+        """Writes the last get_* call's result as the folder `modeldiff diff` writes (diff.h5,
+        summary.json), and, for TRAK scores of image loaders, as the run folder
+        `modeldiff run` writes around it (run.json, the loaders' images and labels under
+        data/, the scores under scores/, the comparison under diff/), so that
+        `modeldiff-gui result_dir` opens it with its images. Replaces result_dir whole.
+        Returns its absolute path.
+        """
+        if self._last is None:
+            raise ValueError("nothing to save yet: call get_A_minus_B (or another get_*) first")
+        from . import _result_folder
+        array_a, array_b, options, target = self._last
+        reports = self._scorer.reports if target is not None else None
+        return _result_folder.write(result_dir, (array_a, array_b), options,
+                                    train=self._train if target is not None else None,
+                                    target=target, reports=reports)
+
+    def _trak(self, val_loader):
+        if self._models is None:
+            raise ValueError("this ModelDiff was made without models: pass modelA, modelB, "
+                             "their checkpoints and train_loader, or use "
+                             "get_A_minus_B_from_scores(scoresA, scoresB, num_pca_comps)")
+        from . import _trak_scores
+        target = _trak_scores.LoaderData(val_loader, "val_loader")
+        if target.fingerprint not in self._scores_memo:
+            self._scores_memo = {target.fingerprint: tuple(
+                torch.from_numpy(self._scorer.scores(model, self._train, target))
+                for model in self._models)}
+        self._target = target
+        return self._scores_memo[target.fingerprint]
 
     def get_A_minus_B_from_scores(self, scoresA, scoresB, num_pca_comps, *, normalize_rows=None):
         """Directions important for algorithm A but not for B, from T x N scores.
@@ -142,14 +256,23 @@ class ModelDiff:
 
     def _compare_from_scores(self, scoresA, scoresB, num_pca_comps, normalize_rows, flip):
         """flip: B minus A (the reference's labelling, see get_B_minus_A_from_scores)."""
-        array_a, tensor_a = _to_core_input(scoresA, "scoresA")
-        array_b, tensor_b = _to_core_input(scoresB, "scoresB")
+        self._target = None
+        return self._compare((scoresA, scoresB), num_pca_comps, normalize_rows, flip,
+                             source=("scoresA", "scoresB"))
+
+    def _compare(self, scores, num_pca_comps, normalize_rows, flip, source):
+        array_a, tensor_a = _to_core_input(scores[0], source[0])
+        array_b, tensor_b = _to_core_input(scores[1], source[1])
         if normalize_rows is None:
             normalize_rows = self.normalize_rows
-        core = _model_diff(array_a, array_b, components=_component_count(num_pca_comps),
-                           normalize_rows=bool(normalize_rows), top_k=self.top_k,
-                           solver=self.solver, seed=self.seed, source_a="scoresA",
-                           source_b="scoresB")
+        options = dict(components=_component_count(num_pca_comps),
+                       normalize_rows=bool(normalize_rows), top_k=self.top_k,
+                       solver=self.solver, seed=self.seed, source_a=source[0],
+                       source_b=source[1])
+        core = _model_diff(array_a, array_b, **options)
+        self._last = (array_a, array_b, options, self._target)
+        if self.save_dir is not None:
+            self.save(self.save_dir)
         return self._result(core, (tensor_a, tensor_b), flip)
 
     @staticmethod

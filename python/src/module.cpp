@@ -14,14 +14,16 @@
 #include <limits>
 #include <optional>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
 #include "core/base/error.h"
 #include "core/base/ndarray.h"
+#include "core/base/output_directory.h"
 #include "core/base/progress.h"
+#include "core/diff/diff_output.h"
 #include "core/diff/model_diff.h"
+#include "interrupt_check.h"
 
 namespace py = pybind11;
 namespace core = modeldiff::core;
@@ -37,27 +39,6 @@ core::NdArray borrow(const FloatArray& array) {
   return core::NdArray(core::DType::kFloat32, std::move(shape), nullptr,
                        reinterpret_cast<const std::byte*>(array.data()));
 }
-
-// Cancels the computation when Python has a signal to handle (Ctrl-C): the core asks
-// cancelled() between steps, from the thread that called it, which holds no GIL then; the
-// check takes the GIL briefly and runs Python's handlers, whose exception is kept for rethrow().
-class InterruptCheck final : public core::Progress {
- public:
-  void report(double, std::string_view) override {}
-  bool cancelled() const override {
-    if (interrupt_) return true;
-    if (std::this_thread::get_id() != caller_) return false;
-    py::gil_scoped_acquire gil;
-    if (PyErr_CheckSignals() != 0) interrupt_.emplace();  // fetches the handler's exception
-    return interrupt_.has_value();
-  }
-  // With the GIL held: raises the exception of the handler that cancelled the computation.
-  [[noreturn]] void rethrow() const { throw *interrupt_; }
-
- private:
-  std::thread::id caller_ = std::this_thread::get_id();
-  mutable std::optional<py::error_already_set> interrupt_;
-};
 
 core::PcaSolver parse_solver(const std::string& name) {
   if (name == "auto") return core::PcaSolver::kAuto;
@@ -100,7 +81,8 @@ py::dict to_dict(core::DirectionSet&& set) {
 py::dict model_diff(const FloatArray& scores_a, const FloatArray& scores_b, std::int64_t components,
                     bool normalize_rows, int top_k, const std::string& solver, std::uint64_t seed,
                     const std::string& label_a, const std::string& label_b,
-                    const std::string& source_a, const std::string& source_b) {
+                    const std::string& source_a, const std::string& source_b,
+                    const std::string& out_dir, const py::dict& provenance) {
   if (components < 1 || components > std::numeric_limits<int>::max())
     throw core::InputError("", "number of components is out of range")
         .expected("at least 1 and at most the number of targets and of training examples")
@@ -114,7 +96,10 @@ py::dict model_diff(const FloatArray& scores_a, const FloatArray& scores_b, std:
   const core::ScoreInput a{label_a, source_a, borrow(scores_a)};
   const core::ScoreInput b{label_b, source_b, borrow(scores_b)};
 
-  InterruptCheck progress;
+  // Checked before the work, so a folder that cannot be written fails at once.
+  std::optional<core::OutputDirectory> out;
+  if (!out_dir.empty()) out.emplace(out_dir);
+  modeldiff::python::InterruptCheck progress;
   core::DiffResult result;
   bool cancelled = false;
   {
@@ -126,6 +111,21 @@ py::dict model_diff(const FloatArray& scores_a, const FloatArray& scores_b, std:
     }
   }
   if (cancelled) progress.rethrow();
+  if (out) {
+    core::DiffProvenance p;
+    for (auto [key, input] : {std::pair{"a", &p.a}, std::pair{"b", &p.b}}) {
+      const py::dict about =
+          provenance.contains(key) ? provenance[key].cast<py::dict>() : py::dict();
+      input->path = about.contains("path") ? about["path"].cast<std::string>() : "";
+      input->sha256 = about.contains("sha256") ? about["sha256"].cast<std::string>() : "";
+      input->format = about.contains("format") ? about["format"].cast<std::string>() : "";
+      input->file_shape = (key[0] == 'a' ? a : b).scores.shape();
+    }
+    if (provenance.contains("command_line"))
+      p.command_line = provenance["command_line"].cast<std::string>();
+    core::write_diff_output(*out, result, options, p);
+    out->commit();
+  }
 
   py::dict d;
   d["label_a"] = result.label_a;
@@ -147,7 +147,8 @@ PYBIND11_MODULE(_modeldiff, m) {
         py::arg("components"), py::arg("normalize_rows") = true, py::arg("top_k") = 10,
         py::arg("solver") = "auto", py::arg("seed") = 0, py::arg("label_a") = "A",
         py::arg("label_b") = "B", py::arg("source_a") = "scores A",
-        py::arg("source_b") = "scores B",
+        py::arg("source_b") = "scores B", py::arg("out_dir") = "",
+        py::arg("provenance") = py::dict(),
         R"doc(ModelDiff of two T x N score matrices (row = target, column = training example).
 
 Returns a dict with 'a_minus_b' and 'b_minus_a' (each: 'directions' C x N, 'projections'
@@ -155,5 +156,6 @@ T x C, 'explained_variance', 'explained_variance_ratio', 'variance_a', 'variance
 the variance of the scores given as A, resp. B), 'top_train', 'bottom_train', 'top_target',
 'bottom_target' (C x top_k indices), 'first', 'second', 'solver', 'iterations', 'converged'),
 'cosine_ab' (T), 'label_a', 'label_b' and 'normalized_rows'. Raises InputError (a ValueError)
-for bad input.)doc");
+for bad input. With out_dir, also writes the result folder of `modeldiff diff` there (diff.h5,
+summary.json); provenance: {'a': {'path', 'sha256', 'format'}, 'b': {...}, 'command_line'}.)doc");
 }

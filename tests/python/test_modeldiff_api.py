@@ -272,14 +272,11 @@ def case_bad_inputs():
                        get_A_minus_B_from_scores, A, B, 2)
     expect_value_error(["top-k"], ModelDiff(top_k=-1).get_A_minus_B_from_scores, A, B, 2)
     expect_value_error(["seed"], ModelDiff, seed=-1)
-    # The TRAK half is not there yet: a clear error, not a silent no-op.
-    try:
-        ModelDiff(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2), [{}], [{}], train_loader=[])
-    except NotImplementedError as e:
-        assert "modelA, modelB, modelA_ckpts, modelB_ckpts" in str(e), str(e)
-        assert "get_A_minus_B_from_scores" in str(e), str(e)
-    else:
-        raise AssertionError("ModelDiff(models, ...) did not raise")
+    # Models with an empty or no training loader (the TRAK half: tests/python/test_trak_api.py).
+    expect_value_error(["train_loader", "yielded no examples"], ModelDiff, torch.nn.Linear(2, 2),
+                       torch.nn.Linear(2, 2), [{}], [{}], train_loader=[])
+    expect_value_error(["train_loader missing"], ModelDiff, torch.nn.Linear(2, 2),
+                       torch.nn.Linear(2, 2), [{}], [{}])
     # After all of that the interpreter is healthy and the object still works.
     assert_parity(md.get_A_minus_B_from_scores(A, B, 3, normalize_rows=False), "A_minus_B")
 
