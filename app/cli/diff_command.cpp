@@ -27,7 +27,14 @@ struct DiffArgs {
   int components = 10, top_k = 10, threads = 0;
   bool raw_rows = false;
   std::uint64_t seed = 0;
+  // Per-half score files (two each) for the significance of directions.
+  std::vector<std::string> halves_a, halves_b;
 };
+
+// Without checkpoints to split, significance comes from per-half score files or is absent.
+const char* const kNoHalves =
+    "not computed: score files have no checkpoints to split; pass each algorithm's two "
+    "half-ensemble score files (--scores-a-halves F1 F2 --scores-b-halves F1 F2)";
 
 core::Transpose parse_transpose(const std::string& s) {
   if (s == "yes") return core::Transpose::kYes;
@@ -102,10 +109,10 @@ int run_diff(const DiffArgs& args, const std::string& command_line) {
 
   // The inputs' SHA-256 (for the provenance) is computed beside the work, not before it: the
   // same bytes, read while the diff runs.
-  // One thread for both files, so that the compute threads keep their cores.
-  auto hashes = std::async(std::launch::async, [&] {
-    return std::make_pair(core::sha256_path(args.scores_a), core::sha256_path(args.scores_b));
-  });
+  // One thread for both files (hashed side by side), so that the compute threads keep their
+  // cores.
+  auto hashes = std::async(std::launch::async,
+                           [&] { return core::sha256_two_paths(args.scores_a, args.scores_b); });
   const std::string key_a = args.key_a.empty() ? args.key : args.key_a;
   const std::string key_b = args.key_b.empty() ? args.key : args.key_b;
   const core::Transpose transpose = parse_transpose(args.transpose);
@@ -126,11 +133,38 @@ int run_diff(const DiffArgs& args, const std::string& command_line) {
         .expected(std::to_string(a.scores.dim(0)) + " (rows of " + args.scores_a + ")")
         .found(std::to_string(hint.num_targets));
 
-  core::SubProgress diff_progress(progress, 0.05, 0.97);
-  const core::DiffResult result = core::run_model_diff(a, b, options, diff_progress);
+  core::SubProgress diff_progress(progress, 0.05, args.halves_a.empty() ? 0.97 : 0.9);
+  core::DiffResult diffed = core::run_model_diff(a, b, options, diff_progress);
   auto [sha_a, sha_b] = hashes.get();
   provenance.a = provenance_of(args.scores_a, key_a, a.scores, std::move(sha_a));
   provenance.b = provenance_of(args.scores_b, key_b, b.scores, std::move(sha_b));
+
+  core::DiffResult result = std::move(diffed);
+  if (args.halves_a.empty()) {
+    result.significance.reason = kNoHalves;
+  } else {
+    // Each pair of files is one split; the halves are read as A and B were (same keys, B's
+    // orientation settled by A's shape).
+    if (args.halves_a.size() % 2 != 0 || args.halves_a.size() != args.halves_b.size())
+      throw core::InputError("--scores-a-halves / --scores-b-halves",
+                             "half-ensemble score files come in pairs, one pair per split")
+          .expected("the same even number of files for A and for B")
+          .found(std::to_string(args.halves_a.size()) + " for A, " +
+                 std::to_string(args.halves_b.size()) + " for B");
+    std::vector<core::HalfSplit> splits(args.halves_a.size() / 2);
+    for (std::size_t i = 0; i < args.halves_a.size(); ++i) {
+      core::HalfSplit& split = splits[i / 2];
+      const int h = static_cast<int>(i % 2);
+      progress.report(0.9, "loading " + args.halves_a[i]);
+      split.a[h] = core::load_score_matrix(args.halves_a[i], key_a, transpose, hint_b);
+      split.source_a[h] = args.halves_a[i];
+      progress.report(0.9, "loading " + args.halves_b[i]);
+      split.b[h] = core::load_score_matrix(args.halves_b[i], key_b, transpose, hint_b);
+      split.source_b[h] = args.halves_b[i];
+    }
+    core::SubProgress sig_progress(progress, 0.9, 0.97, "significance");
+    result.significance = core::compute_significance(result, splits, options, sig_progress);
+  }
 
   progress.report(0.97, "writing " + args.out);
   core::write_diff_output(out, result, options, provenance);
@@ -138,17 +172,7 @@ int run_diff(const DiffArgs& args, const std::string& command_line) {
   progress.report(1.0, "done");
   progress.finish();
 
-  std::printf("%s minus %s (%s):\n", result.label_a.c_str(), result.label_b.c_str(),
-              result.normalized_rows ? "unit-norm rows" : "raw rows");
-  for (const core::DirectionSet* set : {&result.a_minus_b, &result.b_minus_a}) {
-    if (set == &result.b_minus_a)
-      std::printf("%s minus %s:\n", set->first.c_str(), set->second.c_str());
-    for (Eigen::Index c = 0; c < set->explained_variance.size(); ++c)
-      std::printf("  direction %2ld  explained var %.4g (%.1f%%)  var %s %.4g  var %s %.4g\n",
-                  static_cast<long>(c), set->explained_variance(c),
-                  100.0 * set->explained_variance_ratio(c), result.label_a.c_str(),
-                  set->variance_a(c), result.label_b.c_str(), set->variance_b(c));
-  }
+  std::fputs(core::format_direction_table(result).c_str(), stdout);
   std::printf("wrote %s/diff.h5 and %s/summary.json\n", out.dir().c_str(), out.dir().c_str());
   return 0;
 }
@@ -207,6 +231,18 @@ Command add_diff_command(CLI::App& app, const std::string& command_line) {
   cmd->add_option("--seed", args->seed, "Seed of the randomised solver")->capture_default_str();
   cmd->add_option("--threads", args->threads, "Compute threads (0 = all cores)")
       ->capture_default_str();
+  auto* halves_a = cmd->add_option("--scores-a-halves", args->halves_a,
+                                   "Score files of A's half ensembles, two per split (disjoint "
+                                   "halves of its checkpoints), for the significance of every "
+                                   "direction; one split has a high false-positive rate, see "
+                                   "README")
+                       ->expected(2, 1 << 20);
+  auto* halves_b = cmd->add_option("--scores-b-halves", args->halves_b,
+                                   "Score files of B's half ensembles, two per split, in the "
+                                   "order of --scores-a-halves")
+                       ->expected(2, 1 << 20);
+  halves_a->needs(halves_b);
+  halves_b->needs(halves_a);
   cmd->add_option("-o,--out", args->out, "Output directory (diff.h5, summary.json)")->required();
   return [args, command_line] { return run_diff(*args, command_line); };
 }

@@ -60,6 +60,32 @@ json set_json(const DirectionSet& s) {
           {"converged", s.converged}};
 }
 
+json significance_set_json(const DirectionSignificance& d) {
+  std::vector<std::string> verdicts;
+  for (const bool above : d.above_floor) verdicts.emplace_back(significance_verdict(above));
+  return {{"noise_floor", to_vector(d.noise_floor)},
+          {"half_explained_variance", to_vector(d.half_explained_variance)},
+          {"null_explained_variance", to_vector(d.null_explained_variance)},
+          {"floor_ratio", to_vector(d.floor_ratio)},
+          {"above_noise_floor", d.above_floor},
+          {"verdict", verdicts},
+          {"reproducibility", to_vector(d.reproducibility)},
+          {"reproducibility_std", to_vector(d.reproducibility_std)},
+          {"rank_stable", to_vector(d.rank_stable)},
+          {"full_match", to_vector(d.full_match)}};
+}
+
+json significance_json(const Significance& s) {
+  json j = {{"computed", s.computed}, {"reason", s.reason}, {"rule", kSignificanceRule}};
+  if (!s.computed) return j;
+  j["splits"] = s.splits;
+  j["half_checkpoints"] = {{"a", {s.checkpoints_a[0], s.checkpoints_a[1]}},
+                           {"b", {s.checkpoints_b[0], s.checkpoints_b[1]}}};
+  j["a_minus_b"] = significance_set_json(s.a_minus_b);
+  j["b_minus_a"] = significance_set_json(s.b_minus_a);
+  return j;
+}
+
 // nlohmann's pretty printer puts every number of a list on its own line; lists of numbers
 // read better on one line each.
 std::string collapse_number_lists(const std::string& text) {
@@ -118,6 +144,37 @@ void write_set(Hdf5Writer& h5, const std::string& group, const DirectionSet& s) 
   }
 }
 
+void write_significance(Hdf5Writer& h5, const Significance& s) {
+  h5.create_group("significance");
+  h5.set_attribute("significance", "computed", s.computed ? "yes" : "no");
+  h5.set_attribute("significance", "reason", s.reason);
+  h5.set_attribute("significance", "rule", kSignificanceRule);
+  if (!s.computed) return;
+  h5.set_attribute("significance", "splits", std::to_string(s.splits));
+  const std::int64_t checkpoints_a[2] = {s.checkpoints_a[0], s.checkpoints_a[1]};
+  const std::int64_t checkpoints_b[2] = {s.checkpoints_b[0], s.checkpoints_b[1]};
+  h5.write("significance/half_checkpoints_a", checkpoints_a, {2});
+  h5.write("significance/half_checkpoints_b", checkpoints_b, {2});
+  for (const auto& [name, d] : {std::pair<std::string, const DirectionSignificance*>{
+                                    "significance/a_minus_b", &s.a_minus_b},
+                                {"significance/b_minus_a", &s.b_minus_a}}) {
+    h5.create_group(name);
+    const auto c = static_cast<std::int64_t>(d->half_explained_variance.size());
+    const std::pair<const char*, const Eigen::VectorXd*> vectors[] = {
+        {"noise_floor", &d->noise_floor},
+        {"half_explained_variance", &d->half_explained_variance},
+        {"null_explained_variance", &d->null_explained_variance},
+        {"floor_ratio", &d->floor_ratio},
+        {"reproducibility", &d->reproducibility},
+        {"reproducibility_std", &d->reproducibility_std},
+        {"rank_stable", &d->rank_stable},
+        {"full_match", &d->full_match}};
+    for (const auto& [vname, v] : vectors) h5.write(name + "/" + vname, v->data(), {c});
+    const std::vector<std::int64_t> above(d->above_floor.begin(), d->above_floor.end());
+    h5.write(name + "/above_noise_floor", above.data(), {c});
+  }
+}
+
 }  // namespace
 
 std::string diff_summary_json(const DiffResult& result, const DiffOptions& options,
@@ -141,6 +198,7 @@ std::string diff_summary_json(const DiffResult& result, const DiffOptions& optio
   j["num_analysed_targets"] = result.target_rows.size();
   j["a_minus_b"] = set_json(result.a_minus_b);
   j["b_minus_a"] = set_json(result.b_minus_a);
+  j["significance"] = significance_json(result.significance);
   return collapse_number_lists(j.dump(2)) + "\n";
 }
 
@@ -167,6 +225,7 @@ void write_diff_output(OutputDirectory& out, const DiffResult& result, const Dif
   h5.write("cosine_ab", result.cosine_ab.data(), {t});
   write_set(h5, "a_minus_b", result.a_minus_b);
   write_set(h5, "b_minus_a", result.b_minus_a);
+  write_significance(h5, result.significance);
   h5.close();
 }
 

@@ -12,7 +12,14 @@
 //   GROUP/top_target, bottom_target C x k int64, original target rows by projection
 //   target_rows                    T'     int64, original row numbers analysed
 //   cosine_ab                      T'     float32, cosine of A's and B's attribution rows
+//   significance                   attributes computed ("yes"/"no"), reason (why not),
+//                                  rule (kSignificanceRule), splits; when computed:
+//   significance/half_checkpoints_a, _b  2 int64, checkpoints in each half
+//   significance/GROUP/noise_floor, half_explained_variance, null_explained_variance, floor_ratio,
+//     reproducibility, reproducibility_std, rank_stable, full_match   C float64
+//   significance/GROUP/above_noise_floor C int64 (1 = above the noise floor)
 // Root attributes: format, version, label_a, label_b, row_normalization, provenance (JSON).
+// summary.json holds the same under "significance" (plus "verdict" strings per direction).
 #pragma once
 
 #include <cstdint>

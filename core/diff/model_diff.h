@@ -16,6 +16,7 @@
 #include "core/base/ndarray.h"
 #include "core/base/progress.h"
 #include "core/diff/residual_pca.h"
+#include "core/diff/significance.h"
 
 namespace modeldiff::core {
 
@@ -64,6 +65,9 @@ struct DiffResult {
   std::vector<std::int64_t> target_rows;  // T' analysed rows, original numbering
   Eigen::VectorXf cosine_ab;              // T': cosine similarity of A's and B's attribution rows
   DirectionSet a_minus_b, b_minus_a;
+  // Per direction of both sets, whether it stands above seed noise (significance.h); filled by
+  // compute_significance, or `reason` says why not.
+  Significance significance;
 };
 
 // Checks shapes, finiteness and all-zero rows (InputError naming the source, the row and,
