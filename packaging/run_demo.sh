@@ -44,7 +44,11 @@ if ! grep -qE '^(\.\.\. )?modeldiff(: |$)' <<<"$targets"; then
   echo "run_demo.sh: this checkout has no 'modeldiff' target (app/CMakeLists.txt)" >&2
   exit 1
 fi
-cmake --build "$BUILD_DIR" -j "$JOBS" --target modeldiff
+# The Python package too where it is configured (python/): afterwards
+# `PYTHONPATH=$BUILD_DIR/python /usr/bin/python3 -c 'from modeldiff import ModelDiff'` works.
+build_targets=(modeldiff)
+grep -qE '^(\.\.\. )?modeldiff_python(: |$)' <<<"$targets" && build_targets+=(modeldiff_python)
+cmake --build "$BUILD_DIR" -j "$JOBS" --target "${build_targets[@]}"
 
 step "running the demo"
 main_job
