@@ -206,7 +206,19 @@ MainWindow::MainWindow(QWidget* parent)
   project->addSeparator();
   project->addAction(job_dock_->toggleViewAction());
   QMenu* help = menuBar()->addMenu(tr("&Help"));
-  help->addAction(tr("Open &Demo"), this, [this]() { openDemo(); });
+  QMenu* demos = help->addMenu(tr("Open &Demo"));
+  demos->setObjectName(QStringLiteral("demoMenu"));
+  const std::pair<QString, QString> studies[] = {
+      {QString(), tr("&Planted Patch (small CNN)")},
+      {QStringLiteral("augmentation"), tr("&Augmentation: Crop + Flip vs None (ResNet-9)")},
+      {QStringLiteral("pretraining"), tr("P&re-training vs From Scratch (ResNet-9)")},
+      {QStringLiteral("sgd"), tr("&SGD: Large vs Small Learning Rate (ResNet-9)")}};
+  for (const auto& [study, title] : studies) {
+    QAction* action =
+        demos->addAction(title, this, [this, study = study]() { openDemo({}, study); });
+    action->setObjectName(QStringLiteral("openDemo-") +
+                          (study.isEmpty() ? QStringLiteral("planted") : study));
+  }
   help->addSeparator();
   help->addAction(tr("&About ModelDiff Studio"), this, &MainWindow::showAbout);
   connect(header_, &QLabel::linkActivated, this, [this](const QString& link) {
@@ -1063,14 +1075,19 @@ bool MainWindow::runProject() {
   return true;
 }
 
-bool MainWindow::openDemo(const QString& folder) {
+bool MainWindow::openDemo(const QString& folder, const QString& study) {
 #if MODELDIFF_UI_RUNS
   const QString output =
-      folder.isEmpty() ? QString::fromStdString(core::default_demo_output_dir()) : folder;
+      folder.isEmpty() ? QString::fromStdString(core::default_demo_output_dir(study.toStdString()))
+                       : folder;
   QString json;
   try {
-    json = QString::fromStdString(core::project_json(core::demo_project(
-        core::demo_architecture_path(), core::default_fashion_mnist_dir(), output.toStdString())));
+    json = QString::fromStdString(core::project_json(
+        study.isEmpty()
+            ? core::demo_project(core::demo_architecture_path(), core::default_fashion_mnist_dir(),
+                                 output.toStdString())
+            : core::study_project(study.toStdString(), core::kStudyArchitecture,
+                                  core::default_fashion_mnist_dir(), output.toStdString())));
   } catch (...) {
     reportCurrentError(this, tr("Cannot open the demo"));
     return false;
@@ -1080,6 +1097,7 @@ bool MainWindow::openDemo(const QString& folder) {
   return true;
 #else
   (void)folder;
+  (void)study;
   showError(tr("Cannot open the demo"), tr("This build has no LibTorch: the demo needs it."));
   return false;
 #endif

@@ -72,8 +72,10 @@ class MainWindow : public QMainWindow {
   // Starts the current project's run in the background; its results open when it finishes.
   bool runProject();
   // Help > Open Demo: the built-in Fashion-MNIST comparison in `folder` (default: the
-  // application's data folder): opens its results, or runs it first (a few minutes).
-  bool openDemo(const QString& folder = {});
+  // application's data folder): opens its results, or runs it first as a job (minutes).
+  // `study`: one of core::study_names() (the menu lists them, actions "openDemo-<study>";
+  // default folder demo-<study>); empty: the planted demo (action "openDemo-planted").
+  bool openDemo(const QString& folder = {}, const QString& study = {});
   RunJob* job() const { return job_; }
   JobPanel* jobPanel() const { return job_panel_; }
   QLabel* headerLabel() const { return header_; }

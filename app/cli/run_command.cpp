@@ -89,7 +89,8 @@ Command add_run_command(CLI::App& app) {
 }
 
 Command add_demo_command(CLI::App& app) {
-  auto output = std::make_shared<std::string>(core::default_demo_output_dir());
+  auto output = std::make_shared<std::string>();
+  auto study = std::make_shared<std::string>();
   auto fashion = std::make_shared<std::string>(core::default_fashion_mnist_dir());
   auto threads = std::make_shared<int>(0);
   auto quick = std::make_shared<bool>(false);
@@ -99,20 +100,38 @@ Command add_demo_command(CLI::App& app) {
       "demo",
       "The built-in Fashion-MNIST project end to end: algorithm A trains on data where 30% of "
       "the shirts carry a small white patch, B sees the patch region blanked; ModelDiff should "
-      "find the patched shirts. About 5 minutes on 2 cores.");
-  cmd->add_option("-o,--out", *output, "Output folder")->capture_default_str();
+      "find the patched shirts. About 5 minutes on 2 cores. With STUDY, one of the ModelDiff "
+      "paper's case studies rebuilt with ResNet-9 on Fashion-MNIST (at most ~15 minutes each).");
+  std::vector<std::string> studies = core::study_names();
+  std::string names;
+  for (const auto& s : studies) names += (names.empty() ? "" : ", ") + s;
+  cmd->add_option("STUDY", *study,
+                  "A built-in study: " + names +
+                      " (augmentation: crop + flip vs none; pretraining: pre-trained on other "
+                      "Fashion-MNIST images and fine-tuned vs from scratch; sgd: large lr and "
+                      "small batches vs small lr and large batches). Default: the planted demo")
+      ->check(CLI::IsMember(studies));
+  cmd->add_option(
+      "-o,--out", *output,
+      "Output folder (default: " + core::default_demo_output_dir() + ", or beside it demo-STUDY)");
   cmd->add_option("--fashion-mnist", *fashion, "Folder with the Fashion-MNIST IDX files")
       ->capture_default_str();
   cmd->add_option("--threads", *threads, "Threads (0 = all cores)")->capture_default_str();
   cmd->add_flag("--quick", *quick, "A smoke-test size (seconds): 1,000 training images, 2 models");
   cmd->add_option("--model", *model,
                   "Architecture of both algorithms: a TorchScript file or resnet9[:width=W] "
-                  "(the ModelDiff paper's ResNet-9; default: the demo's small CNN)");
+                  "(the ModelDiff paper's ResNet-9; default: the demo's small CNN, for a "
+                  "study resnet9:width=16)");
   cmd->add_flag("--print-project", *print,
                 "Print the demo as a project file (a template for your own) and exit");
   return [=] {
-    core::Project p = core::demo_project(model->empty() ? core::demo_architecture_path() : *model,
-                                         *fashion, *output, *quick);
+    const std::string out = output->empty() ? core::default_demo_output_dir(*study) : *output;
+    core::Project p =
+        study->empty()
+            ? core::demo_project(model->empty() ? core::demo_architecture_path() : *model, *fashion,
+                                 out, *quick)
+            : core::study_project(*study, model->empty() ? core::kStudyArchitecture : *model,
+                                  *fashion, out, *quick);
     p.threads = *threads;
     if (*print) {
       std::printf("%s\n", core::project_json(p).c_str());

@@ -14,6 +14,7 @@
 #include "console_progress.h"
 #include "core/base/error.h"
 #include "core/base/output_directory.h"
+#include "core/base/sha256.h"
 #include "core/base/threads.h"
 #include "core/data/image_dataset.h"
 #include "core/data/planted_feature.h"
@@ -63,6 +64,8 @@ json recipe_of(const TrainArgs& args, const core::Preprocessing& prep, std::int6
                    {"weight_decay", s.weight_decay},
                    {"augment", s.augment},
                    {"seed", s.seed}};
+  // Fine-tuning: the starting checkpoint by content (another one is another recipe).
+  if (!s.init.empty()) r["init"] = {{"checkpoint", s.init}, {"sha256", core::sha256_path(s.init)}};
   const json region = {{"size", args.patch.size}, {"x", args.patch.x}, {"y", args.patch.y}};
   if (args.plant_class >= 0) {
     r["planted"] = region;
@@ -259,6 +262,10 @@ Command add_train_command(CLI::App& app) {
   cmd->add_option("--momentum", args->settings.momentum, "SGD momentum")->capture_default_str();
   cmd->add_option("--weight-decay", args->settings.weight_decay, "SGD weight decay")
       ->capture_default_str();
+  cmd->add_option("--init", args->settings.init,
+                  "Start every model from this checkpoint of the architecture (fine-tuning a "
+                  "pre-trained model) instead of the seeded initialisation")
+      ->check(CLI::ExistingFile);
   cmd->add_flag("--augment", args->settings.augment,
                 "Random crop (2 pixels of zero padding) and horizontal flip");
   cmd->add_option("--seed", args->settings.seed,

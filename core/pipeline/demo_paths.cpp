@@ -29,13 +29,14 @@ std::string default_fashion_mnist_dir() {
   return "/usr/share/datasets/fashion-mnist";
 }
 
-std::string default_demo_output_dir() {
+std::string default_demo_output_dir(const std::string& study) {
+  const std::string name = study.empty() ? "demo" : "demo-" + study;
   // The XDG specification: a relative $XDG_DATA_HOME is invalid and must be ignored.
   if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg == '/')
-    return (fs::path(xdg) / "modeldiff-studio" / "demo").string();
+    return (fs::path(xdg) / "modeldiff-studio" / name).string();
   if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0')
-    return (fs::path(home) / ".local/share/modeldiff-studio/demo").string();
-  return "modeldiff-demo";
+    return (fs::path(home) / ".local/share/modeldiff-studio" / name).string();
+  return "modeldiff-" + name;
 }
 
 }  // namespace modeldiff::core

@@ -20,6 +20,7 @@ std::string default_fashion_mnist_dir();
 // $HOME/.local/share/modeldiff-studio/demo. An installed binary's working directory may be
 // anywhere (/, /usr/bin), so the default must not be relative. Only without HOME: the relative
 // "modeldiff-demo".
-std::string default_demo_output_dir();
+// With `study` ("augmentation", ...): the folder demo-<study> beside it.
+std::string default_demo_output_dir(const std::string& study = {});
 
 }  // namespace modeldiff::core

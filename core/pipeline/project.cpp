@@ -30,6 +30,8 @@ class Section {
   }
 
   bool has(const char* key) const { return j_.contains(key) && !j_.at(key).is_null(); }
+  // The value of `key` as it is (checked by the caller), marked as known.
+  const json& raw(const char* key) const { return value(key); }
   bool has_text(const char* key) const { return has(key) && j_.at(key).is_string(); }
 
   Section section(const char* key) const {
@@ -133,8 +135,63 @@ DatasetSpec parse_dataset(const Section& s, const std::string& base, const std::
   d.labels = resolve(base, s.text("labels"));
   d.subset = s.integer("subset", 0, 0, std::int64_t{1} << 40);
   d.subset_seed = static_cast<std::uint64_t>(s.integer("subset_seed", 0, 0, INT64_MAX));
+  d.subset_offset = s.integer("subset_offset", 0, 0, std::int64_t{1} << 40);
   s.check_known();
   return d;
+}
+
+// The recipe keys of a "train" (or "pretrain") section into `ts`.
+void parse_train_settings(const Section& t, TrainSettings& ts) {
+  ts.epochs = static_cast<int>(t.integer("epochs", ts.epochs, 1, 100000));
+  ts.batch_size = static_cast<int>(t.integer("batch_size", ts.batch_size, 1, 1 << 20));
+  ts.lr = t.number("lr", ts.lr, 1e-12, 1e6);
+  ts.momentum = t.number("momentum", ts.momentum, 0, 0.999999);
+  ts.weight_decay = t.number("weight_decay", ts.weight_decay, 0, 1e6);
+  ts.augment = t.boolean("augment", ts.augment);
+  ts.seed = static_cast<std::uint64_t>(t.integer("seed", 0, 0, INT64_MAX));
+  ts.device = t.text("device", ts.device);
+}
+
+Finding parse_finding(const Section& s, const std::string& source) {
+  Finding f;
+  f.comparison = s.text("comparison", f.comparison);
+  f.direction = s.text("direction", f.direction);
+  const auto colon = f.direction.find(':');
+  const std::string set = f.direction.substr(0, colon);
+  const std::string c = colon == std::string::npos ? "" : f.direction.substr(colon + 1);
+  if ((set != "a_minus_b" && set != "b_minus_a") || c.empty() ||
+      c.find_first_not_of("0123456789") != std::string::npos || c == "0")
+    throw InputError(source, "not a direction")
+        .key(s.sub("direction"))
+        .expected("a_minus_b:C or b_minus_a:C (C = 1, 2, ...)")
+        .found(f.direction);
+  f.hypothesis = s.text("hypothesis");
+  f.transform = s.text("transform");
+  f.target_class = s.integer("target_class", -1, -1, 1 << 30);
+  if (s.has("effect")) {
+    const Section e = s.section("effect");
+    f.effect = e.number("mean", f.effect, -1e30, 1e30);
+    if (e.has("ci95")) {
+      const json& ci = e.raw("ci95");
+      if (!ci.is_array() || ci.size() != 2 || !ci[0].is_number() || !ci[1].is_number() ||
+          ci[0].get<double>() > ci[1].get<double>())
+        throw InputError(source, "wrong type")
+            .key(e.sub("ci95"))
+            .expected("[low, high], low <= high")
+            .found(ci.dump());
+      f.ci_low = ci[0].get<double>();
+      f.ci_high = ci[1].get<double>();
+    }
+    e.check_known();
+  }
+  f.verdict = s.text("verdict");
+  if (!f.verdict.empty() && f.verdict != "supported" && f.verdict != "rejected")
+    throw InputError(source, "unknown verdict")
+        .key(s.sub("verdict"))
+        .expected("supported or rejected")
+        .found(f.verdict);
+  s.check_known();
+  return f;
 }
 
 AlgorithmSpec parse_algorithm(const Section& s, const char* fallback_label, const std::string& base,
@@ -183,15 +240,24 @@ AlgorithmSpec parse_algorithm(const Section& s, const char* fallback_label, cons
       throw InputError(source, "an algorithm has either checkpoints or a training recipe")
           .key(s.sub("train"));
     a.models = static_cast<int>(t.integer("models", 4, 1, 1000));
-    TrainSettings& ts = a.train;
-    ts.epochs = static_cast<int>(t.integer("epochs", ts.epochs, 1, 100000));
-    ts.batch_size = static_cast<int>(t.integer("batch_size", ts.batch_size, 1, 1 << 20));
-    ts.lr = t.number("lr", ts.lr, 1e-12, 1e6);
-    ts.momentum = t.number("momentum", ts.momentum, 0, 0.999999);
-    ts.weight_decay = t.number("weight_decay", ts.weight_decay, 0, 1e6);
-    ts.augment = t.boolean("augment", ts.augment);
-    ts.seed = static_cast<std::uint64_t>(t.integer("seed", 0, 0, INT64_MAX));
-    ts.device = t.text("device", ts.device);
+    parse_train_settings(t, a.train);
+    a.train.init = resolve(base, t.text("init"));
+    if (t.has("pretrain")) {
+      if (!a.train.init.empty())
+        throw InputError(source, "a recipe starts from either init or pretrain")
+            .key(t.sub("pretrain"))
+            .expected("\"init\": CHECKPOINT or \"pretrain\": {...}, not both");
+      const Section pt = t.section("pretrain");
+      a.pretrain.enabled = true;
+      if (!pt.has("data"))
+        throw InputError(source, "missing entry")
+            .key(pt.sub("data"))
+            .expected("{\"images\": ..., \"labels\": ...}");
+      a.pretrain.data = parse_dataset(pt.section("data"), base, source);
+      a.pretrain.train.device = a.train.device;
+      parse_train_settings(pt, a.pretrain.train);
+      pt.check_known();
+    }
     t.check_known();
     if (a.architecture.empty())
       throw InputError(source, "training needs an architecture")
@@ -209,18 +275,24 @@ AlgorithmSpec parse_algorithm(const Section& s, const char* fallback_label, cons
 }
 
 // A seeded sample of `n` of the `size` indices, ascending (the whole range when n is 0 or not
-// smaller than size).
-std::vector<std::int64_t> sample(std::int64_t size, std::int64_t n, std::uint64_t seed) {
+// smaller than size and offset is 0): positions offset .. offset + n - 1 of a seeded
+// permutation (n = 0: all from offset on).
+std::vector<std::int64_t> sample(std::int64_t size, std::int64_t n, std::uint64_t seed,
+                                 std::int64_t offset) {
   std::vector<std::int64_t> idx(static_cast<std::size_t>(size));
   for (std::int64_t i = 0; i < size; ++i) idx[static_cast<std::size_t>(i)] = i;
-  if (n <= 0 || n >= size) return idx;
+  if (offset == 0 && (n <= 0 || n >= size)) return idx;
+  const std::int64_t end = n <= 0 ? size : std::min(size, offset + n);
   std::mt19937_64 rng(seed);
-  // Partial Fisher-Yates from the raw engine output: the same sample on every platform.
-  for (std::int64_t i = 0; i < n; ++i) {
+  // Partial Fisher-Yates from the raw engine output: the same sample on every platform. The
+  // first k positions do not depend on how many follow, so [offset, end) is disjoint from the
+  // sample of size offset.
+  for (std::int64_t i = 0; i < end && i < size - 1; ++i) {
     const auto j = i + static_cast<std::int64_t>(rng() % static_cast<std::uint64_t>(size - i));
     std::swap(idx[static_cast<std::size_t>(i)], idx[static_cast<std::size_t>(j)]);
   }
-  idx.resize(static_cast<std::size_t>(n));
+  idx.erase(idx.begin() + end, idx.end());
+  idx.erase(idx.begin(), idx.begin() + offset);
   std::sort(idx.begin(), idx.end());
   return idx;
 }
@@ -230,12 +302,21 @@ ImageDataset load_spec(const DatasetSpec& spec, const char* role) {
   if (d.size() == 0)
     throw InputError(spec.images, std::string("the ") + role + " set is empty")
         .expected("at least one image");
-  if (spec.subset > 0 && spec.subset < d.size())
-    d = subset(d, sample(d.size(), spec.subset, spec.subset_seed));
+  if (spec.subset_offset >= d.size())
+    throw InputError(spec.images,
+                     std::string("subset_offset leaves nothing of the ") + role + " set")
+        .expected("an offset below " + std::to_string(d.size()))
+        .found(std::to_string(spec.subset_offset));
+  if (spec.subset_offset > 0 || (spec.subset > 0 && spec.subset < d.size()))
+    d = subset(d, sample(d.size(), spec.subset, spec.subset_seed, spec.subset_offset));
   return d;
 }
 
 }  // namespace
+
+ImageDataset load_dataset_spec(const DatasetSpec& spec, const char* role) {
+  return load_spec(spec, role);
+}
 
 std::vector<std::string> read_class_names(const std::string& path) {
   std::vector<std::string> names;
@@ -403,6 +484,14 @@ Project parse_project(const std::string& text, const std::string& base_dir,
     p.images_per_grid = static_cast<int>(s.integer("images_per_grid", p.images_per_grid, 1, 100));
     s.check_known();
   }
+  if (root.has("findings")) {
+    const json& list = root.raw("findings");
+    if (!list.is_array())
+      throw InputError(source, "wrong type").key("findings").expected("a list of findings");
+    for (std::size_t i = 0; i < list.size(); ++i)
+      p.findings.push_back(
+          parse_finding(Section(list[i], "findings[" + std::to_string(i) + "]", source), source));
+  }
   root.check_known();
   return p;
 }
@@ -420,19 +509,33 @@ std::string project_json(const Project& p) {
   const auto dataset = [](const DatasetSpec& d) {
     json j = {{"images", d.images}, {"labels", d.labels}};
     if (d.subset > 0) j["subset"] = d.subset, j["subset_seed"] = d.subset_seed;
+    if (d.subset_offset > 0) j["subset_offset"] = d.subset_offset, j["subset_seed"] = d.subset_seed;
     return j;
   };
-  const auto algorithm = [](const AlgorithmSpec& a) {
+  const auto settings = [](const TrainSettings& t) {
+    return json{{"epochs", t.epochs},
+                {"batch_size", t.batch_size},
+                {"lr", t.lr},
+                {"momentum", t.momentum},
+                {"weight_decay", t.weight_decay},
+                {"augment", t.augment},
+                {"seed", t.seed},
+                {"device", t.device}};
+  };
+  const auto algorithm = [&](const AlgorithmSpec& a) {
     json j = {{"label", a.label}, {"architecture", a.architecture}};
     if (a.precomputed()) {
       j["scores"] = a.scores;
       if (!a.scores_key.empty()) j["scores_key"] = a.scores_key;
     } else if (a.trains()) {
-      const TrainSettings& t = a.train;
-      j["train"] = {
-          {"models", a.models},   {"epochs", t.epochs},     {"batch_size", t.batch_size},
-          {"lr", t.lr},           {"momentum", t.momentum}, {"weight_decay", t.weight_decay},
-          {"augment", t.augment}, {"seed", t.seed},         {"device", t.device}};
+      j["train"] = settings(a.train);
+      j["train"]["models"] = a.models;
+      if (a.pretrain.enabled) {
+        j["train"]["pretrain"] = settings(a.pretrain.train);
+        j["train"]["pretrain"]["data"] = dataset(a.pretrain.data);
+      } else if (!a.train.init.empty()) {
+        j["train"]["init"] = a.train.init;
+      }
     } else {
       j["checkpoints"] = a.checkpoints;
     }
@@ -482,41 +585,115 @@ std::string project_json(const Project& p) {
                {"per_class", p.per_class},
                {"raw_rows", !p.normalize_rows}};
   j["report"] = {{"images_per_grid", p.images_per_grid}};
+  for (const Finding& f : p.findings) {
+    json e = {{"comparison", f.comparison},
+              {"direction", f.direction},
+              {"hypothesis", f.hypothesis},
+              {"transform", f.transform},
+              {"target_class", f.target_class}};
+    if (std::isfinite(f.effect)) e["effect"]["mean"] = f.effect;
+    if (std::isfinite(f.ci_low)) e["effect"]["ci95"] = {f.ci_low, f.ci_high};
+    if (!f.verdict.empty()) e["verdict"] = f.verdict;
+    j["findings"].push_back(e);
+  }
   return j.dump(2);
 }
 
-Project demo_project(const std::string& architecture, const std::string& fashion_dir,
-                     const std::string& output, bool quick) {
+namespace {
+
+// A Fashion-MNIST project (Debian's IDX files in `fashion_dir`): seeded subsets of `n_train`
+// training and `n_val` test images, both algorithms `architecture` trained with `models`
+// models of `epochs` epochs (batch 128, lr 0.05), B from other seeds than A.
+Project fashion_mnist_project(const std::string& architecture, const std::string& fashion_dir,
+                              const std::string& output, std::int64_t n_train, std::int64_t n_val,
+                              int models, int epochs) {
   Project p;
-  p.source = "built-in Fashion-MNIST demo";
-  p.name = "Fashion-MNIST: planted patch (A) vs patch region hidden (B)";
   p.output = output;
   const std::string dir = fs::path(fashion_dir).string() + "/";
-  p.train = {dir + "train-images-idx3-ubyte.gz", dir + "train-labels-idx1-ubyte.gz",
-             quick ? 1000 : 10000, 0};
-  p.val = {dir + "t10k-images-idx3-ubyte.gz", dir + "t10k-labels-idx1-ubyte.gz", quick ? 300 : 2000,
-           1};
+  p.train = {dir + "train-images-idx3-ubyte.gz", dir + "train-labels-idx1-ubyte.gz", n_train, 0};
+  p.val = {dir + "t10k-images-idx3-ubyte.gz", dir + "t10k-labels-idx1-ubyte.gz", n_val, 1};
   p.class_names = fashion_mnist_class_names();  // named here: IDX files carry no names
+  for (AlgorithmSpec* a : {&p.a, &p.b}) {
+    a->architecture = architecture;
+    a->models = models;
+    a->train.epochs = epochs;
+    a->train.batch_size = 128;
+    a->train.lr = 0.05;
+  }
+  p.b.train.seed = 1000;  // independent models, not the same initialisations as A's
+  p.components = 5;
+  p.images_per_grid = 10;
+  return p;
+}
+
+}  // namespace
+
+Project demo_project(const std::string& architecture, const std::string& fashion_dir,
+                     const std::string& output, bool quick) {
+  Project p = fashion_mnist_project(architecture, fashion_dir, output, quick ? 1000 : 10000,
+                                    quick ? 300 : 2000, quick ? 2 : 8, quick ? 1 : 4);
+  p.source = "built-in Fashion-MNIST demo";
+  p.name = "Fashion-MNIST: planted patch (A) vs patch region hidden (B)";
   p.plant.enabled = true;
   p.plant.target_class = 6;  // "Shirt": often confused with T-shirt, pullover and coat
   p.plant.patch = PlantedPatch{3, 1, 1, 255};
   p.plant.train_fraction = 0.3;
   p.plant.val_fraction = 0.1;
-  for (AlgorithmSpec* a : {&p.a, &p.b}) {
-    a->architecture = architecture;
-    a->models = quick ? 2 : 8;
-    a->train.epochs = quick ? 1 : 4;
-    a->train.batch_size = 128;
-    a->train.lr = 0.05;
-  }
   p.a.label = "patched data";
   p.b.label = "patch hidden";
   p.b.hide_patch = true;
-  p.b.train.seed = 1000;  // independent models, not the same initialisations as A's
   p.trak.proj_dim = quick ? 512 : 2048;
-  p.components = 5;
   p.class_components = quick ? 2 : 3;
-  p.images_per_grid = 10;
+  return p;
+}
+
+const std::vector<std::string>& study_names() {
+  static const std::vector<std::string> names = {"augmentation", "pretraining", "sgd"};
+  return names;
+}
+
+Project study_project(const std::string& study, const std::string& architecture,
+                      const std::string& fashion_dir, const std::string& output, bool quick) {
+  if (std::find(study_names().begin(), study_names().end(), study) == study_names().end())
+    throw InputError("", "unknown study")
+        .expected("augmentation, pretraining or sgd (or none: the planted demo)")
+        .found(study);
+  Project p = fashion_mnist_project(architecture, fashion_dir, output, quick ? 500 : 5000,
+                                    quick ? 200 : 1000, quick ? 2 : 6, quick ? 2 : 6);
+  p.source = "built-in Fashion-MNIST study: " + study;
+  if (study == "augmentation") {
+    p.name = "Fashion-MNIST, ResNet-9: random crop + flip (A) vs no augmentation (B)";
+    p.a.label = "augmented";
+    p.b.label = "not augmented";
+    p.a.train.augment = true;
+  } else if (study == "pretraining") {
+    // A small training set (where pre-training helps most) and, disjoint from it, ten times as
+    // many images of the same classes for A's pre-training: the permutation of subset_seed 0
+    // after the training set's positions.
+    p.name = "Fashion-MNIST, ResNet-9: pre-trained then fine-tuned (A) vs from scratch (B)";
+    p.train.subset = quick ? 300 : 1000;
+    p.a.label = "pre-trained";
+    p.b.label = "from scratch";
+    p.a.pretrain.enabled = true;
+    p.a.pretrain.data = {p.train.images, p.train.labels, quick ? 3000 : 10000, 0, p.train.subset};
+    p.a.pretrain.train.epochs = quick ? 1 : 4;
+    p.a.pretrain.train.batch_size = 128;
+    p.a.pretrain.train.lr = 0.05;
+    p.a.pretrain.train.seed = 2000;
+    p.a.train.lr = 0.01;  // fine-tuning: a smaller step than training from scratch
+    p.a.train.epochs = p.b.train.epochs = quick ? 3 : 12;
+  } else {
+    p.name = "Fashion-MNIST, ResNet-9: large lr, small batches (A) vs small lr, large batches (B)";
+    p.a.label = "lr 0.1, batch 32";
+    p.b.label = "lr 0.01, batch 512";
+    p.a.train.lr = 0.1;
+    p.a.train.batch_size = 32;
+    p.b.train.lr = 0.01;
+    p.b.train.batch_size = 512;
+    p.b.train.epochs = quick ? 4 : 12;  // as many epochs as it needs for a comparable accuracy
+  }
+  p.trak.proj_dim = quick ? 256 : 2048;
+  p.class_components = quick ? 2 : 3;
   return p;
 }
 

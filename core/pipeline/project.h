@@ -25,8 +25,14 @@
 //     "A": {"label": "augmented", "architecture": "arch.pt", "checkpoints": ["a0.pt", ...]},
 //     "B": {"label": "plain", "architecture": "arch.pt",
 //           "train": {"models": 8, "epochs": 4, "batch_size": 128, "lr": 0.05,
-//                     "momentum": 0.9, "weight_decay": 5e-4, "augment": false, "seed": 0},
+//                     "momentum": 0.9, "weight_decay": 5e-4, "augment": false, "seed": 0,
+//                     "init": "pretrained.pt"},        // optional: fine-tune this checkpoint
 //           "hide_patch": true},                       // B sees the patch region blanked
+//     // or fine-tuning a model that the run pre-trains itself (once; reused by later runs):
+//     // "train": {"models": 8, "epochs": 4, ...,
+//     //           "pretrain": {"data": {"images": ..., "labels": ..., "subset": 20000,
+//     //                                 "subset_seed": 0, "subset_offset": 2000},
+//     //                        "epochs": 4, "batch_size": 128, "lr": 0.05, "seed": 0}},
 //     // or, scores computed elsewhere (any file `modeldiff diff` reads: .npy, .h5, .pt,
 //     // safetensors, a traker save_dir; T x N or N x T over the datasets below, as sampled):
 //     // "A": {"label": "augmented", "scores": "a_scores.npy", "scores_key": "weight"},
@@ -34,8 +40,22 @@
 //              "out_to_loss": false, "batch_size": 256},
 //     "diff": {"components": 5, "class_components": 3, "top_k": 10, "per_class": true,
 //              "raw_rows": false},
-//     "report": {"images_per_grid": 10}
+//     "report": {"images_per_grid": 10},
+//     "findings": [                                        // optional: tested hypotheses
+//       {"comparison": "all", "direction": "a_minus_b:1",  // as counterfactual --direction
+//        "hypothesis": "...", "transform": "patch:x=1,y=1,size=3,value=255",
+//        "target_class": 6, "effect": {"mean": 0.12, "ci95": [0.08, 0.16]},  // A minus B
+//        "verdict": "supported"}]                          // or "rejected"
 //   }
+//
+// A subset with "subset_offset" k takes the seeded permutation's examples k .. k + subset - 1
+// instead of its first ones: with the same subset_seed, a set disjoint from the subset of size
+// k (the pre-training data beside a small fine-tuning set).
+//
+// "init" (a checkpoint of the architecture) or "pretrain" (a recipe the run trains first, one
+// model in models/<A|B>-pretrain/, keyed by content like every model) make each model start
+// from those weights instead of the seeded initialisation; the checkpoint's sha256 is part of
+// the fine-tuned models' recipe, so another init retrains them.
 //
 // A planted patch is part of the data (both algorithms' data carry it): stamped on
 // train_fraction of the training images of `class` and on val_fraction of the validation
@@ -56,6 +76,7 @@
 #pragma once
 
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -71,6 +92,27 @@ struct DatasetSpec {
   std::string images, labels;
   std::int64_t subset = 0;  // > 0: a seeded random sample of this many examples
   std::uint64_t subset_seed = 0;
+  std::int64_t subset_offset = 0;  // skip this many of the seeded permutation first
+};
+
+// The pre-training of a fine-tuned algorithm: its own data and recipe (one model).
+struct PretrainSpec {
+  bool enabled = false;
+  DatasetSpec data;
+  TrainSettings train;
+};
+
+// A tested hypothesis about one distinguishing direction (core/pipeline/counterfactual.h).
+// Numbers that were not measured are NaN.
+struct Finding {
+  std::string comparison = "all";         // the comparison's folder name under diff/
+  std::string direction = "a_minus_b:1";  // set and 1-based component, as counterfactual takes it
+  std::string hypothesis;
+  std::string transform;  // core/data/transform.h syntax
+  std::int64_t target_class = -1;
+  double effect = std::numeric_limits<double>::quiet_NaN();  // A minus B, mean delta P
+  double ci_low = std::numeric_limits<double>::quiet_NaN(), ci_high = ci_low;  // 95%
+  std::string verdict;  // "supported" or "rejected"
 };
 
 struct PlantSpec {
@@ -87,7 +129,8 @@ struct AlgorithmSpec {
   std::string architecture;              // TorchScript; "" when checkpoints are full models
   std::vector<std::string> checkpoints;  // existing checkpoints; empty = train them
   int models = 0;                        // models to train when checkpoints is empty
-  TrainSettings train;
+  TrainSettings train;    // train.init: a checkpoint to fine-tune ("" = none, or pretrain)
+  PretrainSpec pretrain;  // when enabled, train.init is set by the run to its checkpoint
   bool hide_patch = false;
   std::string scores;      // a precomputed score matrix: no training, no TRAK
   std::string scores_key;  // the array inside a container file; "" = its only array or "weight"
@@ -113,6 +156,7 @@ struct Project {
   bool per_class = true;
   bool normalize_rows = true;
   int images_per_grid = 10;
+  std::vector<Finding> findings;
 };
 
 // The data of a project exactly as `modeldiff run` uses it (and as the GUI shows it): both
@@ -123,6 +167,10 @@ struct ProjectData {
 };
 // Throws InputError naming the file for unreadable or empty datasets.
 ProjectData load_project_data(const Project& project);
+
+// One dataset of a project, sampled as the spec says (`role` names it in messages: "training").
+// Throws InputError naming the file for an unreadable or empty dataset or an offset past it.
+ImageDataset load_dataset_spec(const DatasetSpec& spec, const char* role);
 
 // Class names from a text file: one per line in label order, surrounding blanks and trailing
 // empty lines ignored. InputError naming the file for an empty name or no names.
@@ -149,5 +197,21 @@ std::string project_json(const Project& project);
 // patched shirts. `quick` shrinks it to a smoke test (seconds).
 Project demo_project(const std::string& architecture, const std::string& fashion_dir,
                      const std::string& output, bool quick = false);
+
+// The built-in studies beside the planted demo, after the ModelDiff paper's three case studies,
+// each ResNet-9 (`architecture`, e.g. "resnet9:width=16") on Fashion-MNIST:
+//   "augmentation": A trained with random crop + horizontal flip, B without;
+//   "pretraining":  A pre-trained on a part of the training images disjoint from a small
+//                   training set, then fine-tuned on it; B trained from scratch on that set;
+//   "sgd":          A with a large learning rate and small batches, B with a small learning
+//                   rate and large batches.
+// `quick` shrinks each to a smoke test. Throws InputError for an unknown name.
+Project study_project(const std::string& study, const std::string& architecture,
+                      const std::string& fashion_dir, const std::string& output,
+                      bool quick = false);
+// The names study_project takes, in the order menus list them.
+const std::vector<std::string>& study_names();
+// The studies' default architecture: "resnet9:width=16".
+inline constexpr const char* kStudyArchitecture = "resnet9:width=16";
 
 }  // namespace modeldiff::core

@@ -22,6 +22,7 @@
 #include "core/data/preprocessing.h"
 #include "core/diff/diff_output.h"
 #include "core/diff/model_diff.h"
+#include "core/diff/significance.h"
 #include "core/io/array_file.h"
 #include "core/io/npy.h"
 #include "core/pipeline/counterfactual.h"
@@ -69,6 +70,8 @@ ordered_json recipe_of(const Project& p, const AlgorithmSpec& a, const std::stri
   r["train_examples"] = train_view.size();
   r["preprocessing"] = describe(p.preprocessing);
   r["recipe"] = describe(a.train);
+  // The checkpoint fine-tuned from, by content: another init (or pre-training) retrains.
+  if (!a.train.init.empty()) r["init_sha256"] = sha256_path(a.train.init);
   r["hide_patch"] = a.hide_patch;
   if (p.plant.enabled)
     r["planted_patch"] = {{"class", p.plant.target_class}, {"fraction", p.plant.train_fraction},
@@ -80,6 +83,7 @@ ordered_json recipe_of(const Project& p, const AlgorithmSpec& a, const std::stri
                   {"train_labels", p.train.labels},
                   {"subset", p.train.subset},
                   {"subset_seed", p.train.subset_seed}};
+  if (!a.train.init.empty()) r["sources"]["init"] = a.train.init;
   return r;
 }
 
@@ -99,6 +103,43 @@ std::string recipe_changes(const ordered_json& before, const ordered_json& now) 
 struct View {
   ImageDataset train, val;
 };
+
+// Makes `dir` ready for the models of `recipe`: models of another recipe (or other data) are set
+// aside in <dir>.previous (not deleted); the recipe is written. Returns why the models are
+// trained, kept or replaced, for the log ("" for a new folder).
+std::string prepare_model_folder(const std::string& dir, const ordered_json& recipe) {
+  fs::create_directories(dir);
+  const std::string recipe_path = dir + "/recipe.json";
+  std::string why;  // for the log: why the models are trained, kept or replaced
+  if (fs::exists(recipe_path)) {
+    ordered_json before;
+    try {
+      before = ordered_json::parse(read_text_file(recipe_path));
+    } catch (const ordered_json::exception&) {
+      before = ordered_json::object();
+    }
+    const std::string changes = recipe_changes(before, recipe);
+    if (!changes.empty()) {
+      // The models there were trained on other data or with another recipe: set aside (not
+      // deleted) and trained anew.
+      const std::string aside = dir + ".previous";
+      fs::remove_all(aside);
+      fs::rename(dir, aside);
+      fs::create_directories(dir);
+      why = "retrained: " + changes + " changed since " + recipe_path +
+            " (the earlier models are in " + aside + ")";
+    } else {
+      why = "same architecture, training data (sha256 " +
+            recipe["train_data_sha256"].get<std::string>().substr(0, 12) + ") and recipe";
+    }
+  }
+  {
+    OutputDirectory rd(dir);
+    write_text(rd, "recipe.json", recipe.dump(2) + "\n");
+    rd.commit();
+  }
+  return why;
+}
 
 double mean(const std::vector<double>& v) {
   double s = 0;
@@ -127,6 +168,46 @@ NdArray load_precomputed_scores(const AlgorithmSpec& spec, std::int64_t num_val,
   NdArray m = load_score_matrix(spec.scores, spec.scores_key, Transpose::kAuto, hint);
   require_finite_scores(m, spec.scores, spec.scores_key);
   return m;
+}
+
+// Why the run has no significance of its directions ("" when it can): each algorithm needs
+// checkpoints to split (significance.h), and the halves' out-to-loss weights are not known.
+std::string run_significance_absence(const Project& p, const AlgorithmOutcome& a,
+                                     const AlgorithmOutcome& b) {
+  const AlgorithmSpec* specs[2] = {&p.a, &p.b};
+  const AlgorithmOutcome* outcomes[2] = {&a, &b};
+  for (int i = 0; i < 2; ++i) {
+    if (specs[i]->precomputed())
+      return "not computed: " + specs[i]->label +
+             " is given by precomputed scores, which have no checkpoints to split into halves";
+    const std::string why =
+        significance_absence(specs[i]->label, static_cast<int>(outcomes[i]->checkpoints.size()));
+    if (!why.empty()) return why;
+  }
+  if (p.trak.out_to_loss)
+    return "not computed: with TRAK's out-to-loss weights (trak.out_to_loss) the half "
+           "ensembles' weights are not known to the run";
+  return "";
+}
+
+// The half ensembles of one algorithm for the significance of directions: TRAK over the first
+// c_1, c_2, c_3 checkpoints (block_cuts; their features come from the cache, at the positions
+// that seeded their projections, so each checkpoint's term is the one the full ensemble
+// summed), then the three splits of the four blocks into halves (Q = 1).
+BlockHalves half_ensembles(const Algorithm& algorithm, const NdArray& full, const TrakData& data,
+                           const TrakSettings& settings, const std::string& cache,
+                           Progress& progress) {
+  const std::array<int, 5> cuts = block_cuts(static_cast<int>(algorithm.checkpoints.size()));
+  std::array<NdArray, 4> prefix_means;
+  for (std::size_t k = 0; k < 3; ++k) {
+    Algorithm prefix = algorithm;
+    prefix.checkpoints.resize(static_cast<std::size_t>(cuts[k + 1]));
+    SubProgress sub(progress, k / 3.0, (k + 1) / 3.0,
+                    "first " + std::to_string(cuts[k + 1]) + " checkpoints");
+    prefix_means[k] = trak_scores(prefix, data, settings, cache, sub);
+  }
+  prefix_means[3] = full;
+  return block_halves(prefix_means, cuts);
 }
 
 }  // namespace
@@ -252,39 +333,39 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     const std::string dir = models_dir + "/" + letters[i];
     fs::create_directories(dir);
     const View& v = views[i];
+    double train_at = at;  // where this algorithm's share of the progress bar begins
+    if (spec.pretrain.enabled) {
+      // One model pre-trained on its own data, kept by content like the others; the
+      // algorithm's models start from it.
+      AlgorithmSpec pre = spec;
+      pre.train = spec.pretrain.train;
+      pre.train.init.clear();
+      ImageDataset pre_data = load_dataset_spec(spec.pretrain.data, "pre-training");
+      if (spec.hide_patch) hide_patch_region(pre_data, project.plant.patch);
+      const std::string pre_dir = models_dir + "/" + letters[i] + "-pretrain";
+      const std::string pre_why = prepare_model_folder(
+          pre_dir, recipe_of(project, pre, sha256_path(spec.architecture), pre_data));
+      TrainSettings pts = pre.train;
+      pts.threads = project.threads;
+      SubProgress sub(progress, at, at + 0.3 * w_train / trainers, "pre-training " + spec.label);
+      const auto pre_results = train_ensemble(spec.architecture, pre_data, &v.val,
+                                              project.preprocessing, pts, 1, pre_dir, "model", sub);
+      train_at = at + 0.3 * w_train / trainers;
+      (i == 0 ? project.a : project.b).train.init = ensemble_checkpoint_path(pre_dir, "model", 0);
+      std::ostringstream line;
+      line.precision(3);
+      line << "pre-trained " << spec.label << " on " << pre_data.size() << " images ("
+           << pre_data.source
+           << "): " << (pre_results.front().reused ? "kept from an earlier run" : "trained")
+           << ", validation accuracy " << percent(pre_results.front().val_accuracy) << ", "
+           << describe(pts) << (pre_why.empty() ? "" : "; " + pre_why);
+      say(line.str());
+    }
     const ordered_json recipe = recipe_of(project, spec, sha256_path(spec.architecture), v.train);
-    const std::string recipe_path = dir + "/recipe.json";
-    std::string why;  // for the log: why the models are trained, kept or replaced
-    if (fs::exists(recipe_path)) {
-      ordered_json before;
-      try {
-        before = ordered_json::parse(read_text_file(recipe_path));
-      } catch (const ordered_json::exception&) {
-        before = ordered_json::object();
-      }
-      const std::string changes = recipe_changes(before, recipe);
-      if (!changes.empty()) {
-        // The models there were trained on other data or with another recipe: set aside (not
-        // deleted) and trained anew.
-        const std::string aside = dir + ".previous";
-        fs::remove_all(aside);
-        fs::rename(dir, aside);
-        fs::create_directories(dir);
-        why = "retrained: " + changes + " changed since " + recipe_path +
-              " (the earlier models are in " + aside + ")";
-      } else {
-        why = "same architecture, training data (sha256 " +
-              recipe["train_data_sha256"].get<std::string>().substr(0, 12) + ") and recipe";
-      }
-    }
-    {
-      OutputDirectory rd(dir);
-      write_text(rd, "recipe.json", recipe.dump(2) + "\n");
-      rd.commit();
-    }
+    const std::string why = prepare_model_folder(dir, recipe);
     TrainSettings ts = spec.train;
     ts.threads = project.threads;
-    SubProgress sub(progress, at, at + w_train / trainers, "training " + spec.label);
+    SubProgress sub(progress, train_at, at + w_train / trainers, "training " + spec.label);
     const auto results = train_ensemble(spec.architecture, v.train, &v.val, project.preprocessing,
                                         ts, spec.models, dir, "model", sub);
     at += w_train / trainers;
@@ -303,6 +384,9 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
   // 3. TRAK scores of both algorithms over all validation examples (or the precomputed ones).
   fs::create_directories(project.output + "/scores");
   NdArray scores[2];
+  // Half ensembles for the significance of every direction (significance.h): three splits.
+  const std::string no_significance = run_significance_absence(project, out.a, out.b);
+  std::vector<HalfSplit> splits(3);
   for (int i = 0; i < 2; ++i) {
     const AlgorithmSpec& spec = *specs[i];
     AlgorithmOutcome& o = *outcomes[i];
@@ -320,9 +404,28 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
       data.target_inputs = preprocess(v.val, project.preprocessing, 0, v.val.size());
       data.target_labels = v.val.labels;
       TrakReport report;
-      SubProgress sub(progress, at, at + w_trak, "TRAK " + spec.label);
-      scores[i] = trak_scores(Algorithm{spec.label, spec.architecture, o.checkpoints}, data,
-                              project.trak, project.output + "/cache", sub, &report);
+      const Algorithm algorithm{spec.label, spec.architecture, o.checkpoints};
+      const double w_full = no_significance.empty() ? 0.9 * w_trak : w_trak;
+      SubProgress sub(progress, at, at + w_full, "TRAK " + spec.label);
+      scores[i] =
+          trak_scores(algorithm, data, project.trak, project.output + "/cache", sub, &report);
+      if (no_significance.empty()) {
+        const auto t_half = Clock::now();
+        SubProgress half(progress, at + w_full, at + w_trak, "TRAK half ensemble " + spec.label);
+        const BlockHalves bh = half_ensembles(algorithm, scores[i], data, project.trak,
+                                              project.output + "/cache", half);
+        for (int sp = 0; sp < 3; ++sp) {
+          HalfSplit& hs = splits[static_cast<std::size_t>(sp)];
+          for (int h = 0; h < 2; ++h) {
+            (i == 0 ? hs.a : hs.b)[h] = bh.halves[sp][h];
+            (i == 0 ? hs.checkpoints_a : hs.checkpoints_b)[h] = bh.sizes[sp][h];
+            (i == 0 ? hs.source_a : hs.source_b)[h] = spec.label + " half " +
+                                                      std::to_string(h + 1) + " of split " +
+                                                      std::to_string(sp + 1);
+          }
+        }
+        out.significance_seconds += since(t_half);
+      }
       at += w_trak;
       for (const auto& c : report.checkpoints) {
         o.val_accuracy.push_back(c.target_accuracy);
@@ -393,9 +496,19 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     Comparison& cmp = comparisons[c];
     cmp.options.normalize_rows = project.normalize_rows;
     cmp.options.top_k = project.top_k;
-    SubProgress sub(progress, at + w_diff * c / comparisons.size(),
-                    at + w_diff * (c + 1) / comparisons.size(), "ModelDiff " + cmp.title);
+    const double from = at + w_diff * c / comparisons.size();
+    const double to = at + w_diff * (c + 1) / comparisons.size();
+    const double mid = no_significance.empty() ? (from + to) / 2 : to;
+    SubProgress sub(progress, from, mid, "ModelDiff " + cmp.title);
     cmp.result = run_model_diff(in_a, in_b, cmp.options, sub);
+    if (no_significance.empty()) {
+      const auto t_sig = Clock::now();
+      SubProgress sig(progress, mid, to, "significance " + cmp.title);
+      cmp.result.significance = compute_significance(cmp.result, splits, cmp.options, sig);
+      out.significance_seconds += since(t_sig);
+    } else {
+      cmp.result.significance.reason = no_significance;
+    }
     const std::string slug = cmp.cls < 0 ? "all" : report_slug(cmp.title);
     OutputDirectory dir(project.output + "/diff/" + slug);
     DiffProvenance prov;
@@ -410,12 +523,35 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     prov.command_line = "modeldiff run " + project.source;
     write_diff_output(dir, cmp.result, cmp.options, prov);
     dir.commit();
-    out.comparisons.push_back(
-        {cmp.title, "diff/" + slug, static_cast<std::int64_t>(cmp.result.target_rows.size())});
+    ComparisonOutcome co;
+    co.title = cmp.title;
+    co.folder = "diff/" + slug;
+    co.targets = static_cast<std::int64_t>(cmp.result.target_rows.size());
+    const Significance& sg = cmp.result.significance;
+    if (sg.computed)
+      for (int k = 0; k < 2; ++k) {
+        const std::vector<bool>& above =
+            k == 0 ? sg.a_minus_b.above_floor : sg.b_minus_a.above_floor;
+        for (std::size_t d = 0; d < above.size(); ++d)
+          if (above[d])
+            (k == 0 ? co.above_floor_a_minus_b : co.above_floor_b_minus_a)
+                .push_back(static_cast<int>(d));
+      }
+    out.comparisons.push_back(std::move(co));
   }
   at += w_diff;
   say("ModelDiff: " + std::to_string(comparisons.size()) +
       " comparisons (all validation examples and each class), both directions");
+  out.significance = no_significance;
+  {
+    std::ostringstream line;
+    line << "directions over all validation examples:\n"
+         << format_direction_table(comparisons[0].result);
+    if (no_significance.empty())
+      line << "significance (half ensembles, " << static_cast<int>(out.significance_seconds)
+           << " s): " << kSignificanceRule;
+    say(line.str());
+  }
 
   // 5. The planted patch: does the difference show where it should?
   if (project.plant.enabled && project.a.hide_patch != project.b.hide_patch) {
@@ -521,6 +657,28 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     ri.val = &val;
     for (const auto& cmp : comparisons) ri.comparisons.push_back({cmp.title, &cmp.result});
     ri.images_per_grid = project.images_per_grid;
+    // The project's findings beside their directions ("direction": "a_minus_b:C", 1-based).
+    for (const Finding& f : project.findings) {
+      ReportFinding rf;
+      for (std::size_t c = 0; c < out.comparisons.size(); ++c)
+        if (out.comparisons[c].folder == "diff/" + f.comparison) rf.comparison = c + 1;
+      if (rf.comparison == 0) {
+        say("finding about " + f.comparison + " not shown: no such comparison in this run");
+        continue;
+      }
+      --rf.comparison;
+      const auto colon = f.direction.find(':');
+      rf.set = f.direction.substr(0, colon);
+      rf.component = std::stoi(f.direction.substr(colon + 1)) - 1;
+      rf.hypothesis = f.hypothesis;
+      rf.transform = f.transform;
+      rf.verdict = f.verdict;
+      if (f.target_class >= 0) rf.target_class = val.class_name(f.target_class);
+      rf.effect = f.effect;
+      rf.ci_low = f.ci_low;
+      rf.ci_high = f.ci_high;
+      ri.findings.push_back(rf);
+    }
     for (int i = 0; i < 2; ++i) {
       const AlgorithmOutcome& o = *outcomes[i];
       ri.facts.push_back({letters[i] + ": mean validation accuracy",
@@ -577,9 +735,17 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
       a["scores"] = o.scores;
       if (specs[i]->precomputed()) a["scores_source"] = specs[i]->scores;
     }
-    for (const auto& c : out.comparisons)
-      r["comparisons"].push_back(
-          {{"title", c.title}, {"folder", c.folder}, {"targets", c.targets}});
+    for (const auto& c : out.comparisons) {
+      ordered_json cj = {{"title", c.title}, {"folder", c.folder}, {"targets", c.targets}};
+      if (out.significance.empty())
+        cj["above_noise_floor"] = {{"a_minus_b", c.above_floor_a_minus_b},
+                                   {"b_minus_a", c.above_floor_b_minus_a}};
+      r["comparisons"].push_back(cj);
+    }
+    r["significance"] = {{"computed", out.significance.empty()},
+                         {"reason", out.significance},
+                         {"rule", kSignificanceRule},
+                         {"seconds", out.significance_seconds}};
     if (out.planted.enabled) {
       const PlantedCheck& pc = out.planted;
       r["planted"] = {{"patched_train", pc.patched_train},

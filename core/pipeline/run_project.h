@@ -56,6 +56,8 @@ struct ComparisonOutcome {
   std::string title;   // "all validation examples", "class 6 (Shirt)"
   std::string folder;  // diff/<slug>
   std::int64_t targets = 0;
+  // Directions (0-based ranks) marked above the noise floor (core/diff/significance.h).
+  std::vector<int> above_floor_a_minus_b, above_floor_b_minus_a;
 };
 
 // How well the known difference of a planted patch shows: in the direction set of the
@@ -83,6 +85,9 @@ struct RunOutcome {
   AlgorithmOutcome a, b;
   std::vector<ComparisonOutcome> comparisons;
   PlantedCheck planted;
+  // "" when every comparison carries the significance of its directions, else why not.
+  std::string significance;
+  double significance_seconds = 0;  // half ensembles and their residual PCAs
   double seconds = 0;
 };
 

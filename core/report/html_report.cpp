@@ -40,6 +40,7 @@ a:hover { text-decoration: underline; }
 .description { white-space: pre-wrap; color: #444; margin: 6px 0 16px; }
 .meta, .stats { color: #444; font-size: 14px; margin: 4px 0 10px; }
 .warning { color: #9a4d00; }
+.finding { border-left: 4px solid #3b6ea5; background: #f3f7fb; padding: 4px 12px; margin: 8px 0; }
 nav.toc { background: #f7f7f8; border: 1px solid #e3e3e6; border-radius: 6px;
   padding: 8px 16px; font-size: 14px; }
 nav.toc h2 { font-size: 15px; margin: 4px 0; border: none; padding: 0; }
@@ -345,11 +346,28 @@ class ReportWriter {
                std::to_string(d.iterations) +
                " iterations; treat the later directions with care.</span>";
     html_ += "</p>\n";
+    const Significance& sig = r.significance;
+    const DirectionSignificance& ds = set.key == "a_minus_b" ? sig.a_minus_b : sig.b_minus_a;
+    if (sig.computed)
+      html_ += "<p class=\"meta\">Significance from half ensembles of " +
+               std::to_string(sig.checkpoints_a[0]) + "+" + std::to_string(sig.checkpoints_a[1]) +
+               " and " + std::to_string(sig.checkpoints_b[0]) + "+" +
+               std::to_string(sig.checkpoints_b[1]) + " checkpoints, " +
+               std::to_string(sig.splits) + " split" + (sig.splits == 1 ? "" : "s") +
+               ". Rule: " + html_escape(kSignificanceRule) + ".</p>\n";
+    else
+      html_ +=
+          "<p class=\"meta\">Significance of the directions " + html_escape(sig.reason) + ".</p>\n";
     html_ +=
         "<table class=\"summary\">\n<tr><th>direction</th><th>explained variance</th>"
         "<th>share of residual</th><th>var " +
         html_escape(label_a_) + "</th><th>var " + html_escape(label_b_) + "</th><th>var " +
-        html_escape(set.first) + " / var " + html_escape(set.second) + "</th></tr>\n";
+        html_escape(set.first) + " / var " + html_escape(set.second) + "</th>" +
+        (sig.computed
+             ? "<th>half-ensemble explained variance</th><th>noise floor</th><th>&times; floor</th>"
+               "<th>reproduced |cos|</th><th>rank stable</th><th>verdict</th>"
+             : "") +
+        "</tr>\n";
     for (int c = 0; c < components; ++c) {
       const double va = d.variance_a(c), vb = d.variance_b(c);
       const double first = set.key == "a_minus_b" ? va : vb;
@@ -358,7 +376,15 @@ class ReportWriter {
                "</a></td><td>" + format_number(d.explained_variance(c)) + "</td><td>" +
                percent(d.explained_variance_ratio(c)) + "</td><td>" + format_number(va) +
                "</td><td>" + format_number(vb) + "</td><td>" + variance_ratio(first, second) +
-               "</td></tr>\n";
+               "</td>";
+      if (sig.computed)
+        html_ += "<td>" + format_number(ds.half_explained_variance(c)) + "</td><td>" +
+                 format_number(ds.noise_floor(c)) + "</td><td>" + format_number(ds.floor_ratio(c)) +
+                 "</td><td>" + format_number(ds.reproducibility(c)) + " &plusmn; " +
+                 format_number(ds.reproducibility_std(c)) + "</td><td>" +
+                 percent(ds.rank_stable(c)) + "</td><td>" +
+                 significance_verdict(ds.above_floor[static_cast<std::size_t>(c)]) + "</td>";
+      html_ += "</tr>\n";
     }
     html_ += "</table>\n";
     for (int c = 0; c < components; ++c) write_direction(r, set, slug, c);
@@ -373,7 +399,20 @@ class ReportWriter {
     html_ += "<p class=\"stats\">Explained variance " + format_number(d.explained_variance(c)) +
              " (" + percent(d.explained_variance_ratio(c)) + " of the residual's); variance of " +
              html_escape(label_a_) + " " + format_number(d.variance_a(c)) + ", of " +
-             html_escape(label_b_) + " " + format_number(d.variance_b(c)) + ".</p>\n";
+             html_escape(label_b_) + " " + format_number(d.variance_b(c)) + ".";
+    const Significance& sig = r.significance;
+    if (sig.computed) {
+      const DirectionSignificance& ds = set.key == "a_minus_b" ? sig.a_minus_b : sig.b_minus_a;
+      html_ += " <strong>" +
+               std::string(significance_verdict(ds.above_floor[static_cast<std::size_t>(c)])) +
+               "</strong>: half-ensemble explained variance " +
+               format_number(ds.half_explained_variance(c)) + ", " +
+               format_number(ds.floor_ratio(c)) + " times the noise floor " +
+               format_number(ds.noise_floor(c)) + "; reproduced between half pairs with |cos| " +
+               format_number(ds.reproducibility(c)) + ".";
+    }
+    html_ += "</p>\n";
+    write_findings(r, set, c);
     const std::string stem = slug + "_" + set.key + "_dir" + std::to_string(c);
     const int k_train = static_cast<int>(std::min<std::int64_t>(in_.images_per_grid, r.num_train));
     const int k_val = static_cast<int>(std::min<std::int64_t>(
@@ -385,6 +424,29 @@ class ReportWriter {
     grid(in_.val, top_val(d, r, c, k_val), stem + "_top_val.png",
          "Validation images with the largest projections on this direction");
     html_ += "</article>\n";
+  }
+
+  // The findings recorded for direction c of `set` in the comparison of `r`.
+  void write_findings(const DiffResult& r, const SetInfo& set, int c) {
+    for (const ReportFinding& f : in_.findings) {
+      if (f.comparison >= in_.comparisons.size() || in_.comparisons[f.comparison].result != &r ||
+          f.set != set.key || f.component != c)
+        continue;
+      html_ += "<div class=\"finding\"><p><strong>Finding";
+      if (!f.verdict.empty()) html_ += " (" + html_escape(f.verdict) + ")";
+      html_ += ":</strong> " + html_escape(f.hypothesis) + "</p><p class=\"meta\">Transformation " +
+               html_escape(f.transform);
+      if (!f.target_class.empty()) html_ += ", target class " + html_escape(f.target_class);
+      html_ += "; effect on P(target), " + html_escape(label_a_) + " minus " +
+               html_escape(label_b_) + ": ";
+      html_ += std::isfinite(f.effect)
+                   ? format_number(f.effect) + (std::isfinite(f.ci_low)
+                                                    ? " (95% interval " + format_number(f.ci_low) +
+                                                          " to " + format_number(f.ci_high) + ")"
+                                                    : "")
+                   : "not measured";
+      html_ += ".</p></div>\n";
+    }
   }
 
   // An image grid figure, or the indices and values as text when there are no images.

@@ -36,6 +36,17 @@ struct ReportComparison {
   const DiffResult* result = nullptr;  // not owned; must outlive write_html_report()
 };
 
+// A tested hypothesis about one direction (a project's "findings"), shown beside it.
+struct ReportFinding {
+  std::size_t comparison = 0;                  // index into ReportInput::comparisons
+  std::string set = "a_minus_b";               // or "b_minus_a"
+  int component = 0;                           // 0-based, as the report numbers directions
+  std::string hypothesis, transform, verdict;  // plain text; verdict "" = not decided
+  std::string target_class;                    // its name, "" = none
+  double effect = 0, ci_low = 0, ci_high = 0;  // A minus B, mean change in P(target); NaN = not
+                                               // measured
+};
+
 struct ReportInput {
   std::string label_a, label_b;  // the user's names of the algorithms; empty: from the results
   std::string description;       // plain text (escaped here; line breaks kept): how A and B were
@@ -48,6 +59,7 @@ struct ReportInput {
   std::vector<ReportComparison> comparisons;
   int images_per_grid = 10;  // 1 to 100; grids have at most 10 columns
   std::vector<std::pair<std::string, std::string>> facts;  // provenance table rows (plain text)
+  std::vector<ReportFinding> findings;
 };
 
 // Stages the report's files in `out` (flat, see above); the caller commits. `out` is the

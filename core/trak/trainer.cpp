@@ -218,7 +218,8 @@ std::string describe(const TrainSettings& s) {
   return "epochs=" + std::to_string(s.epochs) + ",batch=" + std::to_string(s.batch_size) +
          ",lr=" + number_text(s.lr) + ",momentum=" + number_text(s.momentum) +
          ",wd=" + number_text(s.weight_decay) + ",augment=" + (s.augment ? "yes" : "no") +
-         ",seed=" + std::to_string(s.seed) + ",schedule=cosine";
+         ",seed=" + std::to_string(s.seed) + ",schedule=cosine" +
+         (s.init.empty() ? "" : ",init=" + std::filesystem::path(s.init).filename().string());
 }
 
 TorchModel train_torch_model(const std::string& architecture, const ImageDataset& train,
@@ -237,14 +238,14 @@ TorchModel train_torch_model(const std::string& architecture, const ImageDataset
   torch::manual_seed(detail::mix_seed(settings.seed, kTorch, 0));
   torch::AutoGradMode enable_grad(true);
 
-  TorchModel model = TorchModel::load(architecture, "", settings.device);
+  TorchModel model = TorchModel::load(architecture, settings.init, settings.device);
   torch::jit::Module& module = model.impl().module;
   const torch::Device device = model.impl().device;
   const std::string& model_file = model.impl().model_file();
   {
     // One example through the model first: logits() turns a shape mismatch into an InputError
     // naming the model and the input it expects.
-    detail::initialise_parameters(module, settings.seed);
+    if (settings.init.empty()) detail::initialise_parameters(module, settings.seed);
     const NdArray probe = model.logits(preprocess(train, prep, 0, 1));
     check_labels(train, probe.dim(1), model_file);
     if (val != nullptr && val->size() > 0) {

@@ -38,6 +38,9 @@ struct TrainSettings {
   std::uint64_t seed = 0;      // initial weights, data order, augmentation, dropout
   int threads = 0;             // LibTorch intra-op threads (set_torch_threads); 0 = all cores
   std::string device = "cpu";  // "cpu", "cuda", "cuda:N" (bit-identical reruns only on the CPU)
+  // A checkpoint of the architecture to start from (fine-tuning a pre-trained model): its
+  // parameters and buffers replace the seeded initialisation. "": initialise from the seed.
+  std::string init;
 };
 
 // Throws InputError naming the first setting out of range (epochs, batch_size >= 1; lr > 0;
@@ -75,7 +78,9 @@ struct TrainResult {
 // ConvTranspose and Linear layer as PyTorch's reset_parameters() does it, weight
 // ~ U(-b, b) with b = 1 / sqrt(fan_in) (kaiming_uniform_ with a = sqrt(5)) and bias
 // ~ U(-b, b); BatchNorm and LayerNorm get weight 1, bias 0 and fresh running statistics.
-// Parameters of other module types keep the architecture file's values.
+// Parameters of other module types keep the architecture file's values. With settings.init,
+// every parameter and buffer comes from that checkpoint instead (TorchModel::load's rules; an
+// InputError names the checkpoint when it does not fit the architecture).
 TorchModel train_torch_model(const std::string& architecture, const ImageDataset& train,
                              const ImageDataset* val, const Preprocessing& prep,
                              const TrainSettings& settings, Progress& progress,

@@ -273,6 +273,59 @@ def case_errors_exit_2(work):
                         "--labels", work / "labels.npy", "--class", 1], "labels.npy")
 
 
+def case_diff_significance(work):
+    """`modeldiff diff` with per-half score files: a planted A-only block stands above the
+    noise floor; without the halves the result says why significance is absent."""
+    rng = np.random.default_rng(3)
+    t, n, m = 60, 200, 8
+    base = rng.normal(size=(t, 6)) @ rng.normal(size=(6, n)) + 0.5 * rng.normal(size=(t, n))
+    planted = np.zeros((t, n))
+    planted[:20, :30] = 1.5 * rng.normal(size=(20, 2)) @ rng.normal(size=(2, 30))
+    ckpt_a = [base + planted + rng.normal(size=(t, n)) for _ in range(m)]
+    ckpt_b = [base + rng.normal(size=(t, n)) for _ in range(m)]
+    for name, ckpts in (("a", ckpt_a), ("b", ckpt_b)):
+        np.save(work / f"{name}.npy", np.mean(ckpts, axis=0).astype(np.float32))
+        np.save(work / f"{name}1.npy", np.mean(ckpts[: m // 2], axis=0).astype(np.float32))
+        np.save(work / f"{name}2.npy", np.mean(ckpts[m // 2:], axis=0).astype(np.float32))
+    halves = ["--scores-a-halves", work / "a1.npy", work / "a2.npy",
+              "--scores-b-halves", work / "b1.npy", work / "b2.npy"]
+    proc = run("diff", "--scores-a", work / "a.npy", "--scores-b", work / "b.npy", "-c", 5,
+               *halves, "--out", work / "with")
+    assert "above the noise floor" in proc.stdout and "noise floor" in proc.stdout, proc.stdout
+    sig = read_json(work / "with" / "summary.json")["significance"]
+    assert sig["computed"] and sig["splits"] == 1 and sig["reason"] == "", sig
+    ab = sig["a_minus_b"]
+    assert ab["above_noise_floor"][:2] == [True, True], ab
+    assert not any(ab["above_noise_floor"][2:]), ab
+    assert ab["verdict"][0] == "above the noise floor"
+    assert ab["verdict"][4] == "not distinguishable from seed noise"
+    with h5py.File(work / "with" / "diff.h5", "r") as f:
+        g = f["significance"]
+        assert g.attrs["computed"] == "yes"
+        assert list(g["a_minus_b"]["above_noise_floor"][()]) == [int(x) for x in ab["above_noise_floor"]]
+        np.testing.assert_allclose(g["a_minus_b"]["noise_floor"][()], ab["noise_floor"], rtol=1e-12)
+        assert ab["noise_floor"][2] == ab["null_explained_variance"][0]  # first noise direction
+        assert list(g["half_checkpoints_a"][()]) == [0, 0]  # unknown for score files
+    # Without halves: a result, with the reason in the table, summary.json and diff.h5.
+    proc = run("diff", "--scores-a", work / "a.npy", "--scores-b", work / "b.npy", "-c", 5,
+               "--out", work / "without")
+    assert "significance not computed" in proc.stdout and "--scores-a-halves" in proc.stdout
+    sig = read_json(work / "without" / "summary.json")["significance"]
+    assert not sig["computed"] and "--scores-a-halves F1 F2" in sig["reason"], sig
+    with h5py.File(work / "without" / "diff.h5", "r") as f:
+        assert f["significance"].attrs["computed"] == "no"
+    # One algorithm's halves alone, or a half of another shape: exit 2 naming the problem.
+    proc = run("diff", "--scores-a", work / "a.npy", "--scores-b", work / "b.npy",
+               "--scores-a-halves", work / "a1.npy", work / "a2.npy", "--out", work / "bad",
+               expect=2)
+    assert "--scores-b-halves" in proc.stderr, proc.stderr
+    np.save(work / "short.npy", np.ones((t, n - 1), dtype=np.float32))
+    expect_error(work, ["--scores-a", work / "a.npy", "--scores-b", work / "b.npy",
+                        "--scores-a-halves", work / "a1.npy", work / "short.npy",
+                        "--scores-b-halves", work / "b1.npy", work / "b2.npy"],
+                 "short.npy", "60 x 200")
+
+
 def case_output_dir_replaced_atomically(work):
     out = work / "out"
     diff(work, REF / "scores_A.npy", REF / "scores_B.npy", "-c", 2)
@@ -375,6 +428,12 @@ def case_demo_quick(work):
                  "all-validation-examples_a_minus_b_dir0_top_train.png"):
         assert name in index and (out / "report" / name).exists(), name
     assert "patched data" in index and "patch hidden" in index
+    # Two models per algorithm: no halves to compare, and every output says why.
+    assert not rec["significance"]["computed"], rec["significance"]
+    assert "has 2 checkpoints" in rec["significance"]["reason"], rec["significance"]
+    sig = read_json(out / "diff" / "all" / "summary.json")["significance"]
+    assert not sig["computed"] and "at least 4" in sig["reason"], sig
+    assert "Significance of the directions not computed" in index
     # A second run resumes: no model trained again, every feature from the cache, same scores.
     before = np.load(out / "scores" / "A.npy")
     run("demo", "--quick", "--threads", 2, "-o", out)

@@ -1,0 +1,165 @@
+"""The built-in studies (`modeldiff demo STUDY --quick`) and training from a checkpoint
+(`train --init`, a project's "init" / "pretrain"). Run by CTest: test_studies.py EXE CASE."""
+import hashlib
+import json
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import h5py
+import numpy as np
+import torch
+
+EXE = sys.argv[1]
+CASE = sys.argv[2]
+ARCH = pathlib.Path(__file__).resolve().parents[2] / "resources" / "demo" / "demo_cnn.pt"
+FM = pathlib.Path("/usr/share/datasets/fashion-mnist")
+LABELS = {"augmentation": ("augmented", "not augmented"),
+          "pretraining": ("pre-trained", "from scratch"),
+          "sgd": ("lr 0.1, batch 32", "lr 0.01, batch 512")}
+
+
+def run(*args, expect=0):
+    proc = subprocess.run([EXE, *map(str, args)], capture_output=True, text=True)
+    if proc.returncode != expect:
+        raise AssertionError(f"exit {proc.returncode} (expected {expect}) for {args}\n"
+                             f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def read_json(path):
+    return json.loads(pathlib.Path(path).read_text())
+
+
+def case_studies_quick(work):
+    """Each study at its smoke-test size into a clean folder: report, diffs and record."""
+    for study, (label_a, label_b) in LABELS.items():
+        printed = json.loads(run("demo", study, "--quick", "--print-project").stdout)
+        assert printed["A"]["label"] == label_a and printed["B"]["label"] == label_b
+        assert printed["A"]["architecture"].startswith("resnet9:width=16"), printed["A"]
+        out = work / study
+        proc = run("demo", study, "--quick", "--threads", 2, "-o", out)
+        assert "report:" in proc.stdout
+        rec = read_json(out / "run.json")
+        n = rec["num_train"]
+        assert rec["num_val"] == 200 and n == (300 if study == "pretraining" else 500), rec
+        for key, label in (("A", label_a), ("B", label_b)):
+            algo = rec["algorithms"][key]
+            assert algo["label"] == label and algo["trained"] == 2, algo
+            assert all(0 <= a <= 1 for a in algo["val_accuracy"]), algo
+            s = np.load(out / "scores" / f"{key}.npy")
+            assert s.shape == (200, n) and np.isfinite(s).all()
+        assert len(rec["comparisons"]) == 11, rec["comparisons"]  # all + ten classes
+        for c in rec["comparisons"]:
+            summary = read_json(out / c["folder"] / "summary.json")
+            assert summary, c
+            with h5py.File(out / c["folder"] / "diff.h5", "r") as f:
+                assert f["a_minus_b"]["directions"].shape[1] == n
+                assert f.attrs["label_a"] == label_a and f.attrs["label_b"] == label_b
+        index = (out / "report" / "index.html").read_text()
+        assert label_a in index and label_b in index
+        project = rec["project"]
+        if study == "augmentation":
+            assert project["A"]["train"]["augment"] and not project["B"]["train"]["augment"]
+        if study == "sgd":
+            a, b = project["A"]["train"], project["B"]["train"]
+            assert a["lr"] > b["lr"] and a["batch_size"] < b["batch_size"]
+        if study == "pretraining":
+            pre = project["A"]["train"]["pretrain"]
+            # Disjoint from the training set: the same seeded permutation after its positions.
+            assert pre["data"]["subset_offset"] == n and pre["data"]["subset_seed"] == 0
+            ckpt = out / "models" / "A-pretrain" / "model_0.pt"
+            assert ckpt.exists()
+            recipe = read_json(out / "models" / "A" / "recipe.json")
+            assert recipe["init_sha256"] == hashlib.sha256(
+                ckpt.read_bytes()).hexdigest()
+            assert "init_sha256" not in read_json(out / "models" / "B" / "recipe.json")
+            # A rerun keeps the pre-trained model and the fine-tuned ones.
+            again = run("demo", study, "--quick", "--threads", 2, "-o", out)
+            log = again.stdout + again.stderr
+            assert "pre-trained pre-trained on" in log and "kept from an earlier run" in log, log
+            rec2 = read_json(out / "run.json")
+            assert rec2["algorithms"]["A"]["trained"] == 0 and rec2["algorithms"]["A"]["reused"] == 2
+    run("demo", "nosuchstudy", "--quick", "--print-project", expect=2)
+
+
+def small_data(work):
+    """A small 3-class 28 x 28 dataset (.npy) and two state dicts of the demo CNN that differ
+    from the seeded initialisation (weights scaled, buffers as the architecture has them)."""
+    rng = np.random.default_rng(0)
+    labels = np.arange(120) % 3
+    x = rng.integers(0, 40, size=(120, 28, 28), dtype=np.uint8)
+    for i, y in enumerate(labels):
+        x[i, 4 + 8 * y:8 + 8 * y, 4:24] = 200
+    np.save(work / "x.npy", x)
+    np.save(work / "y.npy", labels.astype(np.int64))
+    model = torch.jit.load(str(ARCH))
+    params = dict(model.named_parameters())
+    for m in range(2):
+        torch.manual_seed(m)
+        state = {k: (torch.randn_like(v) * 0.05 if k in params else v.clone())
+                 for k, v in model.state_dict().items()}
+        torch.save(state, work / f"init{m}.pt")
+    return list(params)
+
+
+def case_train_init(work):
+    """`train --init`: training starts from the checkpoint's weights (a step of lr 1e-12 leaves
+    them as they were, the seeded initialisation is far away), and the init is part of the
+    recipe by content: another init checkpoint is refused in the same folder, and in a project
+    another init retrains while the same one is kept."""
+    params = small_data(work)
+    common = ["--model", ARCH, "--train-images", work / "x.npy", "--train-labels", work / "y.npy",
+              "--epochs", 1, "--batch-size", 40, "--lr", 1e-12, "--momentum", 0,
+              "--weight-decay", 0, "--threads", 2]
+    run("train", *common, "--init", work / "init0.pt", "--out", work / "ft")
+    run("train", *common, "--out", work / "scratch")
+    init = torch.load(work / "init0.pt")
+    tuned = torch.load(work / "ft" / "model_0.pt")
+    scratch = torch.load(work / "scratch" / "model_0.pt")
+    for k in params:
+        assert torch.allclose(tuned[k], init[k], atol=1e-6), k
+    assert max((scratch[k] - init[k]).abs().max().item() for k in params) > 0.01
+    record = read_json(work / "ft" / "train.json")
+    assert record["recipe"]["init"]["sha256"] == hashlib.sha256(
+        (work / "init0.pt").read_bytes()).hexdigest()
+    proc = run("train", *common, "--init", work / "init1.pt", "--out", work / "ft", expect=2)
+    assert "init" in proc.stderr and "another recipe" in proc.stderr, proc.stderr
+
+    project = {
+        "name": "init test", "output": "out",
+        "data": {"train": {"images": "x.npy", "labels": "y.npy"},
+                 "val": {"images": "x.npy", "labels": "y.npy", "subset": 30}},
+        "A": {"label": "scratch", "architecture": str(ARCH),
+              "train": {"models": 2, "epochs": 1, "batch_size": 40}},
+        "B": {"label": "fine-tuned", "architecture": str(ARCH),
+              "train": {"models": 2, "epochs": 1, "batch_size": 40, "lr": 0.01,
+                        "init": "init0.pt"}},
+        "trak": {"proj_dim": 64}, "diff": {"components": 2, "class_components": 1},
+        "findings": [{"comparison": "all", "direction": "b_minus_a:1",
+                      "hypothesis": "HYPOTHESIS-TEXT", "transform": "patch:x=1,y=1,size=3",
+                      "target_class": 1}],
+    }
+    def run_project():
+        (work / "p.json").write_text(json.dumps(project))
+        proc = run("run", work / "p.json", "--threads", 2)
+        return proc, read_json(work / "out" / "run.json")["algorithms"]["B"]
+    proc, b = run_project()
+    assert b["trained"] == 2
+    index = (work / "out" / "report" / "index.html").read_text()
+    assert "HYPOTHESIS-TEXT" in index and "not measured" in index
+    proc, b = run_project()
+    assert b["trained"] == 0 and b["reused"] == 2
+    project["B"]["train"]["init"] = "init1.pt"
+    proc, b = run_project()
+    assert b["trained"] == 2 and "init_sha256" in proc.stdout + proc.stderr, proc.stdout
+    # Both an init and a pre-training: refused, naming the key.
+    project["B"]["train"]["pretrain"] = {"data": {"images": "x.npy", "labels": "y.npy"}}
+    (work / "p.json").write_text(json.dumps(project))
+    assert "B.train.pretrain" in run("run", work / "p.json", expect=2).stderr
+
+
+if __name__ == "__main__":
+    with tempfile.TemporaryDirectory() as d:
+        globals()["case_" + CASE](pathlib.Path(d))
