@@ -1,8 +1,42 @@
 #include "direction_table_model.h"
 
+#include <QColor>
 #include <QString>
+#include <cmath>
+
+#include "core/diff/significance.h"
 
 namespace modeldiff::ui {
+
+const core::DirectionSignificanceSummary* significanceOf(const core::DiffSummary& summary,
+                                                         int set) {
+  if (!summary.significance.computed) return nullptr;
+  return set == 0 ? &summary.significance.a_minus_b : &summary.significance.b_minus_a;
+}
+
+QString significanceToolTip(const core::DiffSummary& summary, int set, int component) {
+  const core::DirectionSignificanceSummary* s = significanceOf(summary, set);
+  const auto c = static_cast<std::size_t>(component);
+  if (s == nullptr || c >= s->above_noise_floor.size())
+    return DirectionTableModel::tr("No significance: %1")
+        .arg(QString::fromStdString(summary.significance.reason));
+  // A zero floor makes the ratio infinite (read back as HUGE_VAL).
+  const QString ratio = std::isfinite(s->floor_ratio[c])
+                            ? QString::number(s->floor_ratio[c], 'g', 3)
+                            : QStringLiteral("∞");
+  return DirectionTableModel::tr(
+             "%1\nhalf-ensemble explained variance %2 vs noise floor %3 (ratio %4)\n"
+             "reproducibility (best |cos| across splits) %5 ± %6\n"
+             "rank stable in %7% of matches; %8 split(s)")
+      .arg(QString::fromUtf8(core::significance_verdict(s->above_noise_floor[c])))
+      .arg(s->half_explained_variance[c], 0, 'g', 4)
+      .arg(s->noise_floor[c], 0, 'g', 4)
+      .arg(ratio)
+      .arg(s->reproducibility[c], 0, 'f', 3)
+      .arg(s->reproducibility_std[c], 0, 'f', 3)
+      .arg(100.0 * s->rank_stable[c], 0, 'f', 0)
+      .arg(summary.significance.splits);
+}
 
 DirectionTableModel::DirectionTableModel(QObject* parent) : QAbstractTableModel(parent) {}
 
@@ -39,7 +73,23 @@ QVariant DirectionTableModel::data(const QModelIndex& index, int role) const {
   const auto c = static_cast<std::size_t>(component);
   if (role == kSetIndexRole) return set;
   if (role == kComponentRole) return component;
-  if (role == Qt::TextAlignmentRole && index.column() >= kComponent)
+  const core::DirectionSignificanceSummary* sig = significanceOf(*summary_, set);
+  const bool has_sig = sig != nullptr && c < sig->above_noise_floor.size();
+  if (role == kAboveFloorRole)
+    return has_sig ? QVariant(bool(sig->above_noise_floor[c])) : QVariant();
+  if (index.column() == kSignificance) {
+    if (role == Qt::ToolTipRole) return significanceToolTip(*summary_, set, component);
+    // Seed noise greyed, so that the directions worth reading stand out.
+    if (role == Qt::ForegroundRole && has_sig && !sig->above_noise_floor[c])
+      return QColor(Qt::gray);
+    if (role == Qt::DisplayRole)
+      return !has_sig                    ? QStringLiteral("—")
+             : sig->above_noise_floor[c] ? tr("above floor")
+                                         : tr("seed noise");
+    return {};
+  }
+  if (role == Qt::TextAlignmentRole && index.column() >= kComponent &&
+      index.column() != kSignificance)
     return QVariant::fromValue(Qt::AlignRight | Qt::AlignVCenter);
   if (role == Qt::ToolTipRole && index.column() == kSet)
     return tr("Direction %1 of the residual of %2's attributions after removing what %3's "
@@ -81,6 +131,8 @@ QVariant DirectionTableModel::headerData(int section, Qt::Orientation orientatio
       return tr("Var %1").arg(a);
     case kVarianceB:
       return tr("Var %1").arg(b);
+    case kSignificance:
+      return tr("Significance");
     default:
       return {};
   }

@@ -1,9 +1,11 @@
 // Table of the distinguishing directions of one comparison: both direction sets (A minus B,
 // B minus A), one row per direction, with the residual's explained variance and the variance
-// of A and of B along the direction.
+// of A and of B along the direction, and whether it stands above the seed-noise floor
+// (summary.json's significance; "—" with the reason when the result has none).
 #pragma once
 
 #include <QAbstractTableModel>
+#include <QString>
 #include <memory>
 
 #include "core/diff/diff_summary.h"
@@ -14,8 +16,9 @@ class DirectionTableModel : public QAbstractTableModel {
   Q_OBJECT
 
  public:
-  enum Column { kSet, kComponent, kExplained, kVarianceA, kVarianceB, kColumnCount };
-  enum Role { kSetIndexRole = Qt::UserRole + 1, kComponentRole };
+  enum Column { kSet, kComponent, kExplained, kVarianceA, kVarianceB, kSignificance, kColumnCount };
+  // kAboveFloorRole: true / false when significance was computed, invalid otherwise.
+  enum Role { kSetIndexRole = Qt::UserRole + 1, kComponentRole, kAboveFloorRole };
 
   explicit DirectionTableModel(QObject* parent = nullptr);
 
@@ -34,5 +37,13 @@ class DirectionTableModel : public QAbstractTableModel {
  private:
   std::shared_ptr<const core::DiffSummary> summary_;
 };
+
+// The significance numbers of direction `component` of set `set` (0 = A minus B) in words: the
+// verdict, half-ensemble explained variance against the floor, their ratio, reproducibility
+// mean ± sd, rank stability; or why the result has none. For tooltips (table and plot).
+QString significanceToolTip(const core::DiffSummary& summary, int set, int component);
+
+// The set's significance numbers, or null when the result has none.
+const core::DirectionSignificanceSummary* significanceOf(const core::DiffSummary& summary, int set);
 
 }  // namespace modeldiff::ui

@@ -1,6 +1,10 @@
 #include "variance_plot.h"
 
+#include <QHelpEvent>
+#include <QToolTip>
 #include <algorithm>
+
+#include "direction_table_model.h"
 
 namespace modeldiff::ui {
 
@@ -11,11 +15,24 @@ VariancePlot::VariancePlot(QWidget* parent) : QCustomPlot(parent) {
   diagonal_->setName(QStringLiteral("y = x"));
   diagonal_->setSelectable(QCP::stNone);
   for (int k = 0; k < 2; ++k) {
-    sets_[k] = new QCPCurve(xAxis, yAxis);
-    sets_[k]->setLineStyle(QCPCurve::lsNone);
-    sets_[k]->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, colours[k], 8));
-    sets_[k]->setSelectable(QCP::stSingleData);
+    filled_[k] = new QCPCurve(xAxis, yAxis);
+    filled_[k]->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssDisc, colours[k], 8));
+    hollow_[k] = new QCPCurve(xAxis, yAxis);
+    hollow_[k]->setScatterStyle(
+        QCPScatterStyle(QCPScatterStyle::ssCircle, QPen(colours[k], 1.5), Qt::white, 8));
+    hollow_[k]->removeFromLegend();
+    for (QCPCurve* curve : {filled_[k], hollow_[k]}) {
+      curve->setLineStyle(QCPCurve::lsNone);
+      curve->setSelectable(QCP::stSingleData);
+    }
   }
+  hollow_legend_ = new QCPCurve(xAxis, yAxis);
+  hollow_legend_->setLineStyle(QCPCurve::lsNone);
+  hollow_legend_->setScatterStyle(
+      QCPScatterStyle(QCPScatterStyle::ssCircle, QPen(Qt::darkGray, 1.5), Qt::white, 8));
+  hollow_legend_->setName(tr("hollow: not distinguishable from seed noise"));
+  hollow_legend_->setSelectable(QCP::stNone);
+  hollow_legend_->removeFromLegend();
   highlight_ = new QCPCurve(xAxis, yAxis);
   highlight_->setLineStyle(QCPCurve::lsNone);
   highlight_->setScatterStyle(
@@ -38,21 +55,24 @@ void VariancePlot::setSummary(const core::DiffSummary* summary) {
   summary_ = summary;
   double top = 0;
   for (int k = 0; k < 2; ++k) {
-    QVector<double> t, x, y;
-    if (summary != nullptr) {
-      const core::DirectionSummary& s = k == 0 ? summary->a_minus_b : summary->b_minus_a;
-      x = QVector<double>(s.variance_a.begin(), s.variance_a.end());
-      y = QVector<double>(s.variance_b.begin(), s.variance_b.end());
-      sets_[k]->setName(
-          QStringLiteral("%1 − %2 directions")
-              .arg(QString::fromStdString(s.first), QString::fromStdString(s.second)));
-      for (int i = 0; i < x.size(); ++i) {
-        t.push_back(i);
-        top = std::max({top, x[i], y[i]});
-      }
+    filled_[k]->data()->clear();
+    hollow_[k]->data()->clear();
+    if (summary == nullptr) continue;
+    const core::DirectionSummary& s = k == 0 ? summary->a_minus_b : summary->b_minus_a;
+    const core::DirectionSignificanceSummary* sig = significanceOf(*summary, k);
+    filled_[k]->setName(
+        QStringLiteral("%1 − %2 directions")
+            .arg(QString::fromStdString(s.first), QString::fromStdString(s.second)));
+    for (std::size_t i = 0; i < s.variance_a.size(); ++i) {
+      const bool hollow =
+          sig != nullptr && i < sig->above_noise_floor.size() && !sig->above_noise_floor[i];
+      (hollow ? hollow_[k] : filled_[k])
+          ->addData(static_cast<double>(i), s.variance_a[i], s.variance_b[i]);
+      top = std::max({top, s.variance_a[i], s.variance_b[i]});
     }
-    sets_[k]->setData(t, x, y, /*alreadySorted=*/true);
   }
+  if (legendExplainsHollow()) hollow_legend_->removeFromLegend();
+  if (summary != nullptr && summary->significance.computed) hollow_legend_->addToLegend();
   top = top > 0 ? top * 1.1 : 1.0;
   diagonal_->setData(QVector<double>{0, top}, QVector<double>{0, top});
   const QString a = summary ? QString::fromStdString(summary->label_a) : QStringLiteral("A");
@@ -78,12 +98,71 @@ void VariancePlot::setSelectedDirection(int set, int component) {
 }
 
 int VariancePlot::pointCount(int set) const {
-  return sets_[set]->dataCount();
+  return filled_[set]->dataCount() + hollow_[set]->dataCount();
+}
+
+namespace {
+
+bool holds(const QCPCurve* curve, int component) {
+  for (auto it = curve->data()->constBegin(); it != curve->data()->constEnd(); ++it)
+    if (static_cast<int>(it->t) == component) return true;
+  return false;
+}
+
+}  // namespace
+
+bool VariancePlot::markerFilled(int set, int component) const {
+  return holds(filled_[set], component);
+}
+
+bool VariancePlot::legendExplainsHollow() const {
+  return legend->hasItemWithPlottable(hollow_legend_);
+}
+
+QString VariancePlot::toolTipAt(const QPoint& pos) const {
+  if (summary_ == nullptr) return {};
+  // The nearest marker within a few pixels, as a click would select it.
+  const double tolerance = selectionTolerance();
+  double best = tolerance;
+  int best_set = -1, best_component = -1;
+  for (int k = 0; k < 2; ++k)
+    for (const QCPCurve* curve : {filled_[k], hollow_[k]})
+      for (auto it = curve->data()->constBegin(); it != curve->data()->constEnd(); ++it) {
+        const QPointF at(xAxis->coordToPixel(it->key), yAxis->coordToPixel(it->value));
+        const double d = QLineF(at, QPointF(pos)).length();
+        if (d <= best) {
+          best = d;
+          best_set = k;
+          best_component = static_cast<int>(it->t);
+        }
+      }
+  if (best_set < 0) return {};
+  const core::DirectionSummary& s = best_set == 0 ? summary_->a_minus_b : summary_->b_minus_a;
+  return tr("%1 − %2, direction %3\n%4")
+      .arg(QString::fromStdString(s.first), QString::fromStdString(s.second))
+      .arg(best_component + 1)
+      .arg(significanceToolTip(*summary_, best_set, best_component));
+}
+
+bool VariancePlot::event(QEvent* event) {
+  if (event->type() == QEvent::ToolTip) {
+    auto* help = static_cast<QHelpEvent*>(event);
+    const QString text = toolTipAt(help->pos());
+    if (text.isEmpty())
+      QToolTip::hideText();
+    else
+      QToolTip::showText(help->globalPos(), text, this);
+    return true;
+  }
+  return QCustomPlot::event(event);
 }
 
 void VariancePlot::onPlottableClick(QCPAbstractPlottable* plottable, int dataIndex, QMouseEvent*) {
+  // A curve's key t is the component index (a set's points are split over two curves).
   for (int k = 0; k < 2; ++k)
-    if (plottable == sets_[k]) Q_EMIT directionClicked(k, dataIndex);
+    for (QCPCurve* curve : {filled_[k], hollow_[k]})
+      if (plottable == curve && dataIndex >= 0 && dataIndex < curve->dataCount())
+        Q_EMIT directionClicked(k, static_cast<int>(curve->data()->at(dataIndex)->t));
 }
 
 }  // namespace modeldiff::ui

@@ -24,6 +24,8 @@ std::unique_ptr<QObject> makeProjectTest();
 std::unique_ptr<QObject> makeErrorReportingTest();
 std::unique_ptr<QObject> makeClassPaletteTest();
 std::unique_ptr<QObject> makeTestRunnerTest();
+std::unique_ptr<QObject> makeStudyMenuTest();
+std::unique_ptr<QObject> makeSignificanceTest();
 // Probes for TestRunnerTest: a class whose one test passes (0), fails (1) or is skipped (2), or
 // which skips in initTestCase (3).
 std::unique_ptr<QObject> makeRunnerProbe(int outcome);

@@ -103,6 +103,8 @@ const std::vector<UiTestClass>& uiTestClasses() {
       {"ErrorReportingTest", makeErrorReportingTest},
       {"ClassPaletteTest", makeClassPaletteTest},
       {"TestRunnerTest", makeTestRunnerTest},
+      {"StudyMenuTest", makeStudyMenuTest},
+      {"SignificanceTest", makeSignificanceTest},
       {"PassingProbe", [] { return makeRunnerProbe(0); }, false},
       {"FailingProbe", [] { return makeRunnerProbe(1); }, false},
       {"SkippingProbe", [] { return makeRunnerProbe(2); }, false},
