@@ -85,6 +85,13 @@ done
 # The LibTorch subcommands' module, private to modeldiff: /usr/lib/<multiarch>/modeldiff.
 check "contains the LibTorch subcommands' module (/usr/lib/*/modeldiff/modeldiff-torch-commands.so)" \
   grep -qE '^/usr/lib/([^/]+/)?modeldiff/modeldiff-torch-commands\.so$' <<<"$contents"
+# The Python package, where the build has it (python/): where Debian's python3 finds it.
+if grep -q '^MODELDIFF_BUILD_PYTHON:BOOL=ON' "$BUILD_DIR/CMakeCache.txt" 2>/dev/null; then
+  check "contains the Python package (/usr/lib/python3/dist-packages/modeldiff)" \
+    grep -qE '^/usr/lib/python3/dist-packages/modeldiff/_modeldiff\..*\.so$' <<<"$contents"
+  check "Depends on python3 (its extension modules' version)" \
+    grep -q 'python3 (<< ' <<<"$(dpkg-deb -f "$deb" Depends)"
+fi
 only_usr() { ! grep -vE '^/(usr/.*)?$' <<<"$contents" | grep -q .; }
 check "installs nothing outside /usr" only_usr
 

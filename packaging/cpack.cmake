@@ -122,6 +122,14 @@ from the dataset-fashion-mnist package).")
 # BLAS would satisfy; OpenBLAS behind those names is several times faster, and installing it
 # selects it in the alternatives' auto mode (as packaging/install_deps.sh does).
 set(_modeldiff_extra_depends "libopenblas0-pthread")
+# The Python package's extension modules are built for one Python minor version (Debian's
+# convention for them: python3 (>= X.Y~), python3 (<< X.Y+1)).
+if(TARGET _modeldiff)
+  math(EXPR _modeldiff_python_next "${Python3_VERSION_MINOR} + 1")
+  string(APPEND _modeldiff_extra_depends
+         ", python3 (>= ${Python3_VERSION_MAJOR}.${Python3_VERSION_MINOR}~)"
+         ", python3 (<< ${Python3_VERSION_MAJOR}.${_modeldiff_python_next})")
+endif()
 # dpkg-shlibdeps (dpkg-dev, in packaging/install_deps.sh) is needed by cpack only; without it
 # cpack stops with an error rather than guess a list.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
