@@ -138,6 +138,6 @@ set(CPACK_DEBIAN_PACKAGE_DEPENDS "${_modeldiff_extra_depends}")
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "dataset-fashion-mnist")
 # The Python package (python/, in /usr/lib/python3/dist-packages/modeldiff) imports numpy and
 # torch: Debian's python3-torch links the same libtorch.so.1.13 as its `_trak` module.
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "python3-torch, python3-numpy")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "python3-torch, python3-numpy, python3-tqdm")
 
 include(CPack)

@@ -15,6 +15,7 @@ PACKAGES=(
   # applications
   libcli11-dev qt6-base-dev qt6-svg-dev libqcustomplot-dev qt6-qpa-plugins
   pybind11-dev python3-dev  # the Python package modeldiff (python/)
+  python3-tqdm  # its progress bars (the Python tests run through them)
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev xvfb xauth
   python3 python3-numpy python3-torch python3-torchvision python3-h5py  # torchvision: resnet18 fixtures
