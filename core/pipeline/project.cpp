@@ -692,7 +692,11 @@ Project study_project(const std::string& study, const std::string& architecture,
     p.b.train.batch_size = 512;
     p.b.train.epochs = quick ? 4 : 12;  // as many epochs as it needs for a comparable accuracy
   }
-  p.trak.proj_dim = quick ? 256 : 2048;
+  // At most half the training examples: the kernel Phi^T Phi has rank <= N, so dimensions
+  // beyond N carry nothing (the pretraining study's 1,000 images at k = 2048 lost 1,048 of them
+  // per checkpoint).
+  p.trak.proj_dim =
+      static_cast<int>(std::min<std::int64_t>(quick ? 256 : 2048, p.train.subset / 2));
   p.class_components = quick ? 2 : 3;
   return p;
 }
