@@ -244,9 +244,14 @@ class Sha256 {
   std::uint64_t length_ = 0;  // bytes hashed so far
 };
 
-void update_with_file(Sha256& sha, const std::string& path) {
+std::ifstream open_for_hashing(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) throw InputError(path, std::string("cannot open file: ") + std::strerror(errno));
+  return in;
+}
+
+void update_with_file(Sha256& sha, const std::string& path) {
+  std::ifstream in = open_for_hashing(path);
   std::vector<char> buffer(1 << 20);
   while (in) {
     in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
@@ -259,10 +264,8 @@ void update_with_file(Sha256& sha, const std::string& path) {
 // Both files streamed in 1 MiB chunks, hashed side by side.
 void update_with_two_files(Sha256& x, const std::string& path_x, Sha256& y,
                            const std::string& path_y) {
-  std::ifstream in_x(path_x, std::ios::binary);
-  if (!in_x) throw InputError(path_x, std::string("cannot open file: ") + std::strerror(errno));
-  std::ifstream in_y(path_y, std::ios::binary);
-  if (!in_y) throw InputError(path_y, std::string("cannot open file: ") + std::strerror(errno));
+  std::ifstream in_x = open_for_hashing(path_x);
+  std::ifstream in_y = open_for_hashing(path_y);
   std::vector<char> buffer_x(1 << 20), buffer_y(1 << 20);
   while (in_x || in_y) {
     std::streamsize nx = 0, ny = 0;
