@@ -34,7 +34,8 @@ struct DiffArgs {
 // Without checkpoints to split, significance comes from per-half score files or is absent.
 const char* const kNoHalves =
     "not computed: score files have no checkpoints to split; pass each algorithm's two "
-    "half-ensemble score files (--scores-a-halves F1 F2 --scores-b-halves F1 F2)";
+    "half-ensemble score files (--scores-a-halves F1 F2 --scores-b-halves F1 F2), which "
+    "modeldiff trak --halves writes";
 
 core::Transpose parse_transpose(const std::string& s) {
   if (s == "yes") return core::Transpose::kYes;

@@ -1,4 +1,5 @@
 // `modeldiff trak`: TRAK scores of one algorithm from its checkpoints, as a T x N .npy file.
+#include <array>
 #include <cstdio>
 #include <memory>
 
@@ -9,7 +10,9 @@
 #include "core/base/threads.h"
 #include "core/data/image_dataset.h"
 #include "core/data/preprocessing.h"
+#include "core/diff/significance.h"
 #include "core/io/npy.h"
+#include "core/pipeline/run_project.h"
 #include "core/trak/torch_model.h"
 #include "core/trak/trak.h"
 
@@ -26,7 +29,16 @@ struct TrakArgs {
   bool out_to_loss = false;
   std::string params;
   bool skip_normalization = false;
+  bool halves = false;
 };
+
+// `<out without .npy>.split<s>.half<h>.npy` beside the scores.
+std::string half_path(const std::string& out, int split, int half) {
+  std::string stem = out;
+  if (stem.size() > 4 && stem.compare(stem.size() - 4, 4, ".npy") == 0)
+    stem.resize(stem.size() - 4);
+  return stem + ".split" + std::to_string(split) + ".half" + std::to_string(half) + ".npy";
+}
 
 int run_trak(const TrakArgs& args) {
   core::set_compute_threads(args.threads);
@@ -59,10 +71,30 @@ int run_trak(const TrakArgs& args) {
 
   core::Algorithm algorithm{"model", args.model, args.checkpoints};
   core::TrakReport report;
+  core::TrakBlockSums blocks;
+  if (args.halves) {
+    const int m = static_cast<int>(args.checkpoints.size());
+    if (m < core::kMinCheckpointsForSignificance)
+      throw core::InputError("--checkpoints", "--halves splits the checkpoints into half ensembles")
+          .expected("at least " + std::to_string(core::kMinCheckpointsForSignificance) +
+                    " checkpoints (two halves of two or more)")
+          .found(std::to_string(m));
+    const std::array<int, 5> cuts = core::block_cuts(m);
+    blocks.cuts.assign(cuts.begin(), cuts.end());
+  }
   core::SubProgress sub(progress, 0.02, 1.0);
-  const core::NdArray scores =
-      core::trak_scores(algorithm, data, settings, args.cache, sub, &report);
+  const core::NdArray scores = core::trak_scores(algorithm, data, settings, args.cache, sub,
+                                                 &report, args.halves ? &blocks : nullptr);
   core::write_npy(args.out, scores);
+  std::vector<std::string> half_files;
+  if (args.halves) {
+    const core::BlockHalves bh = core::trak_half_ensembles(blocks, settings.out_to_loss);
+    for (int s = 0; s < 3; ++s)
+      for (int h = 0; h < 2; ++h) {
+        half_files.push_back(half_path(args.out, s + 1, h + 1));
+        core::write_npy(half_files.back(), bh.halves[s][h]);
+      }
+  }
   progress.finish();
   std::printf("%s\n", core::describe(settings).c_str());
   if (!report.attributed.empty()) std::printf("  %s\n", report.attributed.c_str());
@@ -83,6 +115,14 @@ int run_trak(const TrakArgs& args) {
       "example)\n",
       args.out.c_str(), static_cast<long long>(scores.dim(0)),
       static_cast<long long>(scores.dim(1)));
+  if (!half_files.empty()) {
+    std::printf(
+        "wrote the half ensembles of 3 splits of the checkpoints into two halves, for the "
+        "significance of directions; pass them to modeldiff diff as --scores-a-halves (or "
+        "-b-halves)");
+    for (const auto& f : half_files) std::printf(" %s", f.c_str());
+    std::printf("\n");
+  }
   return 0;
 }
 
@@ -136,6 +176,10 @@ Command add_trak_command(CLI::App& app) {
                   "Where the models run: cpu, cuda or cuda:N (the kernel solve stays on the CPU)")
       ->capture_default_str();
   cmd->add_option("--threads", args->threads, "Threads (0 = all cores)")->capture_default_str();
+  cmd->add_flag("--halves", args->halves,
+                "Also write the half ensembles of 3 splits of the checkpoints (OUT.split<s>."
+                "half<h>.npy, at no extra TRAK cost) for modeldiff diff --scores-a-halves; "
+                "needs at least 4 checkpoints");
   cmd->add_option("-o,--out", args->out, "Output .npy file (T x N float32)")->required();
   return [args] { return run_trak(*args); };
 }

@@ -33,6 +33,11 @@ class TrakEnsemble {
   NdArray scores(bool use_out_to_loss = true) const;
   // The averaged out-to-loss weights (N).
   Eigen::VectorXd mean_out_to_loss() const;
+  // The running sums over the checkpoints added so far (for partial ensembles, e.g. the half
+  // ensembles of the significance of directions): sum_m G_m K_m^-1 Phi_m^T (T x N) and
+  // sum_m Q_m (N).
+  const RowMatrixF& score_sum() const { return sum_; }
+  const Eigen::VectorXd& out_to_loss_sum() const { return q_sum_; }
 
  private:
   std::int64_t t_, n_;

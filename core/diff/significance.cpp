@@ -173,34 +173,32 @@ std::array<int, 5> block_cuts(int m) {
   return cuts;
 }
 
-BlockHalves block_halves(const std::array<NdArray, 4>& prefix_means,
-                         const std::array<int, 5>& cuts) {
-  const NdArray& full = prefix_means[3];
-  MD_ASSERT(full.ndim() == 2 && full.dtype() == DType::kFloat32);
-  const std::int64_t t = full.dim(0), n = full.dim(1);
-  // Block sums as differences of prefix sums: each block holds about a quarter of the total,
-  // so float32 loses about two bits to the cancellation.
-  RowMatrixF previous = RowMatrixF::Zero(t, n);
-  RowMatrixF blocks[4];
-  for (std::size_t k = 0; k < 4; ++k) {
-    MD_ASSERT(prefix_means[k].shape() == full.shape() &&
-              prefix_means[k].dtype() == DType::kFloat32);
-    RowMatrixF prefix =
-        ConstRowMapF(prefix_means[k].data_as<float>(), t, n) * static_cast<float>(cuts[k + 1]);
-    blocks[k] = prefix - previous;
-    previous = std::move(prefix);
-  }
+BlockHalves block_halves(const std::array<NdArray, 4>& block_sums, const std::array<int, 5>& cuts,
+                         const std::array<std::vector<double>, 4>* out_to_loss_sums) {
+  MD_ASSERT(block_sums[0].ndim() == 2 && block_sums[0].dtype() == DType::kFloat32);
+  const std::int64_t t = block_sums[0].dim(0), n = block_sums[0].dim(1);
+  for (const NdArray& b : block_sums)
+    MD_ASSERT(b.shape() == block_sums[0].shape() && b.dtype() == DType::kFloat32);
+  if (out_to_loss_sums != nullptr)
+    for (const auto& q : *out_to_loss_sums) MD_ASSERT(static_cast<std::int64_t>(q.size()) == n);
   static constexpr int kPairs[3][2][2] = {{{0, 1}, {2, 3}}, {{0, 2}, {1, 3}}, {{0, 3}, {1, 2}}};
   BlockHalves out;
   for (int s = 0; s < 3; ++s)
     for (int h = 0; h < 2; ++h) {
-      const int x = kPairs[s][h][0], y = kPairs[s][h][1];
-      const int size = cuts[static_cast<std::size_t>(x) + 1] - cuts[static_cast<std::size_t>(x)] +
-                       cuts[static_cast<std::size_t>(y) + 1] - cuts[static_cast<std::size_t>(y)];
+      const auto x = static_cast<std::size_t>(kPairs[s][h][0]),
+                 y = static_cast<std::size_t>(kPairs[s][h][1]);
+      const int size = cuts[x + 1] - cuts[x] + cuts[y + 1] - cuts[y];
       out.sizes[s][h] = size;
       out.halves[s][h] = NdArray::allocate(DType::kFloat32, {t, n});
-      Eigen::Map<RowMatrixF>(out.halves[s][h].mutable_data_as<float>(), t, n) =
-          (blocks[x] + blocks[y]) / static_cast<float>(size);
+      Eigen::Map<RowMatrixF> half(out.halves[s][h].mutable_data_as<float>(), t, n);
+      half = (ConstRowMapF(block_sums[x].data_as<float>(), t, n) +
+              ConstRowMapF(block_sums[y].data_as<float>(), t, n)) /
+             static_cast<float>(size);
+      if (out_to_loss_sums != nullptr) {
+        const Eigen::Map<const Eigen::VectorXd> qx((*out_to_loss_sums)[x].data(), n),
+            qy((*out_to_loss_sums)[y].data(), n);
+        half = half * ((qx + qy) / size).cast<float>().asDiagonal();
+      }
     }
   return out;
 }

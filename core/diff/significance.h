@@ -98,16 +98,17 @@ Significance compute_significance(const DiffResult& full, const std::vector<Half
 std::array<int, 5> block_cuts(int m);
 
 // The three splits of four blocks into two halves of two blocks each ({1,2}|{3,4},
-// {1,3}|{2,4}, {1,4}|{2,3}), as ensemble means with out-to-loss weights off (Q = 1):
-// `prefix_means[k]` is the mean over the first cuts[k + 1] checkpoints (k = 0..3, the last one
-// the full ensemble), so block sums are differences of c_k times those means. Returns
-// halves[s][h] (T x N float32) and their sizes (checkpoints).
+// {1,3}|{2,4}, {1,4}|{2,3}) as ensemble means: `block_sums[b]` is the sum over block b's
+// checkpoints (cuts[b] to cuts[b + 1] - 1) of their score terms, T x N float32 (TRAK's
+// TrakBlockSums). With `out_to_loss_sums` (per block, the N sums of the out-to-loss weights),
+// each half is weighted by its own mean weights, as TRAK over that half's checkpoints would be;
+// without, Q = 1. Returns halves[s][h] (T x N float32) and their sizes (checkpoints).
 struct BlockHalves {
   NdArray halves[3][2];
   int sizes[3][2] = {{0, 0}, {0, 0}, {0, 0}};
 };
-BlockHalves block_halves(const std::array<NdArray, 4>& prefix_means,
-                         const std::array<int, 5>& cuts);
+BlockHalves block_halves(const std::array<NdArray, 4>& block_sums, const std::array<int, 5>& cuts,
+                         const std::array<std::vector<double>, 4>* out_to_loss_sums = nullptr);
 
 // The direction table as the CLI prints it: per direction set, per direction, the explained
 // variance (and its share), the variances of A and B, and when computed the significance

@@ -184,33 +184,24 @@ std::string run_significance_absence(const Project& p, const AlgorithmOutcome& a
         significance_absence(specs[i]->label, static_cast<int>(outcomes[i]->checkpoints.size()));
     if (!why.empty()) return why;
   }
-  if (p.trak.out_to_loss)
-    return "not computed: with TRAK's out-to-loss weights (trak.out_to_loss) the half "
-           "ensembles' weights are not known to the run";
   return "";
 }
 
-// The half ensembles of one algorithm for the significance of directions: TRAK over the first
-// c_1, c_2, c_3 checkpoints (block_cuts; their features come from the cache, at the positions
-// that seeded their projections, so each checkpoint's term is the one the full ensemble
-// summed), then the three splits of the four blocks into halves (Q = 1).
-BlockHalves half_ensembles(const Algorithm& algorithm, const NdArray& full, const TrakData& data,
-                           const TrakSettings& settings, const std::string& cache,
-                           Progress& progress) {
-  const std::array<int, 5> cuts = block_cuts(static_cast<int>(algorithm.checkpoints.size()));
-  std::array<NdArray, 4> prefix_means;
-  for (std::size_t k = 0; k < 3; ++k) {
-    Algorithm prefix = algorithm;
-    prefix.checkpoints.resize(static_cast<std::size_t>(cuts[k + 1]));
-    SubProgress sub(progress, k / 3.0, (k + 1) / 3.0,
-                    "first " + std::to_string(cuts[k + 1]) + " checkpoints");
-    prefix_means[k] = trak_scores(prefix, data, settings, cache, sub);
-  }
-  prefix_means[3] = full;
-  return block_halves(prefix_means, cuts);
-}
-
 }  // namespace
+
+BlockHalves trak_half_ensembles(TrakBlockSums& blocks, bool out_to_loss) {
+  MD_ASSERT(blocks.cuts.size() == 5 && blocks.score_sums.size() == 4 &&
+            blocks.out_to_loss.size() == 4);
+  std::array<NdArray, 4> sums;
+  std::array<std::vector<double>, 4> q;
+  std::array<int, 5> cuts{};
+  for (std::size_t k = 0; k < 4; ++k) {
+    sums[k] = std::move(blocks.score_sums[k]);
+    q[k] = std::move(blocks.out_to_loss[k]);
+  }
+  for (std::size_t k = 0; k < 5; ++k) cuts[k] = blocks.cuts[k];
+  return block_halves(sums, cuts, out_to_loss ? &q : nullptr);
+}
 
 double same_label_rate(const NdArray& scores, const std::vector<std::int64_t>& train_labels,
                        const std::vector<std::int64_t>& target_labels, int k) {
@@ -405,15 +396,17 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
       data.target_labels = v.val.labels;
       TrakReport report;
       const Algorithm algorithm{spec.label, spec.architecture, o.checkpoints};
-      const double w_full = no_significance.empty() ? 0.9 * w_trak : w_trak;
-      SubProgress sub(progress, at, at + w_full, "TRAK " + spec.label);
-      scores[i] =
-          trak_scores(algorithm, data, project.trak, project.output + "/cache", sub, &report);
+      TrakBlockSums blocks;
+      if (no_significance.empty()) {
+        const std::array<int, 5> cuts = block_cuts(static_cast<int>(o.checkpoints.size()));
+        blocks.cuts.assign(cuts.begin(), cuts.end());
+      }
+      SubProgress sub(progress, at, at + w_trak, "TRAK " + spec.label);
+      scores[i] = trak_scores(algorithm, data, project.trak, project.output + "/cache", sub,
+                              &report, no_significance.empty() ? &blocks : nullptr);
       if (no_significance.empty()) {
         const auto t_half = Clock::now();
-        SubProgress half(progress, at + w_full, at + w_trak, "TRAK half ensemble " + spec.label);
-        const BlockHalves bh = half_ensembles(algorithm, scores[i], data, project.trak,
-                                              project.output + "/cache", half);
+        const BlockHalves bh = trak_half_ensembles(blocks, project.trak.out_to_loss);
         for (int sp = 0; sp < 3; ++sp) {
           HalfSplit& hs = splits[static_cast<std::size_t>(sp)];
           for (int h = 0; h < 2; ++h) {

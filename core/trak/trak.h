@@ -58,11 +58,26 @@ struct TrakReport {
   std::string attributed;
 };
 
-// The T x N TRAK scores of `algorithm`. `cache_dir` may be empty (no cache). Throws
-// InputError for unreadable/mismatched checkpoints and bad data; core::Cancelled when
-// `progress` is cancelled (finished checkpoints stay cached).
+// Partial ensembles at no extra cost: the checkpoints split into consecutive blocks, and per
+// block the sums over its checkpoints of the terms the full ensemble averages (trak_ensemble.h).
+// A partial ensemble over any union U of blocks with |U| checkpoints is then
+//   S_U = (sum_{b in U} score_sums[b] / |U|) * diag(sum_{b in U} out_to_loss_sums[b] / |U|)
+// (without the diagonal when out-to-loss weights are off): the ensemble of U's checkpoints,
+// each with the projection its position in the full run seeds (so for the first blocks, the
+// same matrix as TRAK over those first checkpoints alone).
+struct TrakBlockSums {
+  std::vector<int> cuts;                         // in: 0 = c_0 < c_1 < ... < c_B = M
+  std::vector<NdArray> score_sums;               // out: B arrays T x N float32
+  std::vector<std::vector<double>> out_to_loss;  // out: B vectors of N sums of Q_m
+};
+
+// The T x N TRAK scores of `algorithm`. `cache_dir` may be empty (no cache). With `blocks`
+// (its `cuts` set), also the block sums above. Throws InputError for unreadable/mismatched
+// checkpoints and bad data; core::Cancelled when `progress` is cancelled (finished checkpoints
+// stay cached).
 NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const TrakSettings& settings,
-                    const std::string& cache_dir, Progress& progress, TrakReport* report = nullptr);
+                    const std::string& cache_dir, Progress& progress, TrakReport* report = nullptr,
+                    TrakBlockSums* blocks = nullptr);
 
 // Whether TRAK can follow the model's gradients with these settings, before any work: loads
 // `architecture` with `checkpoint` (either may be empty, as for TorchModel::load) and captures

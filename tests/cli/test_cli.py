@@ -396,6 +396,59 @@ def case_train_builtin_resnet9(work):
         "--train-labels", work / "y.npy", "--out", work / "bad", expect=2)
 
 
+def case_trak_halves(work):
+    """`modeldiff trak --halves`: besides the scores, the half ensembles of three splits of the
+    checkpoints, from the one TRAK pass. A half of the first checkpoints is exactly TRAK over
+    those checkpoints alone; every split's two halves average back to the full scores; and the
+    files go straight into `modeldiff diff --scores-a-halves`."""
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, size=(64, 12, 12, 1), dtype=np.uint8)
+    labels = (np.arange(64) % 4).astype(np.int64)
+    np.save(work / "x.npy", images)
+    np.save(work / "y.npy", labels)
+    for seed_name, lr in (("a", 0.05), ("b", 0.01)):
+        run("train", "--model", "resnet9:width=4", "--train-images", work / "x.npy",
+            "--train-labels", work / "y.npy", "--epochs", 1, "--batch-size", 32, "--lr", lr,
+            "--models", 4, "--threads", 2, "--out", work / seed_name)
+    data = ["--train-images", work / "x.npy", "--train-labels", work / "y.npy",
+            "--val-images", work / "x.npy", "--val-labels", work / "y.npy", "--proj-dim", 32]
+
+    def trak(name, ckpts, *extra, expect=0):
+        arch = next((work / name).glob("resnet9-*.pt"))
+        return run("trak", "--model", arch, "--checkpoints",
+                   *[work / name / f"model_{m}.pt" for m in ckpts], *data, *extra,
+                   "--cache", work / "cache", "--out", work / f"{name}.npy", expect=expect)
+
+    for name in ("a", "b"):
+        proc = trak(name, range(4), "--halves")
+        assert "--scores-a-halves" in proc.stdout, proc.stdout
+        full = np.load(work / f"{name}.npy")
+        halves = {(s, h): np.load(work / f"{name}.split{s}.half{h}.npy")
+                  for s in (1, 2, 3) for h in (1, 2)}
+        scale = np.abs(full).max()
+        assert scale > 0
+        for s in (1, 2, 3):  # blocks of one checkpoint each: halves of two
+            mean = (halves[(s, 1)] + halves[(s, 2)]) / 2
+            assert np.abs(mean - full).max() < 1e-5 * scale, (name, s)
+            assert np.abs(halves[(s, 1)] - halves[(s, 2)]).max() > 1e-3 * scale
+    # Split 1, half 1 = blocks 1 and 2 = checkpoints 0 and 1, at their own positions.
+    first_half = np.load(work / "a.split1.half1.npy")
+    trak("a", range(2))
+    prefix = np.load(work / "a.npy")
+    assert np.abs(first_half - prefix).max() < 1e-5 * np.abs(prefix).max()
+    trak("a", range(4), "--halves")
+    # Into diff: significance computed over the three splits.
+    files = lambda name: [work / f"{name}.split{s}.half{h}.npy" for s in (1, 2, 3) for h in (1, 2)]
+    run("diff", "--scores-a", work / "a.npy", "--scores-b", work / "b.npy", "-c", 3,
+        "--scores-a-halves", *files("a"), "--scores-b-halves", *files("b"),
+        "--out", work / "diff")
+    sig = read_json(work / "diff" / "summary.json")["significance"]
+    assert sig["computed"] and sig["splits"] == 3, sig
+    # Three checkpoints cannot be split into halves of two: exit 2 naming the option.
+    proc = trak("a", range(3), "--halves", expect=2)
+    assert "--checkpoints" in proc.stderr and "at least 4" in proc.stderr, proc.stderr
+
+
 def case_demo_quick(work):
     """`modeldiff demo --quick`: the whole main job at smoke-test size, then resumed."""
     out = work / "demo"

@@ -61,10 +61,18 @@ Case make_case(std::uint64_t seed, float planted) {
   return c;
 }
 
-NdArray mean_of(const std::vector<RowMatrixF>& ckpts, const std::vector<int>& which) {
-  RowMatrixF s = RowMatrixF::Zero(kT, kN);
+RowMatrixF sum_matrix(const std::vector<RowMatrixF>& ckpts, const std::vector<int>& which) {
+  RowMatrixF s = RowMatrixF::Zero(ckpts[0].rows(), ckpts[0].cols());
   for (int m : which) s += ckpts[static_cast<std::size_t>(m)];
-  return as_array(s / static_cast<float>(which.size()));
+  return s;
+}
+
+NdArray sum_of(const std::vector<RowMatrixF>& ckpts, const std::vector<int>& which) {
+  return as_array(sum_matrix(ckpts, which));
+}
+
+NdArray mean_of(const std::vector<RowMatrixF>& ckpts, const std::vector<int>& which) {
+  return as_array(sum_matrix(ckpts, which) / static_cast<float>(which.size()));
 }
 
 // A random split of 0..kM-1 into two halves of kM / 2.
@@ -111,13 +119,13 @@ Analysed analyse(const Case& c, int splits, std::uint64_t split_seed) {
     const std::array<int, 5> cuts = block_cuts(kM);
     BlockHalves bh[2];
     for (int x = 0; x < 2; ++x) {
-      std::array<NdArray, 4> prefix;
+      std::array<NdArray, 4> sums;
       for (std::size_t k = 0; k < 4; ++k) {
-        std::vector<int> first(static_cast<std::size_t>(cuts[k + 1]));
-        std::iota(first.begin(), first.end(), 0);
-        prefix[k] = mean_of(x == 0 ? c.a : c.b, first);
+        std::vector<int> block(static_cast<std::size_t>(cuts[k + 1] - cuts[k]));
+        std::iota(block.begin(), block.end(), cuts[k]);
+        sums[k] = sum_of(x == 0 ? c.a : c.b, block);
       }
-      bh[x] = block_halves(prefix, cuts);
+      bh[x] = block_halves(sums, cuts);
     }
     for (int s = 0; s < 3; ++s) {
       HalfSplit h;
@@ -140,32 +148,46 @@ int count_above(const DirectionSignificance& d) {
 
 }  // namespace
 
-// Halves as the pipeline makes them (TRAK over the first c_1, c_2, c_3 checkpoints, blocks as
-// differences, halves as pairs of blocks) against TrakEnsemble recomputed over each half.
+// Halves as the pipeline makes them (one pass over the checkpoints keeping the running sums
+// at the block cuts, blocks as their differences, halves as pairs of blocks weighted by their
+// own out-to-loss weights) against TrakEnsemble recomputed over each half.
 TEST(Significance, HalfEnsemblesEqualRecomputationOverEachHalf) {
   constexpr std::int64_t n = 50, t = 12, k = 8;
   constexpr int m = 7;  // blocks of 1, 2, 2, 2
   const std::array<int, 5> cuts = block_cuts(m);
   EXPECT_EQ(cuts, (std::array<int, 5>{0, 1, 3, 5, 7}));
   std::mt19937_64 rng(7);
+  std::uniform_real_distribution<float> weight(0.05f, 0.95f);
   std::vector<RowMatrixF> phi, g;
+  std::vector<Eigen::VectorXf> q;
   for (int i = 0; i < m; ++i) {
     phi.push_back(gaussian(rng, n, k, 1.0f));
     g.push_back(gaussian(rng, t, k, 1.0f));
+    q.emplace_back(n);
+    for (Eigen::Index j = 0; j < n; ++j) q.back()(j) = weight(rng);
   }
-  const Eigen::VectorXf q = Eigen::VectorXf::Ones(n);
   const auto ensemble = [&](const std::vector<int>& which) {
     TrakEnsemble e(t, n, 0.0);
-    for (int i : which) e.add_checkpoint(phi[i], g[i], q, "checkpoint " + std::to_string(i));
-    return e.scores(false);
+    for (int i : which) e.add_checkpoint(phi[i], g[i], q[i], "checkpoint " + std::to_string(i));
+    return e.scores(true);
   };
-  std::array<NdArray, 4> prefix;
-  for (std::size_t p = 0; p < 4; ++p) {
-    std::vector<int> first(static_cast<std::size_t>(cuts[p + 1]));
-    std::iota(first.begin(), first.end(), 0);
-    prefix[p] = ensemble(first);
+  TrakEnsemble all(t, n, 0.0);
+  std::array<NdArray, 4> sums;
+  std::array<std::vector<double>, 4> q_sums;
+  RowMatrixF previous = RowMatrixF::Zero(t, n);
+  Eigen::VectorXd previous_q = Eigen::VectorXd::Zero(n);
+  for (int i = 0, b = 0; i < m; ++i) {
+    all.add_checkpoint(phi[i], g[i], q[i], "checkpoint " + std::to_string(i));
+    if (i + 1 != cuts[static_cast<std::size_t>(b) + 1]) continue;
+    sums[static_cast<std::size_t>(b)] = as_array(all.score_sum() - previous);
+    const Eigen::VectorXd qb = all.out_to_loss_sum() - previous_q;
+    q_sums[static_cast<std::size_t>(b)].assign(qb.data(), qb.data() + n);
+    previous = all.score_sum();
+    previous_q = all.out_to_loss_sum();
+    ++b;
   }
-  const BlockHalves bh = block_halves(prefix, cuts);
+  const NdArray full_unweighted = all.scores(false);
+  const BlockHalves bh = block_halves(sums, cuts, &q_sums);
   const std::vector<int> want[3][2] = {
       {{0, 1, 2}, {3, 4, 5, 6}}, {{0, 3, 4}, {1, 2, 5, 6}}, {{0, 5, 6}, {1, 2, 3, 4}}};
   for (int sp = 0; sp < 3; ++sp)
@@ -176,16 +198,13 @@ TEST(Significance, HalfEnsemblesEqualRecomputationOverEachHalf) {
           ref(r.data_as<float>(), t, n);
       EXPECT_LT((got - ref).cwiseAbs().maxCoeff(), 1e-5f * ref.cwiseAbs().maxCoeff())
           << "split " << sp << " half " << h;
-      // Bookkeeping: the halves' checkpoint-weighted sum is the full ensemble.
-      if (h == 1) {
-        const ConstRowMapF other(bh.halves[sp][0].data_as<float>(), t, n);
-        const ConstRowMapF full(prefix[3].data_as<float>(), t, n);
-        const RowMatrixF sum = (other * static_cast<float>(bh.sizes[sp][0]) +
-                                got * static_cast<float>(bh.sizes[sp][1])) /
-                               static_cast<float>(m);
-        EXPECT_LT((sum - full).cwiseAbs().maxCoeff(), 1e-5f * full.cwiseAbs().maxCoeff());
-      }
     }
+  // Bookkeeping: the blocks add up to the full ensemble (Q off).
+  RowMatrixF total = RowMatrixF::Zero(t, n);
+  for (const NdArray& b : sums) total += ConstRowMapF(b.data_as<float>(), t, n);
+  const ConstRowMapF full(full_unweighted.data_as<float>(), t, n);
+  EXPECT_LT((total / static_cast<float>(m) - full).cwiseAbs().maxCoeff(),
+            1e-5f * full.cwiseAbs().maxCoeff());
 }
 
 TEST(Significance, PlantedLowRankDifferenceIsAboveTheFloor) {
