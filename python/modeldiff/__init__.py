@@ -27,6 +27,31 @@ from ._modeldiff import model_diff as _model_diff
 __all__ = ["ModelDiff", "InputError", "__version__"]
 
 
+# Score files have no checkpoints to split: the reason a from-scores result gives.
+_NO_HALVES = ("not computed: scores have no checkpoints to split; pass each algorithm's "
+              "half-ensemble scores (halves_A=[(A1, A2), ...], halves_B=[(B1, B2), ...], one "
+              "pair per split, e.g. from modeldiff trak --halves)")
+
+
+def _half_pair(pair, name):
+    """(half 1, half 2) of one split as float32 C-contiguous numpy arrays."""
+    try:
+        first, second = pair
+    except (TypeError, ValueError):
+        raise InputError(f"{name}: expected a (half 1, half 2) pair of T x N score "
+                         f"matrices") from None
+    return (_to_core_input(first, f"{name} half 1")[0],
+            _to_core_input(second, f"{name} half 2")[0])
+
+
+def _significance(core, flip):
+    """The significance of one direction set (flip: B minus A) from the core's result."""
+    out = {key: core[key] for key in ("computed", "reason", "rule", "splits")}
+    if core["computed"]:
+        out.update(core["b_minus_a" if flip else "a_minus_b"])
+    return out
+
+
 def _to_core_input(scores, name):
     """(float32 C-contiguous numpy T x N for the core, the torch tensor for 'scores').
 
@@ -113,6 +138,7 @@ class ModelDiff:
         self._last = None  # what save() writes: the last get_* call's scores and settings
         self._target = None  # the validation loader's data of the last TRAK scores
         self._scores_memo = {}
+        self._halves = None  # per algorithm, its half ensembles or why there are none
         self._models = None
         given = [name for name, value in (("modelA", modelA), ("modelB", modelB),
                                           ("modelA_ckpts", modelA_ckpts),
@@ -159,7 +185,8 @@ class ModelDiff:
         """
         scores = self._trak(val_loader)
         return self._compare(scores, num_pca_comps, normalize_rows, flip=False,
-                             source=("TRAK scores of modelA", "TRAK scores of modelB"))
+                             source=("TRAK scores of modelA", "TRAK scores of modelB"),
+                             halves=self._halves)
 
     def get_B_minus_A(self, val_loader, num_pca_comps, *, normalize_rows=None):
         """Directions important for algorithm B but not for A; the labelling of
@@ -167,7 +194,8 @@ class ModelDiff:
         are)."""
         scores = self._trak(val_loader)
         return self._compare(scores, num_pca_comps, normalize_rows, flip=True,
-                             source=("TRAK scores of modelA", "TRAK scores of modelB"))
+                             source=("TRAK scores of modelA", "TRAK scores of modelB"),
+                             halves=self._halves)
 
     def trak_scores(self, val_loader):
         """(A's, B's) T x N TRAK scores (torch float32, row = validation example, column =
@@ -199,13 +227,16 @@ class ModelDiff:
         from . import _trak_scores
         target = _trak_scores.LoaderData(val_loader, "val_loader")
         if target.fingerprint not in self._scores_memo:
-            self._scores_memo = {target.fingerprint: tuple(
-                torch.from_numpy(self._scorer.scores(model, self._train, target))
-                for model in self._models)}
+            scores = tuple(torch.from_numpy(self._scorer.scores(model, self._train, target))
+                           for model in self._models)
+            halves = tuple(self._scorer.halves[model.label] for model in self._models)
+            self._scores_memo = {target.fingerprint: (scores, halves)}
         self._target = target
-        return self._scores_memo[target.fingerprint]
+        scores, self._halves = self._scores_memo[target.fingerprint]
+        return scores
 
-    def get_A_minus_B_from_scores(self, scoresA, scoresB, num_pca_comps, *, normalize_rows=None):
+    def get_A_minus_B_from_scores(self, scoresA, scoresB, num_pca_comps, *, normalize_rows=None,
+                                  halves_A=None, halves_B=None):
         """Directions important for algorithm A but not for B, from T x N scores.
 
         scoresA, scoresB: T x N numpy arrays or torch tensors (row = target example, column =
@@ -228,15 +259,26 @@ class ModelDiff:
                         of each direction (ties to the lower index),
           'cosine_ab'   numpy float32 T, cosine similarity of A's and B's row for each target,
           'algorithms'  {'A': 'A', 'B': 'B'}: which argument ('A' = scoresA) each key of
-                        'variances' and 'scores' holds.
+                        'variances' and 'scores' holds,
+          'significance' whether each direction stands above seed noise (README "Is a
+                        direction real?"): 'computed', 'reason' (why not), 'rule', 'splits'
+                        and, when computed, per direction 'verdict', 'above_noise_floor',
+                        'noise_floor', 'half_explained_variance', 'null_explained_variance',
+                        'floor_ratio', 'reproducibility', 'reproducibility_std',
+                        'rank_stable', 'full_match'. get_A_minus_B computes it from the
+                        half ensembles of 4 or more checkpoints per model at no extra TRAK
+                        cost; here it needs halves_A and halves_B: per algorithm, one
+                        (half 1, half 2) pair of T x N scores of disjoint halves of its
+                        checkpoints per split (`modeldiff trak --halves` writes three).
         Raises ValueError (modeldiff.InputError) naming the problem for bad input: shapes that
         differ, not 2-D, NaN or Inf, an all-zero row, num_pca_comps outside
         1..min(T, N).
         """
         return self._compare_from_scores(scoresA, scoresB, num_pca_comps, normalize_rows,
-                                         flip=False)
+                                         flip=False, halves=(halves_A, halves_B))
 
-    def get_B_minus_A_from_scores(self, scoresA, scoresB, num_pca_comps, *, normalize_rows=None):
+    def get_B_minus_A_from_scores(self, scoresA, scoresB, num_pca_comps, *, normalize_rows=None,
+                                  halves_A=None, halves_B=None):
         """Directions important for algorithm B but not for A, from T x N scores.
 
         The same dict as get_A_minus_B_from_scores. Labelling, as the reference package's: the
@@ -252,15 +294,26 @@ class ModelDiff:
         gives the same numbers here.
         """
         return self._compare_from_scores(scoresA, scoresB, num_pca_comps, normalize_rows,
-                                         flip=True)
+                                         flip=True, halves=(halves_A, halves_B))
 
-    def _compare_from_scores(self, scoresA, scoresB, num_pca_comps, normalize_rows, flip):
+    def _compare_from_scores(self, scoresA, scoresB, num_pca_comps, normalize_rows, flip,
+                             halves):
         """flip: B minus A (the reference's labelling, see get_B_minus_A_from_scores)."""
         self._target = None
+        if (halves[0] is None) != (halves[1] is None):
+            raise InputError("halves_A and halves_B: the significance of directions needs the "
+                             "half ensembles of both algorithms (one (half 1, half 2) pair of "
+                             "T x N scores per split each)")
+        if halves[0] is None:
+            halves = (_NO_HALVES, _NO_HALVES)
+        else:
+            halves = tuple(([_half_pair(p, f"{name} split {i + 1}")
+                             for i, p in enumerate(h)], None)
+                           for h, name in zip(halves, ("halves_A", "halves_B")))
         return self._compare((scoresA, scoresB), num_pca_comps, normalize_rows, flip,
-                             source=("scoresA", "scoresB"))
+                             source=("scoresA", "scoresB"), halves=halves)
 
-    def _compare(self, scores, num_pca_comps, normalize_rows, flip, source):
+    def _compare(self, scores, num_pca_comps, normalize_rows, flip, source, halves):
         array_a, tensor_a = _to_core_input(scores[0], source[0])
         array_b, tensor_b = _to_core_input(scores[1], source[1])
         if normalize_rows is None:
@@ -269,6 +322,13 @@ class ModelDiff:
                        normalize_rows=bool(normalize_rows), top_k=self.top_k,
                        solver=self.solver, seed=self.seed, source_a=source[0],
                        source_b=source[1])
+        reasons = [h for h in halves if isinstance(h, str)]
+        if reasons:
+            options["significance_reason"] = reasons[0]
+        else:
+            (pairs_a, sizes_a), (pairs_b, sizes_b) = halves
+            options.update(halves_a=pairs_a, halves_b=pairs_b,
+                           half_checkpoints_a=sizes_a or [], half_checkpoints_b=sizes_b or [])
         core = _model_diff(array_a, array_b, **options)
         self._last = (array_a, array_b, options, self._target)
         if self.save_dir is not None:
@@ -292,4 +352,5 @@ class ModelDiff:
             "top_train": directions["top_train"],
             "cosine_ab": core["cosine_ab"],
             "algorithms": {"A": "AB"[first], "B": "AB"[second]},
+            "significance": _significance(core["significance"], flip),
         }

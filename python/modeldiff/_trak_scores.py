@@ -26,7 +26,7 @@ import zipfile
 import numpy as np
 import torch
 
-from . import _trak
+from . import _modeldiff, _trak
 
 _CACHE_FILES = ("train_features.npy", "target_features.npy", "out_to_loss.npy",
                 "target_accuracy.npy")
@@ -331,6 +331,9 @@ class TrakScorer:
         self.cache_dir = None if cache_dir is None else pathlib.Path(cache_dir)
         self.progress = _Progress(progress)
         self.reports = {}
+        # Per model label, after scores(): ([(half 1, half 2)] of 3 splits, (checkpoints,
+        # checkpoints)), or why there are none (fewer than 4 checkpoints).
+        self.halves = {}
 
     def scores(self, model, train, target):
         """T x N float32 numpy scores of `model` (PreparedModel); `train`, `target`:
@@ -338,6 +341,11 @@ class TrakScorer:
         m = len(model.checkpoints)
         ensemble = _trak.Ensemble(target.count, train.count, self.lambda_)
         report = []
+        # Significance of directions: the running sums at four block cuts give the half
+        # ensembles of three splits without any further TRAK work (core/trak/trak.h).
+        why = _modeldiff.significance_absence(model.label, m)
+        cuts = _modeldiff.block_cuts(m) if not why else None
+        blocks, previous = [], None
         for i in range(m):
             description = f"{model.label} checkpoint {i + 1}/{m}"
             key = hashlib.sha256(f"{model.keys[i]}|{train.fingerprint}|{target.fingerprint}|"
@@ -356,12 +364,25 @@ class TrakScorer:
                                    f"target examples in {self.progress.seconds():.1f} s")
             dropped = ensemble.add(features["train_features"], features["target_features"],
                                    features["out_to_loss"], model.checkpoint_name(i))
+            if cuts is not None and i + 1 in cuts[1:]:
+                running = ensemble.running_sums()
+                blocks.append(running if previous is None else
+                              (running[0] - previous[0], running[1] - previous[1]))
+                previous = running
             report.append({"checkpoint": model.checkpoint_name(i),
                            "target_accuracy": features["target_accuracy"],
                            "from_cache": "attributed" not in features,
                            "kernel_dropped": dropped,
                            "attributed": features.get("attributed", "")})
         self.reports[model.label] = report
+        if cuts is None:
+            self.halves[model.label] = why
+        else:
+            pairs, sizes = _modeldiff.block_halves(
+                [b[0] for b in blocks], cuts,
+                [b[1] for b in blocks] if self.out_to_loss else None)
+            self.halves[model.label] = (pairs, sizes)
+        del blocks, previous
         return ensemble.scores(self.out_to_loss)
 
     def _featurize(self, model, i, train, target):

@@ -256,6 +256,21 @@ class Ensemble {
 
   int checkpoints() const { return ensemble_.num_checkpoints(); }
 
+  // The running sums over the checkpoints added so far (TrakEnsemble::score_sum,
+  // out_to_loss_sum), copies: (T x N float32, N float64), for the half ensembles of the
+  // significance of directions.
+  py::tuple running_sums() const {
+    const core::RowMatrixF& sum = ensemble_.score_sum();
+    py::array_t<float> scores({sum.rows(), sum.cols()});
+    std::memcpy(scores.mutable_data(), sum.data(),
+                static_cast<std::size_t>(sum.size()) * sizeof(float));
+    const Eigen::VectorXd& q = ensemble_.out_to_loss_sum();
+    py::array_t<double> weights(q.size());
+    std::memcpy(weights.mutable_data(), q.data(),
+                static_cast<std::size_t>(q.size()) * sizeof(double));
+    return py::make_tuple(scores, weights);
+  }
+
  private:
   core::TrakEnsemble ensemble_;
   std::int64_t t_, n_;
@@ -298,5 +313,6 @@ PYBIND11_MODULE(_trak, m) {
       .def("add", &Ensemble::add, py::arg("train_features"), py::arg("target_features"),
            py::arg("out_to_loss"), py::arg("context"))
       .def("scores", &Ensemble::scores, py::arg("out_to_loss"))
+      .def("running_sums", &Ensemble::running_sums)
       .def_property_readonly("checkpoints", &Ensemble::checkpoints);
 }

@@ -30,7 +30,7 @@ A = np.load(REF / "scores_A.npy")
 B = np.load(REF / "scores_B.npy")
 T, N = A.shape
 REFERENCE_KEYS = {"directions", "projections", "variances", "scores"}
-EXTRA_KEYS = {"explained_variance", "top_train", "cosine_ab", "algorithms"}
+EXTRA_KEYS = {"explained_variance", "top_train", "cosine_ab", "algorithms", "significance"}
 
 
 def rel(got, want):
@@ -115,6 +115,9 @@ def case_result_keys_types_shapes():
         assert r["explained_variance"].shape == (2,)
         assert r["top_train"].shape == (2, 7) and r["top_train"].dtype == np.int64
         assert r["cosine_ab"].shape == (T,) and r["cosine_ab"].dtype == np.float32
+        # Plain score matrices have no checkpoints to split: the reason, not a verdict.
+        assert not r["significance"]["computed"] and r["significance"]["reason"], r
+        assert "verdict" not in r["significance"]
         # Directions: unit rows, orthogonal; sign such that the largest |projection| is positive.
         d = r["directions"].astype(np.float64)
         np.testing.assert_allclose(d @ d.T, np.eye(2), atol=1e-5)

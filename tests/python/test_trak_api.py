@@ -475,6 +475,82 @@ def case_save_result(work):
     expect_value_error(["nothing to save"], ModelDiff().save, work / "nothing")
 
 
+def case_significance(work):
+    """The significance of every direction, from the half ensembles of 4 checkpoints per model
+    that the Python TRAK keeps at no extra cost: the same numbers as `modeldiff trak --halves`
+    then `modeldiff diff --scores-a-halves` on the same saved models, and from_scores with those
+    half files equal to the CLI's diff; with 2 checkpoints, the reason instead."""
+    fx = Fixture(work)
+    ckpts_a = fx.ckptsA + [train(SmallCNN, s, fx.train_x, fx.train_y) for s in (4, 5)]
+    ckpts_b = fx.ckptsB[:]
+    for s in (6, 7):
+        path = work / f"b{s}.pt"
+        torch.save(train(BatchNormCNN, s, fx.train_x, fx.train_y), path)
+        ckpts_b.append(str(path))
+    md = ModelDiff(fx.modelA, fx.modelB, ckpts_a, ckpts_b, fx.train_loader, work / "cache",
+                   proj_dim=PROJ_DIM, progress=False)
+    ab = md.get_A_minus_B(fx.val_loader, 2)
+    ba = md.get_B_minus_A(fx.val_loader, 2)
+    for r in (ab, ba):
+        sig = r["significance"]
+        assert sig["computed"] and sig["splits"] == 3 and sig["reason"] == "", sig
+        assert len(sig["verdict"]) == 2 and len(sig["noise_floor"]) == 2, sig
+        assert all(v in ("above the noise floor", "not distinguishable from seed noise")
+                   for v in sig["verdict"]), sig
+        assert sig["above_noise_floor"] == [bool(x > 1) for x in sig["floor_ratio"]], sig
+    # The CLI on the same models: saved architectures and checkpoints, data as .npy.
+    data = []
+    for name, x, y in (("train", fx.train_x, fx.train_y), ("val", fx.val_x, fx.val_y)):
+        np.save(work / f"{name}_x.npy", x.numpy())
+        np.save(work / f"{name}_y.npy", y.numpy())
+    data = ["--train-images", work / "train_x.npy", "--train-labels", work / "train_y.npy",
+            "--val-images", work / "val_x.npy", "--val-labels", work / "val_y.npy"]
+    torch.jit.script(SmallCNN()).save(str(work / "arch_a.pt"))
+    torch.jit.trace(BatchNormCNN().eval(), fx.train_x[:100]).save(str(work / "arch_b.pt"))
+    files_a = []
+    for i, sd in enumerate(ckpts_a):
+        torch.save(sd, work / f"a{i}.pt")
+        files_a.append(work / f"a{i}.pt")
+    halves = {}
+    for letter, ckpts in (("a", files_a), ("b", ckpts_b)):
+        run_cli("trak", "--model", work / f"arch_{letter}.pt", "--checkpoints", *ckpts, *data,
+                "--proj-dim", PROJ_DIM, "--threads", 2, "--halves", "-o", work / f"{letter}.npy")
+        halves[letter] = [work / f"{letter}.split{s}.half{h}.npy" for s in (1, 2, 3)
+                          for h in (1, 2)]
+    run_cli("diff", "--scores-a", work / "a.npy", "--scores-b", work / "b.npy", "-c", 2,
+            "--scores-a-halves", *halves["a"], "--scores-b-halves", *halves["b"],
+            "--out", work / "cli-diff")
+    cli = json.loads((work / "cli-diff" / "summary.json").read_text())["significance"]
+    assert cli["computed"] and cli["splits"] == 3, cli
+    for got, key in ((ab, "a_minus_b"), (ba, "b_minus_a")):
+        want = cli[key]
+        for field in ("noise_floor", "half_explained_variance", "null_explained_variance"):
+            np.testing.assert_allclose(got["significance"][field], want[field], rtol=2e-2,
+                                       err_msg=f"{key} {field}")
+        for c, ratio in enumerate(want["floor_ratio"]):
+            if abs(ratio - 1) > 0.05:  # away from the boundary, the verdicts agree
+                assert got["significance"]["verdict"][c] == want["verdict"][c], (key, c)
+    # From the CLI's own files through the Python API: the CLI's numbers to float precision.
+    load = lambda files: [(np.load(files[i]), np.load(files[i + 1])) for i in (0, 2, 4)]
+    r = ModelDiff().get_A_minus_B_from_scores(np.load(work / "a.npy"), np.load(work / "b.npy"),
+                                              2, halves_A=load(halves["a"]),
+                                              halves_B=load(halves["b"]))
+    for field in ("noise_floor", "half_explained_variance", "floor_ratio"):
+        np.testing.assert_allclose(r["significance"][field], cli["a_minus_b"][field],
+                                   rtol=1e-4, err_msg=field)
+    assert r["significance"]["verdict"] == cli["a_minus_b"]["verdict"]
+    # Without halves, or with only A's, or with two checkpoints: said, not guessed.
+    plain = ModelDiff().get_A_minus_B_from_scores(np.load(work / "a.npy"),
+                                                  np.load(work / "b.npy"), 2)
+    assert not plain["significance"]["computed"]
+    assert "halves_A" in plain["significance"]["reason"], plain["significance"]
+    expect_value_error(["halves_A and halves_B"], ModelDiff().get_A_minus_B_from_scores,
+                       np.load(work / "a.npy"), np.load(work / "b.npy"), 2,
+                       halves_A=load(halves["a"]))
+    two = fx.model_diff().get_A_minus_B(fx.val_loader, 2)["significance"]
+    assert not two["computed"] and "has 2 checkpoints" in two["reason"], two
+
+
 def main():
     case = globals().get("case_" + CASE)
     if case is None:
