@@ -6,6 +6,7 @@
 #endif
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "core/base/error.h"
@@ -138,6 +139,50 @@ void TrakEnsemble::add_checkpoint(const RowMatrixF& train_features,
     sum.noalias() += train_features(Eigen::all, keep) * wf;
   q_sum_ += out_to_loss.cast<double>();
   ++checkpoints_;
+  record_block();
+}
+
+void TrakEnsemble::record_blocks(std::vector<int> cuts) {
+  bool ok = checkpoints_ == 0 && cuts.size() >= 2 && cuts.front() == 0;
+  for (std::size_t k = 1; ok && k < cuts.size(); ++k) ok = cuts[k] > cuts[k - 1];
+  MD_ASSERT(ok);
+  cuts_ = std::move(cuts);
+  blocks_ = BlockSums{};
+}
+
+// A block's sums are the difference of the running sums at its two cuts: only the previous
+// cut's are kept. A block holds a fraction of the total, so float32 loses a few bits to the
+// cancellation, well below the scores' own float32 rounding over thousands of features.
+void TrakEnsemble::record_block() {
+  const std::size_t b = blocks_.score_sums.size();
+  if (b + 1 >= cuts_.size() || cuts_[b + 1] != checkpoints_) return;
+  NdArray block = NdArray::allocate(DType::kFloat32, {t_, n_});
+  Eigen::Map<RowMatrixF> out(block.mutable_data_as<float>(), t_, n_);
+  std::vector<double> q_block(static_cast<std::size_t>(n_));
+  Eigen::Map<Eigen::VectorXd> q_out(q_block.data(), n_);
+  if (b == 0) {
+    out = sum_;
+    q_out = q_sum_;
+  } else {
+    out = sum_ - block_start_;
+    q_out = q_sum_ - block_start_q_;
+  }
+  blocks_.score_sums.push_back(std::move(block));
+  blocks_.out_to_loss.push_back(std::move(q_block));
+  if (b + 2 < cuts_.size()) {  // the last block needs no start for a next one
+    block_start_ = sum_;
+    block_start_q_ = q_sum_;
+  } else {
+    block_start_ = RowMatrixF();
+    block_start_q_ = Eigen::VectorXd();
+  }
+}
+
+TrakEnsemble::BlockSums TrakEnsemble::take_blocks() {
+  cuts_.clear();
+  block_start_ = RowMatrixF();
+  block_start_q_ = Eigen::VectorXd();
+  return std::exchange(blocks_, BlockSums{});
 }
 
 NdArray TrakEnsemble::scores(bool use_out_to_loss) const {

@@ -7,6 +7,7 @@
 
 #include <Eigen/Core>
 #include <string>
+#include <vector>
 
 #include "core/base/ndarray.h"
 #include "core/diff/residual_pca.h"
@@ -33,11 +34,20 @@ class TrakEnsemble {
   NdArray scores(bool use_out_to_loss = true) const;
   // The averaged out-to-loss weights (N).
   Eigen::VectorXd mean_out_to_loss() const;
-  // The running sums over the checkpoints added so far (for partial ensembles, e.g. the half
-  // ensembles of the significance of directions): sum_m G_m K_m^-1 Phi_m^T (T x N) and
-  // sum_m Q_m (N).
-  const RowMatrixF& score_sum() const { return sum_; }
-  const Eigen::VectorXd& out_to_loss_sum() const { return q_sum_; }
+
+  // Partial ensembles (the half ensembles of the significance of directions, TrakBlockSums in
+  // core/trak/trak.h): per block of consecutive checkpoints, the sums over its checkpoints of
+  // the terms scores() averages.
+  struct BlockSums {
+    std::vector<NdArray> score_sums;               // per block: sum_m G_m K_m^-1 Phi_m^T, T x N
+    std::vector<std::vector<double>> out_to_loss;  // per block: sum_m Q_m, N
+  };
+  // Before the first checkpoint: record the sums of the blocks that `cuts`
+  // (0 = c_0 < c_1 < ... < c_B, as block_cuts makes them) delimit; block b, checkpoints c_b to
+  // c_{b+1} - 1 (0-based, in the order they are added), is recorded when the count reaches c_{b+1}.
+  void record_blocks(std::vector<int> cuts);
+  // The blocks recorded so far, moved out; recording stops.
+  BlockSums take_blocks();
 
  private:
   std::int64_t t_, n_;
@@ -47,6 +57,14 @@ class TrakEnsemble {
   std::int64_t null_directions_ = 0;
   RowMatrixF sum_;         // T x N, sum over checkpoints of G K^-1 Phi^T
   Eigen::VectorXd q_sum_;  // N
+  // record_blocks: the cuts, the blocks so far, and the running sums where the last recorded
+  // block ended (empty before the first block ends and after the last).
+  std::vector<int> cuts_;
+  BlockSums blocks_;
+  RowMatrixF block_start_;
+  Eigen::VectorXd block_start_q_;
+
+  void record_block();
 };
 
 }  // namespace modeldiff::core

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 
 #include "core/attribution/trak_ensemble.h"
 #include "core/base/error.h"
@@ -164,42 +165,6 @@ void write_cache(const std::string& dir, const CachedFeatures& f) {
   entry.commit();
 }
 
-// The running sums where the last block ended (trak_scores' block sums are differences of
-// running sums; a block holds a fraction of the total, so float32 loses a few bits to the
-// cancellation, well below the scores' own float32 rounding over thousands of features).
-struct BlockStart {
-  RowMatrixF scores;
-  Eigen::VectorXd out_to_loss;
-};
-
-// After `done` checkpoints: when a block ends there, its sums are appended to `blocks`.
-void take_block_sum(const TrakEnsemble& ensemble, int done, TrakBlockSums& blocks,
-                    BlockStart& previous) {
-  const std::size_t b = blocks.score_sums.size();
-  if (b + 1 >= blocks.cuts.size() || blocks.cuts[b + 1] != done) return;
-  const RowMatrixF& sum = ensemble.score_sum();
-  const Eigen::VectorXd& q = ensemble.out_to_loss_sum();
-  NdArray block = NdArray::allocate(DType::kFloat32, {sum.rows(), sum.cols()});
-  Eigen::Map<RowMatrixF> out(block.mutable_data_as<float>(), sum.rows(), sum.cols());
-  std::vector<double> q_block(static_cast<std::size_t>(q.size()));
-  Eigen::Map<Eigen::VectorXd> q_out(q_block.data(), q.size());
-  if (b == 0) {
-    out = sum;
-    q_out = q;
-  } else {
-    out = sum - previous.scores;
-    q_out = q - previous.out_to_loss;
-  }
-  blocks.score_sums.push_back(std::move(block));
-  blocks.out_to_loss.push_back(std::move(q_block));
-  if (b + 2 < blocks.cuts.size()) {  // the last block needs no start for a next one
-    previous.scores = sum;
-    previous.out_to_loss = q;
-  } else {
-    previous = BlockStart{};
-  }
-}
-
 }  // namespace
 
 std::string trak_data_fingerprint(const TrakData& data) {
@@ -226,11 +191,9 @@ NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const Trak
     throw InputError("", "algorithm " + algorithm.label + " has no checkpoints")
         .expected("at least one checkpoint file");
   if (blocks != nullptr) {
-    const auto& c = blocks->cuts;
-    bool ok = c.size() >= 2 && c.front() == 0 &&
-              c.back() == static_cast<int>(algorithm.checkpoints.size());
-    for (std::size_t k = 1; ok && k < c.size(); ++k) ok = c[k] > c[k - 1];
-    MD_ASSERT(ok);
+    // The cuts end at the last checkpoint; TrakEnsemble::record_blocks checks the rest.
+    MD_ASSERT(!blocks->cuts.empty() &&
+              blocks->cuts.back() == static_cast<int>(algorithm.checkpoints.size()));
     blocks->score_sums.clear();
     blocks->out_to_loss.clear();
   }
@@ -257,9 +220,9 @@ NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const Trak
 
   const MallocKeepsFreedMemory keep_freed_memory;
   TrakEnsemble ensemble(t, n, settings.lambda);
+  if (blocks != nullptr) ensemble.record_blocks(blocks->cuts);
   TrakReport local;
   TrakReport& rep = report != nullptr ? *report : local;
-  BlockStart previous;
   const auto m = static_cast<int>(algorithm.checkpoints.size());
   for (int i = 0; i < m; ++i) {
     const std::string& ckpt = algorithm.checkpoints[static_cast<std::size_t>(i)];
@@ -310,8 +273,12 @@ NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const Trak
     ensemble.add_checkpoint(features.train, features.target, features.out_to_loss, ckpt);
     cr.kernel_dropped = ensemble.dropped_columns() + ensemble.null_directions() - dropped_before;
     rep.checkpoints.push_back(cr);
-    if (blocks != nullptr) take_block_sum(ensemble, i + 1, *blocks, previous);
     sub.report(1.0, "done");
+  }
+  if (blocks != nullptr) {
+    TrakEnsemble::BlockSums sums = ensemble.take_blocks();
+    blocks->score_sums = std::move(sums.score_sums);
+    blocks->out_to_loss = std::move(sums.out_to_loss);
   }
   return ensemble.scores(settings.out_to_loss);
 }

@@ -59,7 +59,9 @@ struct TrakReport {
 };
 
 // Partial ensembles at no extra cost: the checkpoints split into consecutive blocks, and per
-// block the sums over its checkpoints of the terms the full ensemble averages (trak_ensemble.h).
+// block the sums over its checkpoints of the terms the full ensemble averages, which the run's
+// one TrakEnsemble records as the differences of its running sums at the block cuts
+// (TrakEnsemble::record_blocks, core/attribution/trak_ensemble.h).
 // A partial ensemble over any union U of blocks with |U| checkpoints is then
 //   S_U = (sum_{b in U} score_sums[b] / |U|) * diag(sum_{b in U} out_to_loss_sums[b] / |U|)
 // (without the diagonal when out-to-loss weights are off): the ensemble of U's checkpoints,

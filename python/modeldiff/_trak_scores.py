@@ -341,11 +341,12 @@ class TrakScorer:
         m = len(model.checkpoints)
         ensemble = _trak.Ensemble(target.count, train.count, self.lambda_)
         report = []
-        # Significance of directions: the running sums at four block cuts give the half
-        # ensembles of three splits without any further TRAK work (core/trak/trak.h).
+        # Significance of directions: the ensemble's sums over four blocks of checkpoints give
+        # the half ensembles of three splits without any further TRAK work (core/trak/trak.h).
         why = _modeldiff.significance_absence(model.label, m)
         cuts = _modeldiff.block_cuts(m) if not why else None
-        blocks, previous = [], None
+        if cuts is not None:
+            ensemble.record_blocks(cuts)
         for i in range(m):
             description = f"{model.label} checkpoint {i + 1}/{m}"
             key = hashlib.sha256(f"{model.keys[i]}|{train.fingerprint}|{target.fingerprint}|"
@@ -364,11 +365,6 @@ class TrakScorer:
                                    f"target examples in {self.progress.seconds():.1f} s")
             dropped = ensemble.add(features["train_features"], features["target_features"],
                                    features["out_to_loss"], model.checkpoint_name(i))
-            if cuts is not None and i + 1 in cuts[1:]:
-                running = ensemble.running_sums()
-                blocks.append(running if previous is None else
-                              (running[0] - previous[0], running[1] - previous[1]))
-                previous = running
             report.append({"checkpoint": model.checkpoint_name(i),
                            "target_accuracy": features["target_accuracy"],
                            "from_cache": "attributed" not in features,
@@ -378,11 +374,11 @@ class TrakScorer:
         if cuts is None:
             self.halves[model.label] = why
         else:
+            score_sums, out_to_loss_sums = ensemble.take_blocks()
             pairs, sizes = _modeldiff.block_halves(
-                [b[0] for b in blocks], cuts,
-                [b[1] for b in blocks] if self.out_to_loss else None)
+                score_sums, cuts, out_to_loss_sums if self.out_to_loss else None)
             self.halves[model.label] = (pairs, sizes)
-        del blocks, previous
+            del score_sums, out_to_loss_sums
         return ensemble.scores(self.out_to_loss)
 
     def _featurize(self, model, i, train, target):

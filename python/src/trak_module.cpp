@@ -256,18 +256,26 @@ class Ensemble {
 
   int checkpoints() const { return ensemble_.num_checkpoints(); }
 
-  // The running sums over the checkpoints added so far (TrakEnsemble::score_sum,
-  // out_to_loss_sum), copies: (T x N float32, N float64), for the half ensembles of the
-  // significance of directions.
-  py::tuple running_sums() const {
-    const core::RowMatrixF& sum = ensemble_.score_sum();
-    py::array_t<float> scores({sum.rows(), sum.cols()});
-    std::memcpy(scores.mutable_data(), sum.data(),
-                static_cast<std::size_t>(sum.size()) * sizeof(float));
-    const Eigen::VectorXd& q = ensemble_.out_to_loss_sum();
-    py::array_t<double> weights(q.size());
-    std::memcpy(weights.mutable_data(), q.data(),
-                static_cast<std::size_t>(q.size()) * sizeof(double));
+  // Before the first add: record the sums of the blocks of checkpoints that `cuts` (block_cuts)
+  // delimit, for the half ensembles of the significance of directions
+  // (TrakEnsemble::record_blocks).
+  void record_blocks(std::vector<int> cuts) { ensemble_.record_blocks(std::move(cuts)); }
+
+  // The blocks recorded so far, moved out of the ensemble: ([T x N float32 score sums],
+  // [N float64 out-to-loss sums]), one each per block.
+  py::tuple take_blocks() {
+    const core::TrakEnsemble::BlockSums blocks = ensemble_.take_blocks();
+    py::list scores, weights;
+    for (const core::NdArray& s : blocks.score_sums) {
+      py::array_t<float> a({s.dim(0), s.dim(1)});
+      std::memcpy(a.mutable_data(), s.data(), s.nbytes());
+      scores.append(a);
+    }
+    for (const std::vector<double>& q : blocks.out_to_loss) {
+      py::array_t<double> a(static_cast<py::ssize_t>(q.size()));
+      std::memcpy(a.mutable_data(), q.data(), q.size() * sizeof(double));
+      weights.append(a);
+    }
     return py::make_tuple(scores, weights);
   }
 
@@ -313,6 +321,7 @@ PYBIND11_MODULE(_trak, m) {
       .def("add", &Ensemble::add, py::arg("train_features"), py::arg("target_features"),
            py::arg("out_to_loss"), py::arg("context"))
       .def("scores", &Ensemble::scores, py::arg("out_to_loss"))
-      .def("running_sums", &Ensemble::running_sums)
+      .def("record_blocks", &Ensemble::record_blocks, py::arg("cuts"))
+      .def("take_blocks", &Ensemble::take_blocks)
       .def_property_readonly("checkpoints", &Ensemble::checkpoints);
 }

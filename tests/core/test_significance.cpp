@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <numeric>
 #include <random>
+#include <utility>
+#include <vector>
 
 #include "common/temp_dir.h"
 #include "core/attribution/trak_ensemble.h"
@@ -148,9 +150,9 @@ int count_above(const DirectionSignificance& d) {
 
 }  // namespace
 
-// Halves as the pipeline makes them (one pass over the checkpoints keeping the running sums
-// at the block cuts, blocks as their differences, halves as pairs of blocks weighted by their
-// own out-to-loss weights) against TrakEnsemble recomputed over each half.
+// Halves as the pipeline makes them (one pass over the checkpoints, the blocks' sums as the
+// ensemble records them, halves as pairs of blocks weighted by their own out-to-loss weights)
+// against TrakEnsemble recomputed over each half.
 TEST(Significance, HalfEnsemblesEqualRecomputationOverEachHalf) {
   constexpr std::int64_t n = 50, t = 12, k = 8;
   constexpr int m = 7;  // blocks of 1, 2, 2, 2
@@ -172,19 +174,17 @@ TEST(Significance, HalfEnsemblesEqualRecomputationOverEachHalf) {
     return e.scores(true);
   };
   TrakEnsemble all(t, n, 0.0);
+  all.record_blocks(std::vector<int>(cuts.begin(), cuts.end()));
+  for (int i = 0; i < m; ++i)
+    all.add_checkpoint(phi[i], g[i], q[i], "checkpoint " + std::to_string(i));
+  TrakEnsemble::BlockSums blocks = all.take_blocks();
+  ASSERT_EQ(blocks.score_sums.size(), 4u);
+  ASSERT_EQ(blocks.out_to_loss.size(), 4u);
   std::array<NdArray, 4> sums;
   std::array<std::vector<double>, 4> q_sums;
-  RowMatrixF previous = RowMatrixF::Zero(t, n);
-  Eigen::VectorXd previous_q = Eigen::VectorXd::Zero(n);
-  for (int i = 0, b = 0; i < m; ++i) {
-    all.add_checkpoint(phi[i], g[i], q[i], "checkpoint " + std::to_string(i));
-    if (i + 1 != cuts[static_cast<std::size_t>(b) + 1]) continue;
-    sums[static_cast<std::size_t>(b)] = as_array(all.score_sum() - previous);
-    const Eigen::VectorXd qb = all.out_to_loss_sum() - previous_q;
-    q_sums[static_cast<std::size_t>(b)].assign(qb.data(), qb.data() + n);
-    previous = all.score_sum();
-    previous_q = all.out_to_loss_sum();
-    ++b;
+  for (std::size_t b = 0; b < 4; ++b) {
+    sums[b] = std::move(blocks.score_sums[b]);
+    q_sums[b] = std::move(blocks.out_to_loss[b]);
   }
   const NdArray full_unweighted = all.scores(false);
   const BlockHalves bh = block_halves(sums, cuts, &q_sums);
