@@ -79,7 +79,7 @@ CounterfactualPanel::CounterfactualPanel(QWidget* parent)
   transform_->setPlaceholderText(QStringLiteral("patch:x=1,y=1,size=3,value=255"));
   transform_->setToolTip(
       tr("Steps separated by ';': patch, paste, texture, tint, grayscale, blur, noise, rotate, "
-         "crop_resize"));
+         "crop_resize, brightness, autocontrast"));
   form->addRow(tr("Transformation:"), transform_);
   form->addRow(tr("Target class:"), target_);
   choice_->addItem(tr("validation images not of the target class"));

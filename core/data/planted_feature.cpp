@@ -65,10 +65,8 @@ std::uint64_t uniform_below(std::mt19937_64& rng, std::uint64_t n) {
 
 }  // namespace
 
-std::vector<std::int64_t> plant_patch(ImageDataset& data, const PlantedPatch& patch,
-                                      std::int64_t target_class, double fraction,
-                                      std::uint64_t seed) {
-  check(data, patch);
+std::vector<std::int64_t> choose_planted(const ImageDataset& data, std::int64_t target_class,
+                                         double fraction, std::uint64_t seed) {
   if (!(fraction >= 0.0 && fraction <= 1.0)) {
     throw InputError("", "the fraction of images to stamp must be between 0 and 1")
         .found(std::to_string(fraction));
@@ -92,7 +90,14 @@ std::vector<std::int64_t> plant_patch(ImageDataset& data, const PlantedPatch& pa
   }
   candidates.resize(count);
   std::sort(candidates.begin(), candidates.end());
+  return candidates;
+}
 
+std::vector<std::int64_t> plant_patch(ImageDataset& data, const PlantedPatch& patch,
+                                      std::int64_t target_class, double fraction,
+                                      std::uint64_t seed) {
+  check(data, patch);
+  const std::vector<std::int64_t> candidates = choose_planted(data, target_class, fraction, seed);
   if (!candidates.empty()) {
     std::uint8_t* pixels = writable_pixels(data);
     for (const std::int64_t i : candidates)

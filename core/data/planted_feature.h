@@ -31,6 +31,14 @@ std::vector<std::int64_t> plant_patch(ImageDataset& data, const PlantedPatch& pa
                                       std::int64_t target_class, double fraction,
                                       std::uint64_t seed);
 
+// The images plant_patch() would stamp: round(fraction * K) of the K images with label
+// `target_class`, the first entries of a partial Fisher-Yates shuffle seeded by `seed`,
+// ascending (the same on every platform). For features other than a square patch (any
+// transformation, core/data/transform.h), applied by the caller. InputError when fraction is not
+// in [0, 1] or no image has label target_class.
+std::vector<std::int64_t> choose_planted(const ImageDataset& data, std::int64_t target_class,
+                                         double fraction, std::uint64_t seed);
+
 // Sets the patch region to 0 in every channel of EVERY image: the data as an algorithm that
 // cannot see the planted feature gets it. Same layout and bounds requirements (InputError).
 void hide_patch_region(ImageDataset& data, const PlantedPatch& patch);

@@ -33,6 +33,8 @@ const std::vector<KindSpec>& kinds() {
       {"noise", {"sigma", "seed"}, "sigma"},
       {"rotate", {"degrees"}, "degrees"},
       {"crop_resize", {"aspect"}, "aspect"},
+      {"brightness", {"delta"}, "delta"},
+      {"autocontrast", {"alpha"}, "alpha"},
   };
   return k;
 }
@@ -165,6 +167,10 @@ void validate(const TransformStep& s) {
     check_range(s, "degrees", number(s, "degrees", 15), -360, 360);
   } else if (s.kind == "crop_resize") {
     check_range(s, "aspect", number(s, "aspect", 1), 0.01, 100);
+  } else if (s.kind == "brightness") {
+    check_range(s, "delta", number(s, "delta", 0), -1, 100);
+  } else if (s.kind == "autocontrast") {
+    check_range(s, "alpha", number(s, "alpha", 1), 0, 1);
   }
 }
 
@@ -375,6 +381,31 @@ void apply_step(const TransformStep& s, cv::Mat& img, std::int64_t index,
     cv::Mat out;
     cv::resize(crop, out, img.size(), 0, 0, cv::INTER_LINEAR);
     img = out;
+  } else if (s.kind == "brightness") {
+    const double factor = 1 + number(s, "delta", 0);
+    for (int r = 0; r < h; ++r)
+      for (int q = 0; q < w * c; ++q) {
+        std::uint8_t& p = img.ptr<std::uint8_t>(r)[q];
+        p = static_cast<std::uint8_t>(std::min(255L, std::lround(factor * p)));
+      }
+  } else if (s.kind == "autocontrast") {
+    // The image's darkest value to 0 and its brightest to 255, one affine map for all
+    // channels: what a per-image normalisation does, so a global brightness or contrast
+    // change of the image leaves no trace (up to rounding). A flat image stays as it is.
+    const double alpha = number(s, "alpha", 1);
+    double lo = 255, hi = 0;
+    for (int r = 0; r < h; ++r)
+      for (int q = 0; q < w * c; ++q) {
+        lo = std::min<double>(lo, img.ptr<std::uint8_t>(r)[q]);
+        hi = std::max<double>(hi, img.ptr<std::uint8_t>(r)[q]);
+      }
+    if (alpha == 0 || hi <= lo) return;
+    for (int r = 0; r < h; ++r)
+      for (int q = 0; q < w * c; ++q) {
+        std::uint8_t& p = img.ptr<std::uint8_t>(r)[q];
+        const double stretched = (p - lo) * 255.0 / (hi - lo);
+        p = static_cast<std::uint8_t>(std::lround((1 - alpha) * p + alpha * stretched));
+      }
   }
 }
 
@@ -432,8 +463,8 @@ double strength_of(const Transform& t) {
   const std::string key = spec_of(s.kind, s.kind).strength;
   if (s.kind == "patch") return number(s, "w", number(s, "size", 3));
   static const std::map<std::string, double> defaults = {
-      {"paste", 1}, {"texture", 0.3}, {"tint", 0.3},  {"grayscale", 1},
-      {"blur", 1},  {"noise", 1},     {"rotate", 15}, {"crop_resize", 1}};
+      {"paste", 1}, {"texture", 0.3}, {"tint", 0.3},      {"grayscale", 1},  {"blur", 1},
+      {"noise", 1}, {"rotate", 15},   {"crop_resize", 1}, {"brightness", 0}, {"autocontrast", 1}};
   return number(s, key.c_str(), defaults.at(s.kind));
 }
 

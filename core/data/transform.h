@@ -14,9 +14,13 @@
 //   noise:sigma=10,seed=0                    additive Gaussian noise, seeded per image
 //   rotate:degrees=15                        about the centre, borders filled with 0
 //   crop_resize:aspect=1.5                   centre crop to width / height = aspect, resized back
+//   brightness:delta=-0.5                    every pixel times 1 + delta (clipped to 255)
+//   autocontrast:alpha=1                     per-image stretch of the darkest value to 0 and the
+//                                            brightest to 255 (a per-image normalisation), blended
 // Every step has one "strength" key that sweeps scale (patch: w and h together as "size";
 // paste: scale; texture: delta; tint and grayscale: alpha; blur and noise: sigma; rotate:
-// degrees; crop_resize: aspect, identity at 1). Strength 0 (aspect 1) is the identity: the
+// degrees; crop_resize: aspect, identity at 1; brightness: delta; autocontrast: alpha).
+// Strength 0 (aspect 1) is the identity: the
 // control of a sweep. Results are rounded to uint8 and are the same on every run for the same
 // seed.
 #pragma once

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -11,6 +12,7 @@
 
 #include "core/base/error.h"
 #include "core/base/mapped_file.h"
+#include "core/data/transform.h"
 #include "core/trak/builtin_architecture.h"
 
 namespace modeldiff::core {
@@ -127,6 +129,31 @@ std::string resolve(const std::string& base, const std::string& p) {
   return (path.is_absolute() ? path : fs::path(base) / path).lexically_normal().string();
 }
 
+// What a planted patch and a planted feature share: the class, the fractions and the seed.
+void parse_plant_choice(const Section& s, PlantSpec& ps, const std::string& source) {
+  ps.enabled = true;
+  ps.target_class = s.integer("class", -1, 0, 1 << 30);
+  if (ps.target_class < 0)
+    throw InputError(source, "missing entry").key(s.sub("class")).expected("a class label");
+  ps.train_fraction = s.number("train_fraction", ps.train_fraction, 0, 1);
+  ps.val_fraction = s.number("val_fraction", ps.val_fraction, 0, 1);
+  ps.seed = static_cast<std::uint64_t>(s.integer("seed", 0, 0, INT64_MAX));
+}
+
+// A transformation text (transform.h) at `key`, checked and in canonical form ("" if absent).
+std::string checked_transform(const Section& s, const char* key, const std::string& source) {
+  const std::string text = s.text(key);
+  if (text.empty()) return text;
+  try {
+    return parse_transform(text).text;
+  } catch (const InputError& e) {
+    throw InputError(source, "not a transformation: " + e.problem())
+        .key(s.sub(key) + (e.key_name().empty() ? "" : ": " + e.key_name()))
+        .expected(e.expected_text())
+        .found(e.found_text().empty() ? text : e.found_text());
+  }
+}
+
 DatasetSpec parse_dataset(const Section& s, const std::string& base, const std::string& source) {
   DatasetSpec d;
   d.images = resolve(base, s.text("images"));
@@ -213,6 +240,7 @@ AlgorithmSpec parse_algorithm(const Section& s, const char* fallback_label, cons
   }
   for (const auto& c : s.texts("checkpoints")) a.checkpoints.push_back(resolve(base, c));
   a.hide_patch = s.boolean("hide_patch", false);
+  a.view = checked_transform(s, "view", source);
   a.scores = resolve(base, s.text("scores"));
   a.scores_key = s.text("scores_key");
   if (a.precomputed()) {
@@ -221,12 +249,13 @@ AlgorithmSpec parse_algorithm(const Section& s, const char* fallback_label, cons
       throw InputError(source, "an algorithm has either precomputed scores or models")
           .key(s.sub(a.checkpoints.empty() ? "train" : "checkpoints"))
           .expected("\"scores\" alone, or \"checkpoints\" / \"train\" without \"scores\"");
-    if (a.hide_patch)
-      throw InputError(source, "hide_patch cannot apply to precomputed scores")
-          .key(s.sub("hide_patch"))
+    if (a.hide_patch || !a.view.empty())
+      throw InputError(source, std::string(a.hide_patch ? "hide_patch" : "a view") +
+                                   " cannot apply to precomputed scores")
+          .key(s.sub(a.hide_patch ? "hide_patch" : "view"))
           .expected(
-              "no hide_patch (the scores were computed elsewhere, on data the run "
-              "cannot change)");
+              "neither hide_patch nor view (the scores were computed elsewhere, on data the "
+              "run cannot change)");
     s.check_known();
     return a;
   }
@@ -358,7 +387,31 @@ ProjectData load_project_data(const Project& project) {
                      std::to_string(d->labels[i]) + " at example " + std::to_string(i));
     pd.train.class_names = pd.val.class_names = names;
   }
-  if (project.plant.enabled) {
+  if (project.plant.enabled && project.plant.is_transform()) {
+    // The same choice of images as for a patch, each replaced by its transformed self.
+    const PlantSpec& ps = project.plant;
+    const auto stamp = [](ImageDataset& d, const std::string& text,
+                          const std::vector<std::int64_t>& idx) {
+      if (idx.empty()) return;
+      const ImageDataset done = apply_transform(d, parse_transform(text), idx);
+      NdArray copy = NdArray::allocate(DType::kUInt8, d.images.shape());
+      std::memcpy(copy.mutable_data(), d.images.data(), copy.nbytes());
+      const std::size_t bytes = copy.nbytes() / static_cast<std::size_t>(d.size());
+      for (std::size_t k = 0; k < idx.size(); ++k)
+        std::memcpy(copy.mutable_data_as<std::uint8_t>() + static_cast<std::size_t>(idx[k]) * bytes,
+                    done.images.data_as<std::uint8_t>() + k * bytes, bytes);
+      d.images = std::move(copy);
+    };
+    pd.planted_train = choose_planted(pd.train, ps.target_class, ps.train_fraction, ps.seed);
+    stamp(pd.train, ps.transform, pd.planted_train);
+    for (std::int64_t c : std::set<std::int64_t>(pd.val.labels.begin(), pd.val.labels.end())) {
+      const auto idx =
+          choose_planted(pd.val, c, ps.val_fraction, ps.seed + 1 + static_cast<std::uint64_t>(c));
+      pd.planted_val.insert(pd.planted_val.end(), idx.begin(), idx.end());
+    }
+    std::sort(pd.planted_val.begin(), pd.planted_val.end());
+    stamp(pd.val, ps.val_transform.empty() ? ps.transform : ps.val_transform, pd.planted_val);
+  } else if (project.plant.enabled) {
     const PlantSpec& ps = project.plant;
     pd.planted_train = plant_patch(pd.train, ps.patch, ps.target_class, ps.train_fraction, ps.seed);
     // At test time the feature turns up on images of every class (as a watermark or a
@@ -414,17 +467,27 @@ Project parse_project(const std::string& text, const std::string& base_dir,
   if (data.has("planted_patch")) {
     const Section s = data.section("planted_patch");
     PlantSpec& ps = p.plant;
-    ps.enabled = true;
-    ps.target_class = s.integer("class", -1, 0, 1 << 30);
-    if (ps.target_class < 0)
-      throw InputError(source, "missing entry").key(s.sub("class")).expected("a class label");
-    ps.train_fraction = s.number("train_fraction", ps.train_fraction, 0, 1);
-    ps.val_fraction = s.number("val_fraction", ps.val_fraction, 0, 1);
+    parse_plant_choice(s, ps, source);
     ps.patch.size = static_cast<int>(s.integer("size", ps.patch.size, 1, 1 << 16));
     ps.patch.x = static_cast<int>(s.integer("x", ps.patch.x, 0, 1 << 16));
     ps.patch.y = static_cast<int>(s.integer("y", ps.patch.y, 0, 1 << 16));
     ps.patch.value = static_cast<std::uint8_t>(s.integer("value", ps.patch.value, 0, 255));
-    ps.seed = static_cast<std::uint64_t>(s.integer("seed", 0, 0, INT64_MAX));
+    s.check_known();
+  }
+  if (data.has("planted_feature")) {
+    const Section s = data.section("planted_feature");
+    if (p.plant.enabled)
+      throw InputError(source, "a project plants one feature")
+          .key("data.planted_feature")
+          .expected("either data.planted_patch or data.planted_feature");
+    PlantSpec& ps = p.plant;
+    parse_plant_choice(s, ps, source);
+    ps.transform = checked_transform(s, "transform", source);
+    if (ps.transform.empty())
+      throw InputError(source, "missing entry")
+          .key(s.sub("transform"))
+          .expected("a transformation, e.g. \"patch:x=1,y=1,size=3,value=255\"");
+    ps.val_transform = checked_transform(s, "val_transform", source);
     s.check_known();
   }
   data.check_known();
@@ -442,10 +505,12 @@ Project parse_project(const std::string& text, const std::string& base_dir,
     throw InputError(source, "the two algorithms need different labels")
         .key("B.label")
         .found(p.b.label);
-  if ((p.a.hide_patch || p.b.hide_patch) && !p.plant.enabled)
+  if ((p.a.hide_patch || p.b.hide_patch) && (!p.plant.enabled || p.plant.is_transform()))
     throw InputError(source, "hide_patch needs a planted patch")
         .key(p.a.hide_patch ? "A.hide_patch" : "B.hide_patch")
-        .expected("data.planted_patch");
+        .expected(p.plant.enabled ? "data.planted_patch (for data.planted_feature, a \"view\" "
+                                    "that removes the feature)"
+                                  : "data.planted_patch");
 
   if (root.has("trak")) {
     const Section s = root.section("trak");
@@ -540,6 +605,7 @@ std::string project_json(const Project& p) {
       j["checkpoints"] = a.checkpoints;
     }
     if (a.hide_patch) j["hide_patch"] = true;
+    if (!a.view.empty()) j["view"] = a.view;
     return j;
   };
   json j;
@@ -553,7 +619,15 @@ std::string project_json(const Project& p) {
     j["data"]["class_names"] = p.class_names_file;
   else if (!p.class_names.empty())
     j["data"]["class_names"] = p.class_names;
-  if (p.plant.enabled) {
+  if (p.plant.enabled && p.plant.is_transform()) {
+    const PlantSpec& s = p.plant;
+    j["data"]["planted_feature"] = {{"class", s.target_class},
+                                    {"train_fraction", s.train_fraction},
+                                    {"val_fraction", s.val_fraction},
+                                    {"transform", s.transform},
+                                    {"seed", s.seed}};
+    if (!s.val_transform.empty()) j["data"]["planted_feature"]["val_transform"] = s.val_transform;
+  } else if (p.plant.enabled) {
     const PlantSpec& s = p.plant;
     j["data"]["planted_patch"] = {{"class", s.target_class},
                                   {"train_fraction", s.train_fraction},

@@ -21,13 +21,19 @@
 //       "preprocessing": "scale=1/255,mean=0.5,std=0.25", // optional, preprocessing.h syntax
 //       "planted_patch": {"class": 6, "train_fraction": 0.3, "val_fraction": 0.1,
 //                         "size": 3, "x": 1, "y": 1, "value": 255, "seed": 0}   // optional
+//       // or any feature as a transformation (transform.h), e.g. a checkerboard texture:
+//       // "planted_feature": {"class": 8, "train_fraction": 0.3, "val_fraction": 0.1,
+//       //                     "transform": "patch:x=20,y=20,w=6,h=6,pattern=checker",
+//       //                     "val_transform": "...", "seed": 0}   // val_transform optional
 //     },
 //     "A": {"label": "augmented", "architecture": "arch.pt", "checkpoints": ["a0.pt", ...]},
 //     "B": {"label": "plain", "architecture": "arch.pt",
 //           "train": {"models": 8, "epochs": 4, "batch_size": 128, "lr": 0.05,
 //                     "momentum": 0.9, "weight_decay": 5e-4, "augment": false, "seed": 0,
 //                     "init": "pretrained.pt"},        // optional: fine-tune this checkpoint
-//           "hide_patch": true},                       // B sees the patch region blanked
+//           "hide_patch": true,                        // B sees the patch region blanked
+//           "view": "autocontrast"},                   // optional: a transformation of every
+//                                                      // image B sees (its own preprocessing)
 //     // or fine-tuning a model that the run pre-trains itself (once; reused by later runs):
 //     // "train": {"models": 8, "epochs": 4, ...,
 //     //           "pretrain": {"data": {"images": ..., "labels": ..., "subset": 20000,
@@ -117,6 +123,11 @@ struct Finding {
 
 struct PlantSpec {
   bool enabled = false;
+  // A planted feature given as a transformation (core/data/transform.h syntax) instead of the
+  // square patch: applied to the chosen training images (choose_planted) and, as val_transform
+  // ("" = the same), to val_fraction of the validation images of every class.
+  std::string transform, val_transform;
+  bool is_transform() const { return !transform.empty(); }
   PlantedPatch patch;
   std::int64_t target_class = -1;
   double train_fraction = 0.3;  // of the training images of target_class
@@ -132,6 +143,10 @@ struct AlgorithmSpec {
   TrainSettings train;    // train.init: a checkpoint to fine-tune ("" = none, or pretrain)
   PretrainSpec pretrain;  // when enabled, train.init is set by the run to its checkpoint
   bool hide_patch = false;
+  // A transformation (transform.h syntax) applied to every image this algorithm sees, in
+  // training, attribution and evaluation: its preprocessing of the raw pixels ("" = none),
+  // e.g. a border blanked by a centre crop, or a per-image contrast stretch.
+  std::string view;
   std::string scores;      // a precomputed score matrix: no training, no TRAK
   std::string scores_key;  // the array inside a container file; "" = its only array or "weight"
   bool precomputed() const { return !scores.empty(); }

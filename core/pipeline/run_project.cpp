@@ -20,6 +20,7 @@
 #include "core/data/image_dataset.h"
 #include "core/data/planted_feature.h"
 #include "core/data/preprocessing.h"
+#include "core/data/transform.h"
 #include "core/diff/diff_output.h"
 #include "core/diff/model_diff.h"
 #include "core/diff/significance.h"
@@ -73,7 +74,14 @@ ordered_json recipe_of(const Project& p, const AlgorithmSpec& a, const std::stri
   // The checkpoint fine-tuned from, by content: another init (or pre-training) retrains.
   if (!a.train.init.empty()) r["init_sha256"] = sha256_path(a.train.init);
   r["hide_patch"] = a.hide_patch;
-  if (p.plant.enabled)
+  // Only when set, so that the recipes of runs without them stay as they were.
+  if (!a.view.empty()) r["view"] = a.view;
+  if (p.plant.enabled && p.plant.is_transform())
+    r["planted_feature"] = {{"class", p.plant.target_class},
+                            {"fraction", p.plant.train_fraction},
+                            {"transform", p.plant.transform},
+                            {"seed", p.plant.seed}};
+  else if (p.plant.enabled)
     r["planted_patch"] = {{"class", p.plant.target_class}, {"fraction", p.plant.train_fraction},
                           {"size", p.plant.patch.size},    {"x", p.plant.patch.x},
                           {"y", p.plant.patch.y},          {"value", p.plant.patch.value},
@@ -270,7 +278,9 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
   say("data: " + std::to_string(out.num_train) + " training and " + std::to_string(out.num_val) +
       " validation images (" + train.source + ", " + val.source + ")" +
       (project.plant.enabled
-           ? ", patch planted in " + std::to_string(planted_train.size()) +
+           ? std::string(project.plant.is_transform() ? ", " + project.plant.transform
+                                                      : std::string(", patch")) +
+                 " planted in " + std::to_string(planted_train.size()) +
                  " training images of class " + train.class_name(project.plant.target_class) +
                  " and " + std::to_string(planted_val.size()) + " validation images"
            : ""));
@@ -291,6 +301,11 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     if (a.hide_patch) {
       hide_patch_region(v.train, project.plant.patch);
       hide_patch_region(v.val, project.plant.patch);
+    }
+    if (!a.view.empty()) {
+      const Transform t = parse_transform(a.view);
+      v.train = apply_transform(v.train, t);
+      v.val = apply_transform(v.val, t);
     }
     return v;
   };
@@ -333,6 +348,7 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
       pre.train.init.clear();
       ImageDataset pre_data = load_dataset_spec(spec.pretrain.data, "pre-training");
       if (spec.hide_patch) hide_patch_region(pre_data, project.plant.patch);
+      if (!spec.view.empty()) pre_data = apply_transform(pre_data, parse_transform(spec.view));
       const std::string pre_dir = models_dir + "/" + letters[i] + "-pretrain";
       const std::string pre_why = prepare_model_folder(
           pre_dir, recipe_of(project, pre, sha256_path(spec.architecture), pre_data));
@@ -547,13 +563,18 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
   }
 
   // 5. The planted patch: does the difference show where it should?
-  if (project.plant.enabled && project.a.hide_patch != project.b.hide_patch) {
+  // The algorithm that sees it: the one whose view keeps the feature, or, when both views do,
+  // the one that augments (it learns the feature where the validation images carry it).
+  const auto removes = [](const AlgorithmSpec& s) { return s.hide_patch || !s.view.empty(); };
+  const bool views_differ = removes(project.a) != removes(project.b);
+  if (project.plant.enabled &&
+      (views_differ || project.a.train.augment != project.b.train.augment)) {
     PlantedCheck& pc = out.planted;
     pc.enabled = true;
     pc.patched_train = static_cast<std::int64_t>(planted_train.size());
     pc.patched_val = static_cast<std::int64_t>(planted_val.size());
     pc.base_rate = static_cast<double>(planted_train.size()) / static_cast<double>(train.size());
-    const bool a_sees = project.b.hide_patch;
+    const bool a_sees = views_differ ? removes(project.b) : project.a.train.augment;
     pc.direction_set = a_sees ? "A minus B" : "B minus A";
     const std::set<std::int64_t> patched(planted_train.begin(), planted_train.end());
     const auto precisions = [&](const DiffResult& r) {
@@ -586,11 +607,17 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
       const PlantedPatch& pp = project.plant.patch;
       const std::string region = "patch:x=" + std::to_string(pp.x) + ",y=" + std::to_string(pp.y) +
                                  ",size=" + std::to_string(pp.size) + ",value=";
+      const PlantSpec& ps = project.plant;
+      const std::string stamped = !ps.is_transform()         ? region + std::to_string(pp.value)
+                                  : ps.val_transform.empty() ? ps.transform
+                                                             : ps.val_transform;
       ModelSet sets[2];
       for (int i = 0; i < 2; ++i) {
         const AlgorithmSpec& spec = *specs[i];
+        std::string view = spec.hide_patch ? region + "0" : "";
+        if (!spec.view.empty()) view += (view.empty() ? "" : ";") + spec.view;
         sets[i] = ModelSet{spec.label, spec.architecture, outcomes[i]->checkpoints,
-                           spec.train.device, spec.hide_patch ? region + "0" : ""};
+                           spec.train.device, view};
       }
       // run_counterfactual compares two model sets; when one algorithm has no models, the
       // other stands in for it and only the tested algorithm's row is kept.
@@ -599,13 +626,12 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
       SubProgress sub(progress, at, at, "testing the patch");
       const CounterfactualResult cf =
           run_counterfactual(sets[0], sets[1], subset(val, others), project.preprocessing,
-                             parse_transform(region + std::to_string(pp.value)), {},
-                             project.plant.target_class, 0, sub);
+                             parse_transform(stamped), {}, project.plant.target_class, 0, sub);
       for (const EffectRow& row : cf.rows) {
         if (row.algorithm != "A" && row.algorithm != "B") continue;
         const int i = row.algorithm == "A" ? 0 : 1;
         if (has_models[i])
-          (specs[i]->hide_patch ? pc.shift_hidden : pc.shift_seeing) = row.mean_share_change;
+          ((i == 0) == a_sees ? pc.shift_seeing : pc.shift_hidden) = row.mean_share_change;
       }
     }
     std::ostringstream line;
@@ -639,7 +665,8 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
         d << outcomes[i]->checkpoints.size() << " checkpoints of "
           << (s.architecture.empty() ? "full models" : s.architecture)
           << (s.trains() ? ", trained here: " + describe(s.train) : "")
-          << (s.hide_patch ? ", sees the patch region blanked" : "") << "\n";
+          << (s.hide_patch ? ", sees the patch region blanked" : "")
+          << (s.view.empty() ? "" : ", sees every image through " + s.view) << "\n";
     }
     if (attributed > 0)
       d << "TRAK: " << describe(project.trak);

@@ -68,10 +68,32 @@ TEST(Transform, TintGrayscaleAndIdentityAtStrengthZero) {
       0.299 * px(d, 0, 2, 1, 0) + 0.587 * px(d, 0, 2, 1, 1) + 0.114 * px(d, 0, 2, 1, 2);
   for (int ch = 0; ch < 3; ++ch) EXPECT_EQ(px(g, 0, 2, 1, ch), std::lround(lum));
   for (const char* spec : {"tint:r=9,alpha=0", "blur:sigma=0", "noise:sigma=0", "rotate:degrees=0",
-                           "crop_resize:aspect=1", "patch:x=0,y=0,size=0"}) {
+                           "crop_resize:aspect=1", "patch:x=0,y=0,size=0", "brightness:delta=0",
+                           "autocontrast:alpha=0"}) {
     const ImageDataset same = apply_transform(d, parse_transform(spec));
     EXPECT_EQ(std::memcmp(same.images.data(), d.images.data(), d.images.nbytes()), 0) << spec;
   }
+}
+
+TEST(Transform, BrightnessScalesAndAutocontrastUndoesIt) {
+  ImageDataset d = images(2, 4, 4, 1);
+  auto* p = d.images.mutable_data_as<std::uint8_t>();
+  for (int i = 0; i < 32; ++i) p[i] = static_cast<std::uint8_t>(20 + 7 * i);  // 20 .. 237
+  const ImageDataset dark = apply_transform(d, parse_transform("brightness:delta=-0.5"));
+  for (int i = 0; i < 32; ++i)
+    EXPECT_EQ(dark.images.data_as<std::uint8_t>()[i], std::lround(0.5 * p[i])) << i;
+  const ImageDataset bright = apply_transform(d, parse_transform("brightness:delta=1"));
+  EXPECT_EQ(bright.images.data_as<std::uint8_t>()[31], 255);  // 2 x 237, clipped
+  // Each image stretched to 0 .. 255 on its own: image 0 spans 20 .. 125, image 1 132 .. 237.
+  const ImageDataset a = apply_transform(d, parse_transform("autocontrast"));
+  const ImageDataset b = apply_transform(dark, parse_transform("autocontrast"));
+  for (int i = 0; i < 32; ++i) {
+    const double lo = i < 16 ? 20 : 132;
+    EXPECT_EQ(a.images.data_as<std::uint8_t>()[i], std::lround((p[i] - lo) * 255.0 / 105)) << i;
+    // A darkened image comes back to within the rounding of the darkening.
+    EXPECT_NEAR(b.images.data_as<std::uint8_t>()[i], a.images.data_as<std::uint8_t>()[i], 3) << i;
+  }
+  EXPECT_THROW(parse_transform("brightness:delta=-2"), InputError);
 }
 
 TEST(Transform, NoiseIsSeededPerImageAndRotationIsExact) {

@@ -14,6 +14,8 @@
 #include "core/base/error.h"
 #include "core/base/mapped_file.h"
 #include "core/data/image_dataset.h"
+#include "core/data/planted_feature.h"
+#include "core/data/transform.h"
 #include "core/diff/diff_summary.h"
 #include "core/diff/model_diff.h"
 #include "core/io/npy.h"
@@ -570,4 +572,85 @@ TEST(Project, BuiltinArchitectureIsASpecNotAPath) {
   bad.replace(bad.find("width=8"), 7, "depth=8");
   const std::string e = error_of(bad);
   EXPECT_NE(e.find("B.architecture: depth"), std::string::npos) << e;
+}
+
+// A planted feature given as any transformation, and an algorithm's own view of the images:
+// parsed, written back, and applied by load_project_data to exactly the chosen images.
+TEST(Project, PlantedFeatureAndViewParseRoundTripAndStamp) {
+  TempDir dir;
+  write_tiny_dataset(dir, "train", kN);
+  write_tiny_dataset(dir, "val", kT);
+  const std::string text = R"({"name": "feature", "output": "out",
+    "data": {"train": {"images": "train.npy", "labels": "train_y.npy"},
+             "val": {"images": "val.npy", "labels": "val_y.npy"},
+             "planted_feature": {"class": 1, "train_fraction": 0.5, "val_fraction": 0.5,
+                                 "transform": "brightness:delta=-0.5",
+                                 "val_transform": "patch:x=0,y=0,size=2,value=255"}},
+    "A": {"architecture": "arch.pt", "checkpoints": ["a.pt"]},
+    "B": {"label": "stretched", "architecture": "arch.pt", "checkpoints": ["b.pt"],
+          "view": "autocontrast"}})";
+  const Project p = parse_project(text, dir.path(), "p.json");
+  ASSERT_TRUE(p.plant.enabled && p.plant.is_transform());
+  EXPECT_EQ(p.plant.transform, parse_transform("brightness:delta=-0.5").text);
+  EXPECT_EQ(p.b.view, parse_transform("autocontrast").text);
+  EXPECT_TRUE(p.a.view.empty());
+  const Project back = parse_project(project_json(p), "/elsewhere", "back.json");
+  EXPECT_EQ(back.plant.transform, p.plant.transform);
+  EXPECT_EQ(back.plant.val_transform, p.plant.val_transform);
+  EXPECT_EQ(back.plant.target_class, 1);
+  EXPECT_EQ(back.b.view, p.b.view);
+
+  const ProjectData pd = load_project_data(p);
+  const ImageDataset train = load_dataset_spec(p.train, "training");
+  const ImageDataset val = load_dataset_spec(p.val, "validation");
+  EXPECT_EQ(pd.planted_train, choose_planted(train, 1, 0.5, 0));
+  ASSERT_EQ(pd.planted_train.size(), 5u);  // half of the 10 images of class 1
+  const ImageDataset dark =
+      apply_transform(train, parse_transform("brightness:delta=-0.5"), pd.planted_train);
+  const std::size_t bytes = 36;
+  std::size_t next = 0;
+  for (std::int64_t i = 0; i < train.size(); ++i) {
+    const auto* got = pd.train.images.data_as<std::uint8_t>() + i * bytes;
+    const bool planted = next < pd.planted_train.size() && pd.planted_train[next] == i;
+    const auto* want = planted ? dark.images.data_as<std::uint8_t>() + next * bytes
+                               : train.images.data_as<std::uint8_t>() + i * bytes;
+    EXPECT_EQ(std::memcmp(got, want, bytes), 0) << "training image " << i;
+    next += planted ? 1 : 0;
+  }
+  // Validation images carry val_transform, on half the images of every class.
+  ASSERT_EQ(pd.planted_val.size(), 6u);
+  for (std::int64_t i = 0; i < val.size(); ++i) {
+    const bool planted = std::count(pd.planted_val.begin(), pd.planted_val.end(), i) > 0;
+    const auto* got = pd.val.images.data_as<std::uint8_t>() + i * bytes;
+    const auto* was = val.images.data_as<std::uint8_t>() + i * bytes;
+    if (planted) {
+      for (const int k : {0, 1, 6, 7}) EXPECT_EQ(got[k], 255) << "validation image " << i;
+      EXPECT_EQ(std::memcmp(got + 12, was + 12, bytes - 12), 0) << "validation image " << i;
+    } else {
+      EXPECT_EQ(std::memcmp(got, was, bytes), 0) << "validation image " << i;
+    }
+  }
+
+  // Mistakes are named by key.
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string t = text;
+    t.replace(t.find(from), from.size(), to);
+    return error_of(t);
+  };
+  EXPECT_NE(
+      with("brightness:delta=-0.5", "brightness:delta=-3").find("data.planted_feature.transform"),
+      std::string::npos);
+  EXPECT_NE(with("\"view\": \"autocontrast\"", "\"view\": \"sparkle\"").find("B.view"),
+            std::string::npos);
+  EXPECT_NE(with("\"view\": \"autocontrast\"", "\"hide_patch\": true").find("hide_patch"),
+            std::string::npos);
+  EXPECT_NE(with("\"planted_feature\": {",
+                 "\"planted_patch\": {\"class\": 1}, "
+                 "\"planted_feature\": {")
+                .find("one feature"),
+            std::string::npos);
+  EXPECT_NE(with("\"transform\": \"brightness:delta=-0.5\",", "").find("transform"),
+            std::string::npos);
+  EXPECT_NE(error_of(with_a("\"scores\": \"a.npy\", \"view\": \"autocontrast\"")).find("view"),
+            std::string::npos);
 }
