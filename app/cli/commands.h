@@ -23,6 +23,7 @@ Command add_train_command(CLI::App& app);
 Command add_run_command(CLI::App& app);
 Command add_demo_command(CLI::App& app);
 Command add_counterfactual_command(CLI::App& app);
+Command add_validate_command(CLI::App& app);
 #endif
 #endif
 

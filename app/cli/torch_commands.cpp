@@ -11,5 +11,6 @@ extern "C" __attribute__((visibility("default"))) void modeldiff_add_torch_comma
   commands["run"] = add_run_command(app);
   commands["demo"] = add_demo_command(app);
   commands["counterfactual"] = add_counterfactual_command(app);
+  commands["validate"] = add_validate_command(app);
 #endif
 }

@@ -1,7 +1,7 @@
-// The LibTorch subcommands of `modeldiff` (trak, train, run, demo, counterfactual). In the full
-// build they live in a module, modeldiff-torch-commands.so, that `modeldiff` loads only when one
-// of them is named or the top-level help lists them: `diff` and `inspect` then start without
-// loading LibTorch (about 0.45 s of dynamic loading and static initialisation). A
+// The LibTorch subcommands of `modeldiff` (trak, train, run, demo, counterfactual, validate). In
+// the full build they live in a module, modeldiff-torch-commands.so, that `modeldiff` loads only
+// when one of them is named or the top-level help lists them: `diff` and `inspect` then start
+// without loading LibTorch (about 0.45 s of dynamic loading and static initialisation). A
 // MODELDIFF_TORCH_ONLY build links them into the executable.
 //
 // Both sides share CLI11's headers, the compiler and libstdc++: the module registers its
@@ -22,8 +22,8 @@ using CommandTable = std::map<std::string, Command>;
 
 // The LibTorch subcommands the full build's module registers, in the order --help lists them.
 // main.cpp reads the command line for them before parsing, to know whether to load it.
-inline constexpr const char* kTorchCommandNames[] = {"trak", "train", "run", "demo",
-                                                     "counterfactual"};
+inline constexpr const char* kTorchCommandNames[] = {"trak", "train",          "run",
+                                                     "demo", "counterfactual", "validate"};
 
 // The module's entry point: registers its subcommands on `app` and adds their functions to
 // `commands`.

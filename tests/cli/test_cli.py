@@ -55,7 +55,7 @@ def rel(got, want):
 # The subcommands of each build, in the order --help lists them: the core ones always, the
 # LibTorch ones in a build with LibTorch.
 CORE_COMMANDS = ["diff", "inspect"]
-TORCH_COMMANDS = ["trak", "train", "run", "demo", "counterfactual"]
+TORCH_COMMANDS = ["trak", "train", "run", "demo", "counterfactual", "validate"]
 
 
 def listed_subcommands(help_text):
@@ -703,7 +703,7 @@ def case_torch_module(work):
         message = proc.stderr
         assert message.count("\n") == 1 and message.startswith(
             "modeldiff: error: cannot load the LibTorch subcommands (trak, train, run, demo, "
-            "counterfactual): "), (args, message)
+            "counterfactual, validate): "), (args, message)
         tried = re.findall(r"(/\S+): cannot open shared object file: No such file or directory",
                            message)
         assert len(tried) == 2 and tried[0] == str(beside), message

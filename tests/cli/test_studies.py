@@ -160,6 +160,55 @@ def case_train_init(work):
     assert "B.train.pretrain" in run("run", work / "p.json", expect=2).stderr
 
 
+def case_validate_quick(work):
+    """`modeldiff validate --quick` on one planted case and one null case: the table's shares
+    are those of `modeldiff diff --top-k 50` on the case's own scores against the images the
+    run planted; the raw-rows variant the same with --raw-rows; a rerun reuses every model and
+    gives the same table; an unknown case is refused naming the known ones."""
+    listed = run("validate", "--list").stdout.split("\n")
+    names = [line.split()[0] for line in listed if line.strip()]
+    assert names[:2] == ["patch-cnn", "patch-resnet"] and len(names) == 8, names
+    assert sum("(null)" in line for line in listed) == 2, listed
+    out = work / "v"
+    args = ["validate", "--quick", "-o", out, "--case", "patch-cnn", "--case", "null-cnn",
+            "--threads", 2]
+    printed = run(*args).stdout
+    table = read_json(out / "validation.json")
+    assert [c["name"] for c in table["cases"]] == ["patch-cnn", "null-cnn"], table
+    assert (out / "validation.md").read_text() in printed
+    patch, null = table["cases"]
+    assert not patch["null"] and null["null"]
+    assert list(patch["variants"]) == ["unit rows", "raw rows", "varimax", "per class"]
+    record = read_json(out / "patch-cnn" / "run.json")
+    planted = set(record["planted"]["patched_train_indices"])
+    assert patch["planted_train"] == len(planted) == record["planted"]["patched_train"]
+    assert abs(patch["chance"] - len(planted) / record["num_train"]) < 1e-12
+    scores = [out / "patch-cnn" / "scores" / f"{x}.npy" for x in "AB"]
+    shape = np.load(scores[0]).shape  # T x N
+    assert shape == (record["num_val"], record["num_train"]), shape
+    for variant, extra in (("unit rows", []), ("raw rows", ["--raw-rows"])):
+        d = work / variant.replace(" ", "_")
+        run("diff", "--scores-a", scores[0], "--scores-b", scores[1], "-c", 5, "--top-k", 50,
+            "-o", d, *extra)
+        tops = read_json(d / "summary.json")["a_minus_b"]["top_train"][:3]
+        want = [sum(j in planted for j in top) / len(top) for top in tops]
+        got = patch["variants"][variant]["all"]
+        assert np.allclose(got, want, atol=1e-12), (variant, got, want)
+        assert patch["variants"][variant]["found"] == (max(want) >= table["found_share"])
+    for variant in patch["variants"].values():
+        assert len(variant["all"]) == 3 and all(0 <= x <= 1 for x in variant["all"]), variant
+    assert null["directions"] > 0 and null["significance"] == "", null
+    # A rerun trains nothing and computes the same table.
+    run(*args)
+    again = read_json(out / "validation.json")
+    for before, after in zip(table["cases"], again["cases"]):
+        assert before["variants"] == after["variants"], (before, after)
+    rerun = read_json(out / "patch-cnn" / "run.json")["algorithms"]
+    assert rerun["A"]["trained"] == 0 and rerun["A"]["reused"] == 4, rerun["A"]
+    refused = run("validate", "--quick", "-o", work / "x", "--case", "no-such", expect=2)
+    assert "patch-cnn" in refused.stderr and "no-such" in refused.stderr, refused.stderr
+
+
 if __name__ == "__main__":
     with tempfile.TemporaryDirectory() as d:
         globals()["case_" + CASE](pathlib.Path(d))
