@@ -26,6 +26,7 @@ struct DiffArgs {
   std::int64_t klass = -1, num_train = -1;
   int components = 10, top_k = 10, threads = 0;
   bool raw_rows = false;
+  std::string rotation = "varimax";  // the known-answer benchmark's choice (README)
   std::uint64_t seed = 0;
   // Per-half score files (two each) for the significance of directions.
   std::vector<std::string> halves_a, halves_b;
@@ -78,6 +79,7 @@ int run_diff(const DiffArgs& args, const std::string& command_line) {
   core::DiffOptions options;
   options.components = args.components;
   options.normalize_rows = !args.raw_rows;
+  options.rotation = core::parse_rotation(args.rotation);
   options.top_k = args.top_k;
   options.solver = parse_solver(args.solver);
   options.seed = args.seed;
@@ -197,6 +199,12 @@ Command add_diff_command(CLI::App& app, const std::string& command_line) {
   cmd->add_flag("--raw-rows", args->raw_rows,
                 "Do not scale rows to unit norm before the residual (the modeldiff package's "
                 "behaviour; default: unit-norm rows as in the paper)");
+  cmd->add_option("--rotation", args->rotation,
+                  "none: the principal directions of the residuals (the reference's); varimax: "
+                  "those directions rotated towards sparse loadings (see the README's known-"
+                  "answer benchmark)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"none", "varimax"}));
   cmd->add_option("--key", args->key,
                   "Array to read inside container files (torch dict key, safetensors/HDF5 name, "
                   "traker experiment); default: the only array or 'weight'");

@@ -190,6 +190,7 @@ std::string diff_summary_json(const DiffResult& result, const DiffOptions& optio
   j["inputs"] = {{"a", input_json(result.label_a, provenance.a)},
                  {"b", input_json(result.label_b, provenance.b)}};
   j["settings"] = {{"components", options.components},
+                   {"rotation", rotation_name(options.rotation)},
                    {"top_k", options.top_k},
                    {"seed", options.seed},
                    {"target_selection", provenance.target_selection}};
@@ -217,6 +218,7 @@ void write_diff_output(OutputDirectory& out, const DiffResult& result, const Dif
   h5.set_attribute("/", "version", MODELDIFF_VERSION);
   h5.set_attribute("/", "label_a", result.label_a);
   h5.set_attribute("/", "label_b", result.label_b);
+  h5.set_attribute("/", "rotation", rotation_name(options.rotation));
   h5.set_attribute("/", "row_normalization", row_normalization(result.normalized_rows));
   h5.set_attribute("/", "orientation", "T x N: row = target example, column = training example");
   h5.set_attribute("/", "provenance", summary);

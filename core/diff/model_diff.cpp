@@ -7,6 +7,7 @@
 #include <string>
 
 #include "core/base/error.h"
+#include "core/diff/rotation.h"
 
 namespace modeldiff::core {
 namespace {
@@ -91,6 +92,18 @@ VectorXd variance_along(const Eigen::MatrixXf& products, const VectorXd& squared
 
 }  // namespace
 
+const char* rotation_name(Rotation r) {
+  return r == Rotation::kVarimax ? "varimax" : "none";
+}
+
+Rotation parse_rotation(const std::string& name) {
+  if (name == "none") return Rotation::kNone;
+  if (name == "varimax") return Rotation::kVarimax;
+  throw InputError("", "unknown rotation of the directions")
+      .expected("none or varimax")
+      .found(name);
+}
+
 std::vector<std::int64_t> top_k_indices(const float* v, std::int64_t n, int k, bool descending) {
   std::vector<std::int64_t> idx(static_cast<std::size_t>(n));
   std::iota(idx.begin(), idx.end(), 0);
@@ -174,6 +187,22 @@ DiffResult run_model_diff(const ScoreInput& a, const ScoreInput& b, const DiffOp
   settings.seed = options.seed;
   SubProgress pca_progress(progress, 0.05, 0.9, "PCA of residuals");
   std::vector<PcaResult> pcas = residual_pca(ma, mb, stats, residuals, settings, pca_progress);
+
+  if (options.rotation == Rotation::kVarimax) {
+    // The rotated directions are fixed combinations of the principal ones (transform W), so
+    // every product with them is the same combination of the products already computed.
+    for (PcaResult& pca : pcas) {
+      const RotatedDirections rot = varimax(pca.directions, pca.explained_variance);
+      const Eigen::MatrixXd wt = rot.transform.transpose();
+      pca.directions = rot.directions;
+      pca.projections = (pca.projections.cast<double>() * wt).cast<float>();
+      for (RowMatrixF* m : {&pca.a_times_directions, &pca.b_times_directions})
+        if (m->cols() == wt.rows()) *m = (m->cast<double>() * wt).cast<float>();
+      const double dof = std::max<double>(1.0, static_cast<double>(pca.projections.rows()) - 1);
+      pca.explained_variance =
+          pca.projections.cast<double>().colwise().squaredNorm().transpose() / dof;
+    }
+  }
 
   progress.report(0.9, "variance of A and B along the directions");
   const int c = options.components;

@@ -28,6 +28,15 @@ struct ScoreInput {
   NdArray scores;      // T x N float32
 };
 
+// What is done to the leading residual directions before they are reported.
+enum class Rotation {
+  kNone,     // the principal directions (the reference's residual PCA)
+  kVarimax,  // varimax of the C directions (core/diff/rotation.h): oblique, sparser loadings
+};
+// "none", "varimax"; parse_rotation throws InputError for another name.
+const char* rotation_name(Rotation r);
+Rotation parse_rotation(const std::string& name);
+
 struct DiffOptions {
   int components = 10;
   bool normalize_rows = true;  // scale rows of A and B to unit L2 norm first (the paper's way)
@@ -35,6 +44,9 @@ struct DiffOptions {
   std::vector<std::int64_t> target_rows;
   int top_k = 10;  // indices kept per direction for top/bottom train and target lists
   PcaSolver solver = PcaSolver::kAuto;
+  // kVarimax: directions, projections, explained variances (the variance of the projections),
+  // variances of A and B and the top lists are those of the rotated directions.
+  Rotation rotation = Rotation::kNone;
   std::uint64_t seed = 0;
 };
 

@@ -37,22 +37,32 @@ RotatedDirections varimax(const RowMatrixF& directions, const Eigen::VectorXd& v
   }
 
   const Eigen::MatrixXd rotated = loadings * rotation;  // N x C
+  const Eigen::VectorXd lambda = variance.cwiseMax(0.0);
+  Eigen::VectorXd along(c);
+  for (Eigen::Index j = 0; j < c; ++j) {
+    const Eigen::VectorXd r = rotation.col(j);
+    const double weight = r.dot(lambda.asDiagonal() * r);
+    along(j) = weight > 0 ? r.dot(lambda.array().square().matrix().asDiagonal() * r) / weight : 0;
+  }
   std::vector<Eigen::Index> order(static_cast<std::size_t>(c));
   std::iota(order.begin(), order.end(), 0);
-  const Eigen::RowVectorXd carried = rotated.array().square().colwise().sum();
   std::stable_sort(order.begin(), order.end(),
-                   [&](Eigen::Index a, Eigen::Index b) { return carried(a) > carried(b); });
+                   [&](Eigen::Index a, Eigen::Index b) { return along(a) > along(b); });
   out.directions.resize(c, n);
   out.variance.resize(c);
+  out.transform.resize(c, c);
+  const Eigen::VectorXd root = lambda.cwiseSqrt();
   for (Eigen::Index k = 0; k < c; ++k) {
     const Eigen::Index j = order[static_cast<std::size_t>(k)];
-    Eigen::VectorXd d = rotated.col(j);
-    const double norm = d.norm();
-    if (norm > 0) d /= norm;
-    if (d.array().cube().sum() < 0) d = -d;
-    out.directions.row(k) = d.transpose().cast<float>();
-    out.variance(k) = carried(j);
+    // Direction j = (sum_i sqrt(lambda_i) R_ij d_i) / norm: the row of the transform.
+    Eigen::RowVectorXd w = (root.array() * rotation.col(j).array()).matrix().transpose();
+    const double norm = rotated.col(j).norm();
+    if (norm > 0) w /= norm;
+    if (rotated.col(j).array().cube().sum() < 0) w = -w;
+    out.transform.row(k) = w;
+    out.variance(k) = along(j);
   }
+  out.directions = (out.transform * directions.cast<double>()).cast<float>();
   return out;
 }
 

@@ -542,6 +542,15 @@ Project parse_project(const std::string& text, const std::string& base_dir,
     p.top_k = static_cast<int>(s.integer("top_k", p.top_k, 1, 100000));
     p.per_class = s.boolean("per_class", p.per_class);
     p.normalize_rows = !s.boolean("raw_rows", false);
+    const std::string rotation = s.text("rotation", rotation_name(p.rotation));
+    try {
+      p.rotation = parse_rotation(rotation);
+    } catch (const InputError& e) {
+      throw InputError(source, e.problem())
+          .key(s.sub("rotation"))
+          .expected(e.expected_text())
+          .found(rotation);
+    }
     s.check_known();
   }
   if (root.has("report")) {
@@ -657,7 +666,8 @@ std::string project_json(const Project& p) {
                {"class_components", p.class_components},
                {"top_k", p.top_k},
                {"per_class", p.per_class},
-               {"raw_rows", !p.normalize_rows}};
+               {"raw_rows", !p.normalize_rows},
+               {"rotation", rotation_name(p.rotation)}};
   j["report"] = {{"images_per_grid", p.images_per_grid}};
   for (const Finding& f : p.findings) {
     json e = {{"comparison", f.comparison},

@@ -504,6 +504,7 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
   for (std::size_t c = 0; c < comparisons.size(); ++c) {
     Comparison& cmp = comparisons[c];
     cmp.options.normalize_rows = project.normalize_rows;
+    cmp.options.rotation = project.rotation;
     cmp.options.top_k = project.top_k;
     const double from = at + w_diff * c / comparisons.size();
     const double to = at + w_diff * (c + 1) / comparisons.size();

@@ -6,9 +6,10 @@
 //
 // The same scores are also analysed with method variants (validation_variants()), so that the
 // table shows which of them finds the planted difference most often:
-//   "unit rows"   residual PCA of row-normalised scores (the reference's method; the default),
-//   "raw rows"    residual PCA of the scores as they are,
-//   "varimax"     the 5 leading unit-row directions rotated by varimax (core/diff/rotation.h),
+//   "residual PCA"  the principal directions of row-normalised scores (the reference's method),
+//   "raw rows"      the same of the scores as they are,
+//   "varimax"       those 5 leading directions rotated by varimax (core/diff/rotation.h): the
+//                   default of runs and `modeldiff diff` since this benchmark,
 //   "per class"   the directions of the per-class analyses (3 each) ranked in one list by their
 //                 explained variance, against one analysis over all rows.
 //
@@ -44,7 +45,7 @@ std::vector<ValidationCase> validation_cases(const std::string& cnn_architecture
                                              const std::string& fashion_dir,
                                              const std::string& output, bool quick = false);
 
-// The variants' names, the default first.
+// The variants' names; the projects' default (Project::rotation) is marked in the table.
 const std::vector<std::string>& validation_variants();
 
 // How many of the top training examples per direction the benchmark looks at.

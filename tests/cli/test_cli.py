@@ -99,8 +99,11 @@ def case_help(work):
 
 
 def case_parity_raw_rows(work):
-    r = diff(work, REF / "scores_A.npy", REF / "scores_B.npy", "--components", 3, "--raw-rows")
+    # The reference's method: principal directions (no rotation) of raw rows.
+    r = diff(work, REF / "scores_A.npy", REF / "scores_B.npy", "--components", 3, "--raw-rows",
+             "--rotation", "none")
     assert r["summary"]["normalized_rows"] is False
+    assert r["summary"]["settings"]["rotation"] == "none" and r["attrs"]["rotation"] == "none"
     assert "raw rows" in r["attrs"]["row_normalization"]
     for group, name, first, second in (("a_minus_b", "A_minus_B", "variance_a", "variance_b"),
                                        ("b_minus_a", "B_minus_A", "variance_b", "variance_a")):
@@ -124,7 +127,8 @@ def case_parity_raw_rows(work):
 
 def case_planted_recovered(work):
     planted = json.loads((REF / "planted.json").read_text())["planted_A_only"]
-    for extra in ((), ("--raw-rows",)):
+    # Found by the default (varimax of unit rows) and by the reference's principal directions.
+    for extra in ((), ("--raw-rows",), ("--rotation", "none")):
         r = diff(work, REF / "scores_A.npy", REF / "scores_B.npy", "-c", 3, *extra,
                  out="out" + "".join(extra))
         dirs = r["a_minus_b"]["directions"]
@@ -213,7 +217,9 @@ def case_rows_subset(work):
 
 
 def case_golden_summary(work):
-    r = diff(work, REF / "scores_A.npy", REF / "scores_B.npy", "-c", 3, "--raw-rows")
+    r = diff(work, REF / "scores_A.npy", REF / "scores_B.npy", "-c", 3, "--raw-rows",
+             "--rotation", "none")
+    assert r["summary"]["settings"]["rotation"] == "none"
     got = {g: {k: r["summary"][g][k] for k in ("top_train", "bottom_train", "top_target",
                                                "bottom_target")}
            for g in ("a_minus_b", "b_minus_a")}

@@ -163,7 +163,9 @@ def case_train_init(work):
 def case_validate_quick(work):
     """`modeldiff validate --quick` on one planted case and one null case: the table's shares
     are those of `modeldiff diff --top-k 50` on the case's own scores against the images the
-    run planted; the raw-rows variant the same with --raw-rows; a rerun reuses every model and
+    run planted (the principal directions with --rotation none, the raw-rows variant with
+    --raw-rows, the varimax variant, the runs' default, with --rotation varimax); the run
+    itself used varimax; a rerun reuses every model and
     gives the same table; an unknown case is refused naming the known ones."""
     listed = run("validate", "--list").stdout.split("\n")
     names = [line.split()[0] for line in listed if line.strip()]
@@ -178,15 +180,19 @@ def case_validate_quick(work):
     assert (out / "validation.md").read_text() in printed
     patch, null = table["cases"]
     assert not patch["null"] and null["null"]
-    assert list(patch["variants"]) == ["unit rows", "raw rows", "varimax", "per class"]
+    assert list(patch["variants"]) == ["residual PCA", "raw rows", "varimax", "per class"]
     record = read_json(out / "patch-cnn" / "run.json")
     planted = set(record["planted"]["patched_train_indices"])
+    run_summary = read_json(out / "patch-cnn" / "diff" / "all" / "summary.json")
+    assert run_summary["settings"]["rotation"] == "varimax", run_summary["settings"]
     assert patch["planted_train"] == len(planted) == record["planted"]["patched_train"]
     assert abs(patch["chance"] - len(planted) / record["num_train"]) < 1e-12
     scores = [out / "patch-cnn" / "scores" / f"{x}.npy" for x in "AB"]
     shape = np.load(scores[0]).shape  # T x N
     assert shape == (record["num_val"], record["num_train"]), shape
-    for variant, extra in (("unit rows", []), ("raw rows", ["--raw-rows"])):
+    for variant, extra in (("residual PCA", ["--rotation", "none"]),
+                           ("raw rows", ["--rotation", "none", "--raw-rows"]),
+                           ("varimax", ["--rotation", "varimax"])):
         d = work / variant.replace(" ", "_")
         run("diff", "--scores-a", scores[0], "--scores-b", scores[1], "-c", 5, "--top-k", 50,
             "-o", d, *extra)

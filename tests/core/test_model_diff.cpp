@@ -12,6 +12,7 @@
 
 #include "core/base/error.h"
 #include "core/diff/model_diff.h"
+#include "core/diff/rotation.h"
 #include "core/io/npy.h"
 #include "core/test_paths.h"
 
@@ -366,4 +367,54 @@ TEST(TopK, OrdersByValueThenIndex) {
   EXPECT_EQ(top_k_indices(v, 5, 3, true), (std::vector<std::int64_t>{1, 3, 0}));
   EXPECT_EQ(top_k_indices(v, 5, 2, false), (std::vector<std::int64_t>{2, 4}));
   EXPECT_EQ(top_k_indices(v, 5, 10, true).size(), 5u);
+}
+
+// Varimax output: the rotation of the principal directions (rotation.h), with projections that
+// are the centred residual rows on the rotated directions, computed here from the inputs.
+TEST(ModelDiff, VarimaxReportsTheRotatedDirectionsWithTheirOwnProjections) {
+  constexpr Eigen::Index t = 40, n = 60;
+  std::mt19937 rng(11);
+  std::normal_distribution<float> g;
+  NdArray a = NdArray::allocate(DType::kFloat32, {t, n});
+  NdArray b = NdArray::allocate(DType::kFloat32, {t, n});
+  for (Eigen::Index i = 0; i < t * n; ++i) {
+    b.mutable_data_as<float>()[i] = g(rng);
+    a.mutable_data_as<float>()[i] = b.data_as<float>()[i] + 0.7f * g(rng);
+  }
+  DiffOptions options;
+  options.components = 4;
+  options.top_k = 5;
+  options.solver = PcaSolver::kExact;
+  NullProgress progress;
+  const DiffResult plain =
+      run_model_diff(input("A", "a", a), input("B", "b", b), options, progress);
+  options.rotation = Rotation::kVarimax;
+  const DiffResult rot = run_model_diff(input("A", "a", a), input("B", "b", b), options, progress);
+  const RotatedDirections want =
+      varimax(plain.a_minus_b.directions, plain.a_minus_b.explained_variance);
+  const DirectionSet& s = rot.a_minus_b;
+  EXPECT_LT((s.directions - want.directions).cwiseAbs().maxCoeff(), 1e-5f);
+
+  // Unit rows: R_i = a_i / |a_i| - (a_i . b_i / (|a_i| |b_i|)) b_i / |b_i|, centred.
+  const Eigen::MatrixXd ma = as_matrix(a), mb = as_matrix(b);
+  Eigen::MatrixXd r(t, n);
+  for (Eigen::Index i = 0; i < t; ++i) {
+    const Eigen::RowVectorXd ua = ma.row(i) / ma.row(i).norm();
+    const Eigen::RowVectorXd ub = mb.row(i) / mb.row(i).norm();
+    r.row(i) = ua - ua.dot(ub) * ub;
+  }
+  r.rowwise() -= r.colwise().mean();
+  const Eigen::MatrixXd proj = r * s.directions.cast<double>().transpose();
+  EXPECT_LT(max_rel(s.projections.cast<double>(), proj), 1e-4);
+  for (int c = 0; c < 4; ++c) {
+    EXPECT_NEAR(s.explained_variance(c), proj.col(c).squaredNorm() / (t - 1),
+                1e-4 * s.explained_variance(c));
+    const Eigen::VectorXf row = s.directions.row(c).transpose();
+    EXPECT_EQ(s.top_train[static_cast<std::size_t>(c)], top_k_indices(row.data(), n, 5, true));
+  }
+  // The same subspace as the principal directions.
+  const Eigen::MatrixXd p = plain.a_minus_b.directions.cast<double>();
+  for (int c = 0; c < 4; ++c)
+    EXPECT_NEAR((p * s.directions.row(c).cast<double>().transpose()).norm(), 1.0, 1e-4);
+  EXPECT_THROW(parse_rotation("promax"), InputError);
 }

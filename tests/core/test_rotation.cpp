@@ -60,7 +60,10 @@ TEST(Varimax, RecoversSparseDirectionsFromAnyRotationOfTheirSubspace) {
     EXPECT_NEAR(out.directions.row(k).norm(), 1.0f, 1e-5f);
     EXPECT_NEAR((e * out.directions.row(k).transpose()).norm(), 1.0f, 1e-4f);
   }
-  EXPECT_NEAR(out.variance.sum(), 3.0, 1e-6);  // the rotation keeps the total variance
+  EXPECT_NEAR(out.variance.sum(), 3.0, 1e-6);  // equal variances: each keeps its own
+  // The transform maps the input directions onto the rotated ones.
+  const RowMatrixF mapped = (out.transform * mixed.cast<double>()).cast<float>();
+  EXPECT_LT((mapped - out.directions).cwiseAbs().maxCoeff(), 1e-6f);
 }
 
 TEST(Varimax, KeepsDirectionsThatAreAlreadySimpleAndOrdersByVariance) {

@@ -195,8 +195,10 @@ def case_torch_equals_numpy():
 def run_cli_diff(work, *extra):
     assert EXE, "this case compares with the CLI: test_modeldiff_api.py CASE MODELDIFF_EXE"
     out = work / "out"
+    # The Python API is the reference's method: principal directions, no rotation.
     subprocess.run([EXE, "diff", "--scores-a", REF / "scores_A.npy", "--scores-b",
-                    REF / "scores_B.npy", "-c", "3", "--out", out, *extra], check=True,
+                    REF / "scores_B.npy", "-c", "3", "--rotation", "none", "--out", out,
+                    *extra], check=True,
                    capture_output=True)
     with h5py.File(out / "diff.h5", "r") as f:
         return ({g: {k: f[g][k][()] for k in f[g]} for g in ("a_minus_b", "b_minus_a")},

@@ -192,8 +192,9 @@ def run_cli(*args):
 def cli_diff(work, scores_a, scores_b, *extra):
     np.save(work / "a.npy", scores_a)
     np.save(work / "b.npy", scores_b)
+    # The Python API is the reference's method: principal directions, no rotation.
     run_cli("diff", "--scores-a", work / "a.npy", "--scores-b", work / "b.npy", "-c", 2,
-            "--out", work / "cli-diff", *extra)
+            "--rotation", "none", "--out", work / "cli-diff", *extra)
     with h5py.File(work / "cli-diff" / "diff.h5", "r") as f:
         return {g: {k: f[g][k][()] for k in f[g]} for g in ("a_minus_b", "b_minus_a")}
 
@@ -519,7 +520,7 @@ def case_significance(work):
                           for h in (1, 2)]
     run_cli("diff", "--scores-a", work / "a.npy", "--scores-b", work / "b.npy", "-c", 2,
             "--scores-a-halves", *halves["a"], "--scores-b-halves", *halves["b"],
-            "--out", work / "cli-diff")
+            "--rotation", "none", "--out", work / "cli-diff")
     cli = json.loads((work / "cli-diff" / "summary.json").read_text())["significance"]
     assert cli["computed"] and cli["splits"] == 3, cli
     for got, key in ((ab, "a_minus_b"), (ba, "b_minus_a")):

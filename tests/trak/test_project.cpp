@@ -236,6 +236,7 @@ TEST(RunProject, PrecomputedScoresGoStraightToModelDiff) {
   DiffOptions options;
   options.components = 3;
   options.top_k = 5;
+  options.rotation = Project{}.rotation;  // a project's default
   const DiffResult direct = run_model_diff(ScoreInput{"aug", "a.npy", s.a},
                                            ScoreInput{"plain", "b.npy", s.b}, options, progress);
   EXPECT_EQ(summary.a_minus_b.top_train, direct.a_minus_b.top_train);
