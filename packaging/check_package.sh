@@ -148,7 +148,7 @@ modeldiff=$root/usr/bin/modeldiff
 links_no_libtorch() { ! readelf -d "$modeldiff" | grep -E 'NEEDED.*libtorch'; }
 check "modeldiff links no LibTorch (diff and inspect start without it)" links_no_libtorch
 check "modeldiff loads its LibTorch subcommands from the installed module" \
-  test "$(packaged_commands)" = "diff inspect trak train run demo counterfactual"
+  test "$(packaged_commands)" = "diff inspect trak train run demo counterfactual validate"
 project_field() {  # project_field KEY ENV...: a field of `demo --print-project` under ENV
   local key=$1
   shift
