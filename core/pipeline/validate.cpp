@@ -109,7 +109,10 @@ ordered_json case_json(const CaseResult& r) {
   j["num_train"] = r.num_train;
   j["chance"] = r.chance;
   for (const VariantShares& v : r.variants)
-    j["variants"][v.variant] = {{"all", v.all}, {"in_class", v.in_class}, {"found", v.found()}};
+    j["variants"][v.variant] = {{"all", v.all},
+                                {"in_class", v.in_class},
+                                {"found", v.found()},
+                                {"found_in_class", v.found_in_class()}};
   j["above_floor_a_minus_b"] = r.above_floor_a_minus_b;
   j["above_floor_b_minus_a"] = r.above_floor_b_minus_a;
   j["directions"] = r.directions;

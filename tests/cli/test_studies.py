@@ -201,6 +201,9 @@ def case_validate_quick(work):
         got = patch["variants"][variant]["all"]
         assert np.allclose(got, want, atol=1e-12), (variant, got, want)
         assert patch["variants"][variant]["found"] == (max(want) >= table["found_share"])
+        in_class = patch["variants"][variant]["in_class"]
+        assert patch["variants"][variant]["found_in_class"] == (
+            max(in_class) >= table["found_share"]), (variant, in_class)
     for variant in patch["variants"].values():
         assert len(variant["all"]) == 3 and all(0 <= x <= 1 for x in variant["all"]), variant
     assert null["directions"] > 0 and null["significance"] == "", null
