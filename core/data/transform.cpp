@@ -35,6 +35,8 @@ const std::vector<KindSpec>& kinds() {
       {"crop_resize", {"aspect"}, "aspect"},
       {"brightness", {"delta"}, "delta"},
       {"autocontrast", {"alpha"}, "alpha"},
+      {"flip", {"alpha", "axis"}, "alpha"},
+      {"shift", {"dx", "dy"}, "dx"},
   };
   return k;
 }
@@ -171,6 +173,16 @@ void validate(const TransformStep& s) {
     check_range(s, "delta", number(s, "delta", 0), -1, 100);
   } else if (s.kind == "autocontrast") {
     check_range(s, "alpha", number(s, "alpha", 1), 0, 1);
+  } else if (s.kind == "flip") {
+    check_range(s, "alpha", number(s, "alpha", 1), 0, 1);
+    const std::string axis = text_arg(s, "axis");
+    if (!axis.empty() && axis != "horizontal" && axis != "vertical")
+      throw InputError("", "unknown flip axis")
+          .key("flip.axis")
+          .expected("horizontal (a mirror image, left to right) or vertical")
+          .found(axis);
+  } else if (s.kind == "shift") {
+    for (const char* k : {"dx", "dy"}) check_integer(s, k, 0, -kMaxPixels, kMaxPixels);
   }
 }
 
@@ -406,6 +418,35 @@ void apply_step(const TransformStep& s, cv::Mat& img, std::int64_t index,
         const double stretched = (p - lo) * 255.0 / (hi - lo);
         p = static_cast<std::uint8_t>(std::lround((1 - alpha) * p + alpha * stretched));
       }
+  } else if (s.kind == "flip") {
+    // (1 - alpha) * image + alpha * its mirror image: alpha 1 is the flip a random-flip
+    // augmentation applies, alpha 0.5 an image symmetric about the axis.
+    const double alpha = number(s, "alpha", 1);
+    if (alpha == 0) return;
+    cv::Mat mirrored;
+    cv::flip(img, mirrored, text_arg(s, "axis") == "vertical" ? 0 : 1);
+    if (alpha == 1) {
+      img = mirrored;
+      return;
+    }
+    for (int r = 0; r < h; ++r)
+      for (int q = 0; q < w * c; ++q) {
+        std::uint8_t& p = img.ptr<std::uint8_t>(r)[q];
+        p = static_cast<std::uint8_t>(
+            std::lround((1 - alpha) * p + alpha * mirrored.ptr<std::uint8_t>(r)[q]));
+      }
+  } else if (s.kind == "shift") {
+    // The content moves dx pixels right and dy down (negative: left, up); what comes in at the
+    // borders is 0, as in a random crop of a zero-padded image.
+    const int dx = static_cast<int>(number(s, "dx", 0)), dy = static_cast<int>(number(s, "dy", 0));
+    if (dx == 0 && dy == 0) return;
+    cv::Mat out = cv::Mat::zeros(img.size(), img.type());
+    const int x0 = std::max(0, dx), y0 = std::max(0, dy);
+    const int x1 = std::min(w, w + dx), y1 = std::min(h, h + dy);
+    if (x1 > x0 && y1 > y0)
+      img(cv::Rect(x0 - dx, y0 - dy, x1 - x0, y1 - y0))
+          .copyTo(out(cv::Rect(x0, y0, x1 - x0, y1 - y0)));
+    img = out;
   }
 }
 
@@ -463,8 +504,9 @@ double strength_of(const Transform& t) {
   const std::string key = spec_of(s.kind, s.kind).strength;
   if (s.kind == "patch") return number(s, "w", number(s, "size", 3));
   static const std::map<std::string, double> defaults = {
-      {"paste", 1}, {"texture", 0.3}, {"tint", 0.3},      {"grayscale", 1},  {"blur", 1},
-      {"noise", 1}, {"rotate", 15},   {"crop_resize", 1}, {"brightness", 0}, {"autocontrast", 1}};
+      {"paste", 1},      {"texture", 0.3},    {"tint", 0.3},  {"grayscale", 1},
+      {"blur", 1},       {"noise", 1},        {"rotate", 15}, {"crop_resize", 1},
+      {"brightness", 0}, {"autocontrast", 1}, {"flip", 1},    {"shift", 0}};
   return number(s, key.c_str(), defaults.at(s.kind));
 }
 

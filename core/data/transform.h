@@ -17,9 +17,14 @@
 //   brightness:delta=-0.5                    every pixel times 1 + delta (clipped to 255)
 //   autocontrast:alpha=1                     per-image stretch of the darkest value to 0 and the
 //                                            brightest to 255 (a per-image normalisation), blended
+//   flip:alpha=1,axis=horizontal             blend with the mirror image (axis=vertical: upside
+//                                            down); alpha 1 is a random-flip augmentation's flip
+//   shift:dx=2,dy=0                          content moved dx pixels right, dy down (negative:
+//                                            left, up), 0 coming in: a random crop's shift
 // Every step has one "strength" key that sweeps scale (patch: w and h together as "size";
 // paste: scale; texture: delta; tint and grayscale: alpha; blur and noise: sigma; rotate:
-// degrees; crop_resize: aspect, identity at 1; brightness: delta; autocontrast: alpha).
+// degrees; crop_resize: aspect, identity at 1; brightness: delta; autocontrast and flip: alpha;
+// shift: dx).
 // Strength 0 (aspect 1) is the identity: the
 // control of a sweep. Results are rounded to uint8 and are the same on every run for the same
 // seed.

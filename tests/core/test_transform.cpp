@@ -69,7 +69,7 @@ TEST(Transform, TintGrayscaleAndIdentityAtStrengthZero) {
   for (int ch = 0; ch < 3; ++ch) EXPECT_EQ(px(g, 0, 2, 1, ch), std::lround(lum));
   for (const char* spec : {"tint:r=9,alpha=0", "blur:sigma=0", "noise:sigma=0", "rotate:degrees=0",
                            "crop_resize:aspect=1", "patch:x=0,y=0,size=0", "brightness:delta=0",
-                           "autocontrast:alpha=0"}) {
+                           "autocontrast:alpha=0", "flip:alpha=0", "shift:dx=0,dy=0"}) {
     const ImageDataset same = apply_transform(d, parse_transform(spec));
     EXPECT_EQ(std::memcmp(same.images.data(), d.images.data(), d.images.nbytes()), 0) << spec;
   }
@@ -94,6 +94,40 @@ TEST(Transform, BrightnessScalesAndAutocontrastUndoesIt) {
     EXPECT_NEAR(b.images.data_as<std::uint8_t>()[i], a.images.data_as<std::uint8_t>()[i], 3) << i;
   }
   EXPECT_THROW(parse_transform("brightness:delta=-2"), InputError);
+}
+
+TEST(Transform, FlipMirrorsAndShiftMovesWithZerosComingIn) {
+  const ImageDataset d = images(2, 4, 5, 3);
+  const ImageDataset h = apply_transform(d, parse_transform("flip"));
+  const ImageDataset v = apply_transform(d, parse_transform("flip:axis=vertical"));
+  const ImageDataset half = apply_transform(d, parse_transform("flip:alpha=0.5"));
+  for (int i = 0; i < 2; ++i)
+    for (int y = 0; y < 4; ++y)
+      for (int x = 0; x < 5; ++x)
+        for (int ch = 0; ch < 3; ++ch) {
+          EXPECT_EQ(px(h, i, y, x, ch), px(d, i, y, 4 - x, ch));
+          EXPECT_EQ(px(v, i, y, x, ch), px(d, i, 3 - y, x, ch));
+          EXPECT_EQ(px(half, i, y, x, ch),
+                    std::lround(0.5 * px(d, i, y, x, ch) + 0.5 * px(d, i, y, 4 - x, ch)));
+        }
+  // Twice is the identity.
+  const ImageDataset back = apply_transform(h, parse_transform("flip"));
+  EXPECT_EQ(std::memcmp(back.images.data(), d.images.data(), d.images.nbytes()), 0);
+  for (const auto& [dx, dy] : std::vector<std::pair<int, int>>{{2, 0}, {-1, 3}, {0, -2}, {9, 0}}) {
+    const std::string spec = "shift:dx=" + std::to_string(dx) + ",dy=" + std::to_string(dy);
+    const ImageDataset s = apply_transform(d, parse_transform(spec));
+    for (int y = 0; y < 4; ++y)
+      for (int x = 0; x < 5; ++x) {
+        const int sy = y - dy, sx = x - dx;  // where the pixel came from
+        const bool inside = sy >= 0 && sy < 4 && sx >= 0 && sx < 5;
+        EXPECT_EQ(px(s, 1, y, x, 2), inside ? px(d, 1, sy, sx, 2) : 0) << spec << " " << y << x;
+      }
+  }
+  EXPECT_DOUBLE_EQ(strength_of(parse_transform("shift:dx=-3")), -3);
+  EXPECT_EQ(with_strength(parse_transform("shift:dx=1,dy=2"), 4).text, "shift:dx=4,dy=2");
+  EXPECT_THROW(parse_transform("flip:axis=diagonal"), InputError);
+  EXPECT_THROW(parse_transform("shift:dx=1.5"), InputError);
+  EXPECT_THROW(parse_transform("flip:alpha=2"), InputError);
 }
 
 TEST(Transform, NoiseIsSeededPerImageAndRotationIsExact) {
