@@ -16,6 +16,7 @@
 #include "core/base/ndarray.h"
 #include "core/base/progress.h"
 #include "core/diff/residual_pca.h"
+#include "core/diff/rotation_kind.h"
 #include "core/diff/significance.h"
 
 namespace modeldiff::core {
@@ -27,15 +28,6 @@ struct ScoreInput {
   std::string source;  // file the scores came from
   NdArray scores;      // T x N float32
 };
-
-// What is done to the leading residual directions before they are reported.
-enum class Rotation {
-  kNone,     // the principal directions (the reference's residual PCA)
-  kVarimax,  // varimax of the C directions (core/diff/rotation.h): oblique, sparser loadings
-};
-// "none", "varimax"; parse_rotation throws InputError for another name.
-const char* rotation_name(Rotation r);
-Rotation parse_rotation(const std::string& name);
 
 struct DiffOptions {
   int components = 10;
