@@ -24,7 +24,7 @@ struct CounterfactualArgs {
   core::ModelSet a, b;
   std::string images, labels, transform, preprocessing, out, sweep;
   std::string indices_file, direction_dir, direction = "a_minus_b:1";
-  int direction_k = 10;
+  int direction_k = 0;  // 0: all the result keeps (its top-k)
   std::int64_t target_class = -1, only_class = -1, exclude_class = -1, max_images = 0;
   std::uint64_t seed = 0;
   int threads = 0;
@@ -87,9 +87,16 @@ int run_counterfactual(const CounterfactualArgs& args) {
                     std::to_string(summary.a_minus_b.top_target.size()))
           .found(args.direction);
     const auto& top = ds->top_target[static_cast<std::size_t>(component - 1)];
-    candidates.assign(top.begin(),
-                      top.begin() + std::min<std::ptrdiff_t>(
-                                        args.direction_k, static_cast<std::ptrdiff_t>(top.size())));
+    if (args.direction_k > static_cast<int>(top.size()))
+      throw core::InputError(args.direction_dir, "the result keeps fewer top validation examples")
+          .key("--direction-k")
+          .expected("at most " + std::to_string(top.size()) +
+                    " (the result's top-k; `modeldiff diff --top-k` or the project's diff.top_k "
+                    "keep more)")
+          .found(std::to_string(args.direction_k));
+    const std::size_t k =
+        args.direction_k > 0 ? static_cast<std::size_t>(args.direction_k) : top.size();
+    candidates.assign(top.begin(), top.begin() + static_cast<std::ptrdiff_t>(k));
   } else {
     for (std::int64_t i = 0; i < all.size(); ++i) candidates.push_back(i);
   }
@@ -168,8 +175,9 @@ Command add_counterfactual_command(CLI::App& app) {
   from_direction->excludes(indices);
   cmd->add_option("--direction", args->direction, "Which direction: a_minus_b:C or b_minus_a:C")
       ->capture_default_str();
-  cmd->add_option("--direction-k", args->direction_k, "How many of its top examples")
-      ->capture_default_str();
+  cmd->add_option("--direction-k", args->direction_k,
+                  "How many of its top examples (default: all the result keeps, its top-k)")
+      ->check(CLI::NonNegativeNumber);
   auto* only = cmd->add_option("--class", args->only_class, "Only images of this class");
   cmd->add_option("--exclude-class", args->exclude_class, "Only images not of this class")
       ->excludes(only);

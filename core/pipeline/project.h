@@ -51,8 +51,15 @@
 //       {"comparison": "all", "direction": "a_minus_b:1",  // as counterfactual --direction
 //        "hypothesis": "...", "transform": "patch:x=1,y=1,size=3,value=255",
 //        "target_class": 6, "effect": {"mean": 0.12, "ci95": [0.08, 0.16]},  // A minus B
+//        "images": {"exclude_class": 6},  // or "class": K, "direction_k": 20 (default: the
+//                                         // comparison's validation examples)
 //        "verdict": "supported"}]                          // or "rejected"
 //   }
+//
+// A run re-measures every finding that names a transform and a target class on its own models
+// and validation images (the experiment of `modeldiff counterfactual`), records the measured
+// effect beside the recorded one in run.json and the report, and says whether the recorded
+// effect reproduces (the measured A-minus-B mean inside the recorded 95% interval).
 //
 // A subset with "subset_offset" k takes the seeded permutation's examples k .. k + subset - 1
 // instead of its first ones: with the same subset_seed, a set disjoint from the subset of size
@@ -89,7 +96,7 @@
 #include "core/data/image_dataset.h"
 #include "core/data/planted_feature.h"
 #include "core/data/preprocessing.h"
-#include "core/diff/model_diff.h"
+#include "core/diff/rotation_kind.h"
 #include "core/trak/trainer.h"
 #include "core/trak/trak_settings.h"
 
@@ -120,6 +127,12 @@ struct Finding {
   double effect = std::numeric_limits<double>::quiet_NaN();  // A minus B, mean delta P
   double ci_low = std::numeric_limits<double>::quiet_NaN(), ci_high = ci_low;  // 95%
   std::string verdict;  // "supported" or "rejected"
+  // The validation images the transformation is tested on: the comparison's (all, or one
+  // class's), narrowed to the direction's direction_k examples with the largest projections (0: not
+  // narrowed), then to one class (only_class) or to all but one (exclude_class); -1: no class
+  // condition.
+  int direction_k = 0;
+  std::int64_t only_class = -1, exclude_class = -1;
 };
 
 struct PlantSpec {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <random>
 #include <set>
 #include <sstream>
@@ -284,6 +285,17 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
                  " training images of class " + train.class_name(project.plant.target_class) +
                  " and " + std::to_string(planted_val.size()) + " validation images"
            : ""));
+  // The validation images as the models are evaluated on them (sampled, planted, before any
+  // algorithm's view), so that `modeldiff counterfactual --images` repeats a run's experiments.
+  {
+    fs::create_directories(project.output + "/data");
+    OutputDirectory dd(project.output + "/data");
+    write_npy(dd.staging_path("val_images.npy"), val.images);
+    NdArray labels = NdArray::allocate(DType::kInt64, {val.size()});
+    std::copy(val.labels.begin(), val.labels.end(), labels.mutable_data_as<std::int64_t>());
+    write_npy(dd.staging_path("val_labels.npy"), labels);
+    dd.commit();
+  }
   // Built-in architectures become TorchScript files in the run folder, shaped by the data.
   for (AlgorithmSpec* spec : {&project.a, &project.b}) {
     if (!is_builtin_architecture(spec->architecture)) continue;
@@ -563,6 +575,29 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     say(line.str());
   }
 
+  // The models of both algorithms as `modeldiff counterfactual` takes them: an algorithm that
+  // hides the patch sees every image through its blanked region, then through its own view.
+  // run_counterfactual compares two model sets; when one algorithm has no models (precomputed
+  // scores), the other stands in for it and only the tested algorithm's numbers are kept.
+  const PlantedPatch& pp = project.plant.patch;
+  const std::string patch_region = "patch:x=" + std::to_string(pp.x) +
+                                   ",y=" + std::to_string(pp.y) +
+                                   ",size=" + std::to_string(pp.size) + ",value=";
+  const bool has_models[2] = {!outcomes[0]->checkpoints.empty(), !outcomes[1]->checkpoints.empty()};
+  const auto model_sets = [&] {
+    std::vector<ModelSet> sets(2);
+    for (int i = 0; i < 2; ++i) {
+      const AlgorithmSpec& spec = *specs[i];
+      std::string view = spec.hide_patch ? patch_region + "0" : "";
+      if (!spec.view.empty()) view += (view.empty() ? "" : ";") + spec.view;
+      sets[i] = ModelSet{spec.label, spec.architecture, outcomes[i]->checkpoints, spec.train.device,
+                         view};
+    }
+    for (int i = 0; i < 2; ++i)
+      if (!has_models[i]) sets[i] = sets[1 - i];
+    return sets;
+  };
+
   // 5. The planted patch: does the difference show where it should?
   // The algorithm that sees it: the one whose view keeps the feature, or, when both views do,
   // the one that augments (it learns the feature where the validation images carry it).
@@ -600,30 +635,14 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
         others.push_back(r);
     // Only algorithms with checkpoints can be tested: one given by precomputed scores has
     // no models, and its shift stays NaN ("not measured").
-    const bool has_models[2] = {!outcomes[0]->checkpoints.empty(),
-                                !outcomes[1]->checkpoints.empty()};
     if (!others.empty() && (has_models[0] || has_models[1])) {
       // The same experiment as `modeldiff counterfactual`: the patch as a transformation, and
       // the algorithm that hides it seeing every image through its blanked region.
-      const PlantedPatch& pp = project.plant.patch;
-      const std::string region = "patch:x=" + std::to_string(pp.x) + ",y=" + std::to_string(pp.y) +
-                                 ",size=" + std::to_string(pp.size) + ",value=";
       const PlantSpec& ps = project.plant;
-      const std::string stamped = !ps.is_transform()         ? region + std::to_string(pp.value)
+      const std::string stamped = !ps.is_transform() ? patch_region + std::to_string(ps.patch.value)
                                   : ps.val_transform.empty() ? ps.transform
                                                              : ps.val_transform;
-      ModelSet sets[2];
-      for (int i = 0; i < 2; ++i) {
-        const AlgorithmSpec& spec = *specs[i];
-        std::string view = spec.hide_patch ? region + "0" : "";
-        if (!spec.view.empty()) view += (view.empty() ? "" : ";") + spec.view;
-        sets[i] = ModelSet{spec.label, spec.architecture, outcomes[i]->checkpoints,
-                           spec.train.device, view};
-      }
-      // run_counterfactual compares two model sets; when one algorithm has no models, the
-      // other stands in for it and only the tested algorithm's row is kept.
-      for (int i = 0; i < 2; ++i)
-        if (!has_models[i]) sets[i] = sets[1 - i];
+      std::vector<ModelSet> sets = model_sets();
       SubProgress sub(progress, at, at, "testing the patch");
       const CounterfactualResult cf =
           run_counterfactual(sets[0], sets[1], subset(val, others), project.preprocessing,
@@ -647,7 +666,100 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     say(line.str());
   }
 
-  // 6. The report.
+  // 6. The project's findings, re-measured on this run's models.
+  for (std::size_t k = 0; k < project.findings.size(); ++k) {
+    const Finding& f = project.findings[k];
+    FindingOutcome fo;
+    fo.index = k;
+    const Comparison* cmp = nullptr;
+    for (std::size_t c = 0; c < comparisons.size(); ++c)
+      if (out.comparisons[c].folder == "diff/" + f.comparison) cmp = &comparisons[c];
+    const auto colon = f.direction.find(':');
+    const bool a_minus_b = f.direction.substr(0, colon) == "a_minus_b";
+    const int component = std::stoi(f.direction.substr(colon + 1)) - 1;
+    if (f.transform.empty() || f.target_class < 0)
+      fo.skipped = "names no transform and target class";
+    else if (!has_models[0] && !has_models[1])
+      fo.skipped = "neither algorithm has models (precomputed scores)";
+    else if (cmp == nullptr)
+      fo.skipped = "no comparison " + f.comparison + " in this run";
+    else if (f.direction_k > 0 &&
+             component >=
+                 (a_minus_b ? cmp->result.a_minus_b : cmp->result.b_minus_a).projections.cols())
+      fo.skipped = "no direction " + f.direction + " in comparison " + f.comparison;
+    if (fo.skipped.empty()) {
+      // The comparison's validation examples, or the direction's direction_k with the largest
+      // projections, then the class condition.
+      std::vector<std::int64_t> chosen = cmp->result.target_rows;
+      if (f.direction_k > 0) {
+        const RowMatrixF& proj =
+            (a_minus_b ? cmp->result.a_minus_b : cmp->result.b_minus_a).projections;
+        std::vector<std::int64_t> order(static_cast<std::size_t>(proj.rows()));
+        std::iota(order.begin(), order.end(), 0);
+        std::stable_sort(order.begin(), order.end(), [&](std::int64_t x, std::int64_t y) {
+          return proj(x, component) > proj(y, component);
+        });
+        order.resize(std::min<std::size_t>(order.size(), static_cast<std::size_t>(f.direction_k)));
+        for (std::int64_t& r : order) r = chosen[static_cast<std::size_t>(r)];
+        chosen = order;
+      }
+      std::vector<std::int64_t> kept;
+      for (const std::int64_t r : chosen) {
+        const std::int64_t y = val.labels[static_cast<std::size_t>(r)];
+        if ((f.only_class < 0 || y == f.only_class) &&
+            (f.exclude_class < 0 || y != f.exclude_class))
+          kept.push_back(r);
+      }
+      if (kept.empty()) fo.skipped = "no validation image is left after its image selection";
+      if (fo.skipped.empty()) {
+        try {
+          progress.report(at, "re-measuring finding " + std::to_string(k + 1));
+          SubProgress sub(progress, at, at, "finding " + std::to_string(k + 1));
+          const std::vector<ModelSet> sets = model_sets();
+          const CounterfactualResult cf =
+              run_counterfactual(sets[0], sets[1], subset(val, kept), project.preprocessing,
+                                 parse_transform(f.transform), {}, f.target_class, 0, sub);
+          fo.images = static_cast<std::int64_t>(kept.size());
+          fo.checkpoints_a = has_models[0] ? static_cast<int>(sets[0].checkpoints.size()) : 0;
+          fo.checkpoints_b = has_models[1] ? static_cast<int>(sets[1].checkpoints.size()) : 0;
+          for (const EffectRow& row : cf.rows) {
+            if (row.algorithm == "A" && has_models[0]) fo.a = row.mean_delta_p;
+            if (row.algorithm == "B" && has_models[1]) fo.b = row.mean_delta_p;
+            if (row.algorithm == "A-B" && has_models[0] && has_models[1]) {
+              fo.effect = row.mean_delta_p;
+              fo.ci_low = row.ci_low;
+              fo.ci_high = row.ci_high;
+            }
+          }
+          if (std::isfinite(f.ci_low) && std::isfinite(fo.effect))
+            fo.reproduces = fo.effect >= f.ci_low && fo.effect <= f.ci_high ? "yes" : "no";
+        } catch (const InputError& e) {
+          // A finding that does not fit these images is reported, not fatal: everything above
+          // is computed and written.
+          fo.images = 0;
+          fo.skipped = e.what();
+        }
+      }
+    }
+    std::ostringstream line;
+    line.precision(3);
+    line << "finding " << k + 1 << " (" << f.comparison << ", " << f.direction << ", "
+         << f.transform << "): ";
+    if (!fo.skipped.empty()) {
+      line << "not measured: " << fo.skipped;
+    } else {
+      line << std::showpos << "A minus B change in P(" << val.class_name(f.target_class) << ") "
+           << fo.effect << " [" << fo.ci_low << ", " << fo.ci_high << "] on " << std::noshowpos
+           << fo.images << " images";
+      if (!fo.reproduces.empty())
+        line << std::showpos << "; recorded " << f.effect << " [" << f.ci_low << ", " << f.ci_high
+             << "]: " << (fo.reproduces == "yes" ? "reproduces" : "does NOT reproduce");
+    }
+    say(line.str());
+    out.findings.push_back(fo);
+  }
+
+  // 7. The report.
   {
     ReportInput ri;
     ri.label_a = project.a.label;
@@ -698,6 +810,21 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
       rf.effect = f.effect;
       rf.ci_low = f.ci_low;
       rf.ci_high = f.ci_high;
+      for (const FindingOutcome& fo : out.findings) {
+        if (&project.findings[fo.index] != &f) continue;
+        std::ostringstream m;
+        m.precision(3);
+        if (!fo.skipped.empty())
+          m << "not re-measured: " << fo.skipped << ".";
+        else
+          m << std::showpos << letters[0] << " minus " << letters[1] << " " << fo.effect
+            << " (95% interval " << fo.ci_low << " to " << fo.ci_high << "; " << project.a.label
+            << " " << fo.a << ", " << project.b.label << " " << fo.b << ")" << std::noshowpos
+            << " on " << fo.images << " validation images, " << fo.checkpoints_a << " + "
+            << fo.checkpoints_b << " checkpoints.";
+        rf.measured = m.str();
+        rf.reproduces = fo.reproduces;
+      }
       ri.findings.push_back(rf);
     }
     for (int i = 0; i < 2; ++i) {
@@ -728,7 +855,7 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     out.report_index = write_html_report(project.output + "/report", ri, &sub);
   }
 
-  // 7. The run record.
+  // 8. The run record.
   out.seconds = since(start);
   {
     ordered_json r;
@@ -737,6 +864,7 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     r["project"] = ordered_json::parse(project_json(project));
     r["num_train"] = out.num_train;
     r["num_val"] = out.num_val;
+    r["val_images"] = {{"images", "data/val_images.npy"}, {"labels", "data/val_labels.npy"}};
     for (int i = 0; i < 2; ++i) {
       const AlgorithmOutcome& o = *outcomes[i];
       ordered_json& a = r["algorithms"][letters[i]];
@@ -767,6 +895,20 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
                          {"reason", out.significance},
                          {"rule", kSignificanceRule},
                          {"seconds", out.significance_seconds}};
+    for (const FindingOutcome& fo : out.findings) {
+      ordered_json fj = {{"index", fo.index}};
+      if (!fo.skipped.empty()) {
+        fj["skipped"] = fo.skipped;
+      } else {
+        fj["images"] = fo.images;
+        fj["checkpoints"] = {{"A", fo.checkpoints_a}, {"B", fo.checkpoints_b}};
+        fj["delta_p"] = {{"A", number(fo.a)}, {"B", number(fo.b)}};
+        fj["effect"] = {{"mean", number(fo.effect)},
+                        {"ci95", {number(fo.ci_low), number(fo.ci_high)}}};
+        if (!fo.reproduces.empty()) fj["reproduces"] = fo.reproduces == "yes";
+      }
+      r["findings"].push_back(fj);
+    }
     if (out.planted.enabled) {
       const PlantedCheck& pc = out.planted;
       r["planted"] = {{"patched_train", pc.patched_train},

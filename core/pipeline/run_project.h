@@ -78,6 +78,22 @@ struct PlantedCheck {
   double shift_hidden = std::numeric_limits<double>::quiet_NaN();
 };
 
+// A finding of the project (Finding, project.h) re-measured on this run's models and validation
+// images: the experiment `modeldiff counterfactual` runs, at the finding's own strength.
+struct FindingOutcome {
+  std::size_t index = 0;  // into Project::findings
+  std::string skipped;    // why it was not measured ("" = measured)
+  std::int64_t images = 0;
+  int checkpoints_a = 0, checkpoints_b = 0;
+  double a = std::numeric_limits<double>::quiet_NaN();  // mean change in P(target), A
+  double b = std::numeric_limits<double>::quiet_NaN();  // and B
+  // A minus B with its 95% bootstrap interval over checkpoints (counterfactual seed 0).
+  double effect = std::numeric_limits<double>::quiet_NaN(), ci_low = effect, ci_high = effect;
+  // Whether the recorded effect reproduces: "yes" when the measured mean lies inside the
+  // recorded 95% interval, "no" when not, "" when the project records no interval.
+  std::string reproduces;
+};
+
 struct RunOutcome {
   std::string output, report_index, run_json;
   std::string blas;  // the BLAS and its measured speed (a warning when slow)
@@ -85,6 +101,7 @@ struct RunOutcome {
   AlgorithmOutcome a, b;
   std::vector<ComparisonOutcome> comparisons;
   PlantedCheck planted;
+  std::vector<FindingOutcome> findings;
   // "" when every comparison carries the significance of its directions, else why not.
   std::string significance;
   double significance_seconds = 0;  // half ensembles and their residual PCAs

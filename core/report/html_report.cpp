@@ -445,7 +445,17 @@ class ReportWriter {
                                                           " to " + format_number(f.ci_high) + ")"
                                                     : "")
                    : "not measured";
-      html_ += ".</p></div>\n";
+      html_ += ".</p>";
+      if (!f.measured.empty()) {
+        html_ += "<p class=\"meta\">This run: " + html_escape(f.measured);
+        if (f.reproduces == "yes")
+          html_ += " The recorded effect reproduces (inside its interval).";
+        if (f.reproduces == "no")
+          html_ +=
+              " <strong>The recorded effect does not reproduce</strong> (outside its interval).";
+        html_ += "</p>";
+      }
+      html_ += "</div>\n";
     }
   }
 

@@ -45,6 +45,10 @@ struct ReportFinding {
   std::string target_class;                    // its name, "" = none
   double effect = 0, ci_low = 0, ci_high = 0;  // A minus B, mean change in P(target); NaN = not
                                                // measured
+  // The same experiment repeated by this run on its own models (empty `measured`: not
+  // repeated): what was measured, or why nothing was.
+  std::string measured;
+  std::string reproduces;  // "yes", "no" or "" (nothing recorded to compare with)
 };
 
 struct ReportInput {

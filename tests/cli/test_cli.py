@@ -501,6 +501,61 @@ def case_demo_quick(work):
         assert algo["trained"] == 0 and algo["reused"] == 2 and algo["cached_features"] == 2
     assert np.array_equal(before, np.load(out / "scores" / "A.npy"))
     assert "report:" in first.stdout
+    check_findings_remeasured(work, out, rec2, shirt["folder"].split("/", 1)[1])
+
+
+def check_findings_remeasured(work, out, rec, shirt_folder):
+    """A project's findings are re-measured by each run on its own models and saved validation
+    images, with the numbers `modeldiff counterfactual` gives for the same experiment."""
+    project = json.loads(run("demo", "--quick", "--print-project", "-o", out).stdout)
+    stamp = "patch:x=1,y=1,size=3,value=255"
+    project["findings"] = [
+        {"comparison": "all", "direction": "a_minus_b:1", "hypothesis": "A relies on the patch",
+         "transform": stamp, "target_class": 6, "images": {"exclude_class": 6},
+         "effect": {"mean": 0.5, "ci95": [0.4999, 0.5001]}},
+        {"comparison": shirt_folder, "direction": "a_minus_b:1", "hypothesis": "its top shirts",
+         "transform": stamp, "target_class": 6, "images": {"direction_k": 5}},
+        {"comparison": "nosuch", "direction": "b_minus_a:2", "transform": "flip",
+         "target_class": 0},
+    ]
+    (work / "findings.json").write_text(json.dumps(project))
+    proc = run("run", work / "findings.json", "--threads", 2)
+    again = read_json(out / "run.json")
+    assert all(a["trained"] == 0 for a in again["algorithms"].values())
+    measured, top, missing = again["findings"]
+    assert "nosuch" in missing["skipped"] and "images" not in missing, missing
+    assert measured["reproduces"] is False, measured  # recorded 0.5 +- 0.0001: not this run's
+    assert "reproduces" not in top, top  # nothing recorded
+    assert "finding 1 (all, a_minus_b:1" in proc.stdout + proc.stderr
+    models = []
+    for key, view in (("a", []), ("b", ["--view-b", "patch:x=1,y=1,size=3,value=0"])):
+        algo = again["algorithms"][key.upper()]
+        models += ["--model-" + key, again["project"][key.upper()]["architecture"],
+                   "--checkpoints-" + key, *algo["checkpoints"], *view]
+    images = ["--images", out / again["val_images"]["images"],
+              "--labels", out / again["val_images"]["labels"]]
+    for finding, select, name in (
+            (measured, ["--exclude-class", 6], "cf_all"),
+            (top, ["--direction-of", out / "diff" / shirt_folder, "--direction-k", 5], "cf_top")):
+        run("counterfactual", *models, *images, "--transform", stamp, "--target-class", 6,
+            *select, "-o", work / name)
+        effects = read_json(work / name / "effects.json")
+        a, b = effects["results"]
+        (d,) = effects["a_minus_b"]
+        assert finding["images"] == d["n_images"], (finding, d)
+        assert abs(finding["delta_p"]["A"] - a["mean_delta_p"]) < 1e-6, (finding, a)
+        assert abs(finding["delta_p"]["B"] - b["mean_delta_p"]) < 1e-6, (finding, b)
+        assert abs(finding["effect"]["mean"] - d["mean_delta_p"]) < 1e-6, (finding, d)
+        assert np.allclose(finding["effect"]["ci95"], d["ci95"], atol=1e-6), (finding, d)
+    # More than the result keeps: refused by name, not silently fewer images.
+    proc = run("counterfactual", *models, *images, "--transform", stamp, "--target-class", 6,
+               "--direction-of", out / "diff" / shirt_folder, "--direction-k", 11,
+               "-o", work / "cf_bad", expect=2)
+    assert "--direction-k" in proc.stderr and "at most 10" in proc.stderr, proc.stderr
+    assert top["images"] == 5 and measured["images"] == np.sum(
+        np.load(out / "data" / "val_labels.npy") != 6)
+    index = (out / "report" / "index.html").read_text()
+    assert "The recorded effect does not reproduce" in index and "This run:" in index
 
 
 def make_project_data(work):

@@ -62,6 +62,7 @@ def case_studies_quick(work):
         project = rec["project"]
         if study == "augmentation":
             assert project["A"]["train"]["augment"] and not project["B"]["train"]["augment"]
+            check_finding_reproduces(work, out, rec)
         if study == "sgd":
             a, b = project["A"]["train"], project["B"]["train"]
             assert a["lr"] > b["lr"] and a["batch_size"] < b["batch_size"]
@@ -82,6 +83,34 @@ def case_studies_quick(work):
             rec2 = read_json(out / "run.json")
             assert rec2["algorithms"]["A"]["trained"] == 0 and rec2["algorithms"]["A"]["reused"] == 2
     run("demo", "nosuchstudy", "--quick", "--print-project", expect=2)
+
+
+def check_finding_reproduces(work, out, rec):
+    """The study's finding, re-measured by the run, is what `modeldiff counterfactual` measures
+    from the saved models and images; the full-size project records its measured effect."""
+    (finding,) = rec["project"]["findings"]
+    assert "effect" not in finding and "verdict" not in finding  # quick: nothing recorded
+    (measured,) = rec["findings"]
+    assert "skipped" not in measured and measured["images"] == finding["images"]["direction_k"]
+    full = json.loads(run("demo", "augmentation", "--print-project").stdout)["findings"][0]
+    assert full["verdict"] == "supported" and full["effect"]["ci95"][0] > 0, full
+    assert (full["transform"], full["direction"]) == (finding["transform"], finding["direction"])
+    models = []
+    for key in ("A", "B"):
+        models += ["--model-" + key.lower(), rec["project"][key]["architecture"],
+                   "--checkpoints-" + key.lower(), *rec["algorithms"][key]["checkpoints"]]
+    run("counterfactual", *models, "--images", out / rec["val_images"]["images"],
+        "--labels", out / rec["val_images"]["labels"], "--transform", finding["transform"],
+        "--target-class", finding["target_class"], "--direction-of", out / "diff" / "all",
+        "--direction", finding["direction"], "--direction-k", finding["images"]["direction_k"],
+        "-o", work / "cf")
+    effects = read_json(work / "cf" / "effects.json")
+    (d,) = effects["a_minus_b"]
+    low, high = measured["effect"]["ci95"]
+    assert low <= d["mean_delta_p"] <= high, (measured, d)
+    assert abs(d["mean_delta_p"] - measured["effect"]["mean"]) < 1e-6, (measured, d)
+    for row, key in zip(effects["results"], ("A", "B")):
+        assert abs(row["mean_delta_p"] - measured["delta_p"][key]) < 1e-6, (measured, row)
 
 
 def small_data(work):

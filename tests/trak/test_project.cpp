@@ -352,6 +352,44 @@ TEST(Project, MistakesAreNamedByKey) {
   EXPECT_NE(error_of(both).find("different labels"), std::string::npos);
 }
 
+// Findings: the images a run re-measures them on parse, round trip and are checked by key.
+TEST(Project, FindingsNameTheirImagesAndAreCheckedByKey) {
+  std::string text = kMinimal;
+  const std::string findings = R"(,
+  "findings": [{"comparison": "class-6-shirt", "direction": "b_minus_a:2", "hypothesis": "h",
+                "transform": "flip:alpha=1", "target_class": 5, "images": {"direction_k": 20},
+                "effect": {"mean": -0.1, "ci95": [-0.2, -0.05]}, "verdict": "supported"},
+               {"transform": "shift:dx=2", "target_class": 1, "images": {"exclude_class": 1}}]
+})";
+  text.replace(text.rfind('}'), 1, findings);
+  const Project p = parse_project(text, "/base", "p.json");
+  ASSERT_EQ(p.findings.size(), 2u);
+  for (const Project& q : {p, parse_project(project_json(p), "/elsewhere", "q.json")}) {
+    const Finding& f = q.findings[0];
+    EXPECT_EQ(f.comparison, "class-6-shirt");
+    EXPECT_EQ(f.direction, "b_minus_a:2");
+    EXPECT_EQ(f.direction_k, 20);
+    EXPECT_EQ(f.only_class, -1);
+    EXPECT_DOUBLE_EQ(f.ci_high, -0.05);
+    EXPECT_EQ(q.findings[1].exclude_class, 1);
+    EXPECT_EQ(q.findings[1].direction, "a_minus_b:1");  // the defaults
+    EXPECT_EQ(q.findings[1].direction_k, 0);
+  }
+  auto with = [&](const std::string& from, const std::string& to) {
+    std::string t = text;
+    t.replace(t.find(from), from.size(), to);
+    return error_of(t);
+  };
+  std::string e = with(R"("direction_k": 20)", R"("class": 2, "exclude_class": 3)");
+  EXPECT_NE(e.find("findings[0].images.class"), std::string::npos) << e;
+  e = with(R"("direction_k": 20)", R"("directionk": 20)");
+  EXPECT_NE(e.find("findings[0].images.directionk"), std::string::npos) << e;
+  e = with("flip:alpha=1", "flip:alpha=3");
+  EXPECT_NE(e.find("findings[0].transform"), std::string::npos) << e;
+  e = with(R"("direction_k": 20)", R"("direction_k": -1)");
+  EXPECT_NE(e.find("findings[0].images.direction_k"), std::string::npos) << e;
+}
+
 TEST(Project, DemoIsAValidProject) {
   const Project p = demo_project("/r/demo_cnn.pt", "/f", "/o", false);
   EXPECT_TRUE(p.a.trains() && p.b.trains());
