@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <sstream>
 
 #include "commands.h"
@@ -15,6 +16,7 @@
 #include "core/diff/diff_summary.h"
 #include "core/io/array_file.h"
 #include "core/pipeline/counterfactual.h"
+#include "core/pipeline/project.h"
 #include "core/trak/torch_model.h"
 
 namespace modeldiff::cli {
@@ -70,23 +72,25 @@ int run_counterfactual(const CounterfactualArgs& args) {
       throw core::InputError(args.images, "the images are not the result's validation set")
           .expected(std::to_string(summary.num_targets) + " images, as in " + args.direction_dir)
           .found(std::to_string(all.size()));
-    const auto colon = args.direction.find(':');
-    const std::string set = args.direction.substr(0, colon);
-    int component = 0;
-    try {
-      component = colon == std::string::npos ? 1 : std::stoi(args.direction.substr(colon + 1));
-    } catch (const std::exception&) {
-      component = 0;
-    }
-    const core::DirectionSummary* ds = set == "a_minus_b"   ? &summary.a_minus_b
-                                       : set == "b_minus_a" ? &summary.b_minus_a
-                                                            : nullptr;
-    if (ds == nullptr || component < 1 || component > static_cast<int>(ds->top_target.size()))
+    const std::optional<core::DirectionRef> dir = core::parse_direction(
+        args.direction.find(':') == std::string::npos ? args.direction + ":1" : args.direction);
+    const core::DirectionSummary* ds = !dir             ? nullptr
+                                       : dir->a_minus_b ? &summary.a_minus_b
+                                                        : &summary.b_minus_a;
+    const int component =
+        ds == nullptr ? -1
+                      : core::resolve_direction(*dir, ds->top_target, all.labels, args.direction_k);
+    if (component < 0)
       throw core::InputError(args.direction_dir, "no such direction")
           .expected("a_minus_b:C or b_minus_a:C with C in 1.." +
-                    std::to_string(summary.a_minus_b.top_target.size()))
+                    std::to_string(summary.a_minus_b.top_target.size()) +
+                    ", or SET:class=K naming a class that most of a direction's top validation "
+                    "images have")
           .found(args.direction);
-    const auto& top = ds->top_target[static_cast<std::size_t>(component - 1)];
+    if (dir->of_class >= 0)
+      std::fprintf(stderr, "%s is direction %d of the result\n", args.direction.c_str(),
+                   component + 1);
+    const auto& top = ds->top_target[static_cast<std::size_t>(component)];
     if (args.direction_k > static_cast<int>(top.size()))
       throw core::InputError(args.direction_dir, "the result keeps fewer top validation examples")
           .key("--direction-k")
@@ -173,7 +177,9 @@ Command add_counterfactual_command(CLI::App& app) {
       "Only the top validation examples of a direction of this result folder (diff/<slug> of "
       "a run, or a `modeldiff diff` output); see --direction and --direction-k");
   from_direction->excludes(indices);
-  cmd->add_option("--direction", args->direction, "Which direction: a_minus_b:C or b_minus_a:C")
+  cmd->add_option("--direction", args->direction,
+                  "Which direction: a_minus_b:C or b_minus_a:C, or SET:class=K (the first whose "
+                  "top examples are mostly of class K)")
       ->capture_default_str();
   cmd->add_option("--direction-k", args->direction_k,
                   "How many of its top examples (default: all the result keeps, its top-k)")

@@ -90,7 +90,9 @@
 
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/data/image_dataset.h"
@@ -115,6 +117,29 @@ struct PretrainSpec {
   DatasetSpec data;
   TrainSettings train;
 };
+
+// A direction of a comparison as findings and `modeldiff counterfactual --direction` name it:
+// "a_minus_b:C" or "b_minus_a:C" with C = 1, 2, ..., or by what it shows, "b_minus_a:class=K":
+// the first direction of the set whose top validation examples are mostly of class K. Below the
+// seed-noise floor the order of directions is not stable: a model trained on another CPU (its
+// BLAS rounds differently) can swap directions 1 and 2, and a finding named by class still
+// finds its images.
+struct DirectionRef {
+  bool a_minus_b = true;
+  int component = 0;           // 0-based (when of_class < 0)
+  std::int64_t of_class = -1;  // >= 0: named by class
+};
+// Empty when `text` is not of that form (C and K without sign or leading zero, at most 6
+// digits).
+std::optional<DirectionRef> parse_direction(std::string_view text);
+
+// The 0-based component `d` names in a direction set whose per-component top validation
+// examples are `top_target` (original rows, labels[row] their classes): its own component, or
+// for a class the first whose first k examples (k = 0 or more than kept: all kept) are more than
+// half of that class. -1 when there is no such component.
+int resolve_direction(const DirectionRef& d,
+                      const std::vector<std::vector<std::int64_t>>& top_target,
+                      const std::vector<std::int64_t>& labels, int k);
 
 // A tested hypothesis about one distinguishing direction (core/pipeline/counterfactual.h).
 // Numbers that were not measured are NaN.

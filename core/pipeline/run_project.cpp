@@ -240,6 +240,13 @@ double same_label_rate(const NdArray& scores, const std::vector<std::int64_t>& t
 RunOutcome run_project(const Project& project_in, Progress& progress,
                        const std::function<void(const std::string&)>& log) {
   Project project = project_in;  // with built-in architectures written out (below)
+  // Every path the run records (run.json, the report) is absolute: a run made with `-o out/x`
+  // opens in the GUI, or is read by a script, from any working folder.
+  if (!project.output.empty()) {
+    fs::path output = fs::absolute(project.output).lexically_normal();
+    if (!output.has_filename() && output.has_parent_path()) output = output.parent_path();
+    project.output = output.string();
+  }
   const auto say = [&](const std::string& line) {
     if (log) log(line);
   };
@@ -674,19 +681,27 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     const Comparison* cmp = nullptr;
     for (std::size_t c = 0; c < comparisons.size(); ++c)
       if (out.comparisons[c].folder == "diff/" + f.comparison) cmp = &comparisons[c];
-    const auto colon = f.direction.find(':');
-    const bool a_minus_b = f.direction.substr(0, colon) == "a_minus_b";
-    const int component = std::stoi(f.direction.substr(colon + 1)) - 1;
+    const DirectionRef dir = *parse_direction(f.direction);  // checked when the project loaded
+    const bool a_minus_b = dir.a_minus_b;
+    const int component =
+        cmp == nullptr
+            ? -1
+            : resolve_direction(
+                  dir, (a_minus_b ? cmp->result.a_minus_b : cmp->result.b_minus_a).top_target,
+                  val.labels, f.direction_k);
+    fo.component = component;
     if (f.transform.empty() || f.target_class < 0)
       fo.skipped = "names no transform and target class";
     else if (!has_models[0] && !has_models[1])
       fo.skipped = "neither algorithm has models (precomputed scores)";
     else if (cmp == nullptr)
       fo.skipped = "no comparison " + f.comparison + " in this run";
-    else if (f.direction_k > 0 &&
-             component >=
-                 (a_minus_b ? cmp->result.a_minus_b : cmp->result.b_minus_a).projections.cols())
-      fo.skipped = "no direction " + f.direction + " in comparison " + f.comparison;
+    else if (f.direction_k > 0 && component < 0)
+      fo.skipped = "no direction " + f.direction + " in comparison " + f.comparison +
+                   (dir.of_class < 0 ? ""
+                                     : " (none of its directions has mostly " +
+                                           val.class_name(dir.of_class) + " among its top " +
+                                           std::to_string(f.direction_k) + " validation images)");
     if (fo.skipped.empty()) {
       // The comparison's validation examples, or the direction's direction_k with the largest
       // projections, then the class condition.
@@ -732,7 +747,7 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
             }
           }
           if (std::isfinite(f.ci_low) && std::isfinite(fo.effect))
-            fo.reproduces = fo.effect >= f.ci_low && fo.effect <= f.ci_high ? "yes" : "no";
+            fo.reproduces = fo.effect >= f.ci_low && fo.effect <= f.ci_high;
         } catch (const InputError& e) {
           // A finding that does not fit these images is reported, not fatal: everything above
           // is computed and written.
@@ -751,9 +766,9 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
       line << std::showpos << "A minus B change in P(" << val.class_name(f.target_class) << ") "
            << fo.effect << " [" << fo.ci_low << ", " << fo.ci_high << "] on " << std::noshowpos
            << fo.images << " images";
-      if (!fo.reproduces.empty())
+      if (fo.reproduces.has_value())
         line << std::showpos << "; recorded " << f.effect << " [" << f.ci_low << ", " << f.ci_high
-             << "]: " << (fo.reproduces == "yes" ? "reproduces" : "does NOT reproduce");
+             << "]: " << (*fo.reproduces ? "reproduces" : "does NOT reproduce");
     }
     say(line.str());
     out.findings.push_back(fo);
@@ -791,7 +806,8 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     for (const auto& cmp : comparisons) ri.comparisons.push_back({cmp.title, &cmp.result});
     ri.images_per_grid = project.images_per_grid;
     // The project's findings beside their directions ("direction": "a_minus_b:C", 1-based).
-    for (const Finding& f : project.findings) {
+    for (std::size_t k = 0; k < project.findings.size(); ++k) {
+      const Finding& f = project.findings[k];
       ReportFinding rf;
       for (std::size_t c = 0; c < out.comparisons.size(); ++c)
         if (out.comparisons[c].folder == "diff/" + f.comparison) rf.comparison = c + 1;
@@ -800,9 +816,14 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
         continue;
       }
       --rf.comparison;
-      const auto colon = f.direction.find(':');
-      rf.set = f.direction.substr(0, colon);
-      rf.component = std::stoi(f.direction.substr(colon + 1)) - 1;
+      const DirectionRef dir = *parse_direction(f.direction);
+      rf.set = dir.a_minus_b ? "a_minus_b" : "b_minus_a";
+      rf.component = out.findings[k].component;
+      if (rf.component < 0) {
+        say("finding about " + f.direction + " not shown: no such direction in comparison " +
+            f.comparison);
+        continue;
+      }
       rf.hypothesis = f.hypothesis;
       rf.transform = f.transform;
       rf.verdict = f.verdict;
@@ -810,8 +831,9 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
       rf.effect = f.effect;
       rf.ci_low = f.ci_low;
       rf.ci_high = f.ci_high;
-      for (const FindingOutcome& fo : out.findings) {
-        if (&project.findings[fo.index] != &f) continue;
+      // Every finding has its outcome, in the project's order (step 6).
+      {
+        const FindingOutcome& fo = out.findings[k];
         std::ostringstream m;
         m.precision(3);
         if (!fo.skipped.empty())
@@ -897,6 +919,8 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
                          {"seconds", out.significance_seconds}};
     for (const FindingOutcome& fo : out.findings) {
       ordered_json fj = {{"index", fo.index}};
+      // The direction in this run, 1-based as `--direction` takes it (null: none).
+      fj["component"] = fo.component < 0 ? ordered_json() : ordered_json(fo.component + 1);
       if (!fo.skipped.empty()) {
         fj["skipped"] = fo.skipped;
       } else {
@@ -905,7 +929,7 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
         fj["delta_p"] = {{"A", number(fo.a)}, {"B", number(fo.b)}};
         fj["effect"] = {{"mean", number(fo.effect)},
                         {"ci95", {number(fo.ci_low), number(fo.ci_high)}}};
-        if (!fo.reproduces.empty()) fj["reproduces"] = fo.reproduces == "yes";
+        if (fo.reproduces.has_value()) fj["reproduces"] = *fo.reproduces;
       }
       r["findings"].push_back(fj);
     }

@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -82,16 +83,18 @@ struct PlantedCheck {
 // images: the experiment `modeldiff counterfactual` runs, at the finding's own strength.
 struct FindingOutcome {
   std::size_t index = 0;  // into Project::findings
-  std::string skipped;    // why it was not measured ("" = measured)
+  // The direction it is about in this run (0-based; resolve_direction), -1 when there is none.
+  int component = -1;
+  std::string skipped;  // why it was not measured ("" = measured)
   std::int64_t images = 0;
   int checkpoints_a = 0, checkpoints_b = 0;
   double a = std::numeric_limits<double>::quiet_NaN();  // mean change in P(target), A
   double b = std::numeric_limits<double>::quiet_NaN();  // and B
   // A minus B with its 95% bootstrap interval over checkpoints (counterfactual seed 0).
   double effect = std::numeric_limits<double>::quiet_NaN(), ci_low = effect, ci_high = effect;
-  // Whether the recorded effect reproduces: "yes" when the measured mean lies inside the
-  // recorded 95% interval, "no" when not, "" when the project records no interval.
-  std::string reproduces;
+  // Whether the recorded effect reproduces: the measured mean lies inside the recorded 95%
+  // interval; empty when the project records no interval.
+  std::optional<bool> reproduces;
 };
 
 struct RunOutcome {

@@ -448,9 +448,8 @@ class ReportWriter {
       html_ += ".</p>";
       if (!f.measured.empty()) {
         html_ += "<p class=\"meta\">This run: " + html_escape(f.measured);
-        if (f.reproduces == "yes")
-          html_ += " The recorded effect reproduces (inside its interval).";
-        if (f.reproduces == "no")
+        if (f.reproduces == true) html_ += " The recorded effect reproduces (inside its interval).";
+        if (f.reproduces == false)
           html_ +=
               " <strong>The recorded effect does not reproduce</strong> (outside its interval).";
         html_ += "</p>";

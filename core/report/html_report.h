@@ -19,6 +19,7 @@
 // ("class 3 (Dress)" -> "class-3-dress"), made unique by a "-2", "-3" suffix.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -48,7 +49,7 @@ struct ReportFinding {
   // The same experiment repeated by this run on its own models (empty `measured`: not
   // repeated): what was measured, or why nothing was.
   std::string measured;
-  std::string reproduces;  // "yes", "no" or "" (nothing recorded to compare with)
+  std::optional<bool> reproduces;  // empty: nothing recorded to compare with
 };
 
 struct ReportInput {

@@ -513,7 +513,8 @@ def check_findings_remeasured(work, out, rec, shirt_folder):
         {"comparison": "all", "direction": "a_minus_b:1", "hypothesis": "A relies on the patch",
          "transform": stamp, "target_class": 6, "images": {"exclude_class": 6},
          "effect": {"mean": 0.5, "ci95": [0.4999, 0.5001]}},
-        {"comparison": shirt_folder, "direction": "a_minus_b:1", "hypothesis": "its top shirts",
+        # Named by class: in the Shirt comparison every direction shows shirts, so direction 1.
+        {"comparison": shirt_folder, "direction": "a_minus_b:class=6", "hypothesis": "its top shirts",
          "transform": stamp, "target_class": 6, "images": {"direction_k": 5}},
         {"comparison": "nosuch", "direction": "b_minus_a:2", "transform": "flip",
          "target_class": 0},
@@ -526,6 +527,7 @@ def check_findings_remeasured(work, out, rec, shirt_folder):
     assert "nosuch" in missing["skipped"] and "images" not in missing, missing
     assert measured["reproduces"] is False, measured  # recorded 0.5 +- 0.0001: not this run's
     assert "reproduces" not in top, top  # nothing recorded
+    assert (measured["component"], top["component"], missing["component"]) == (1, 1, None)
     assert "finding 1 (all, a_minus_b:1" in proc.stdout + proc.stderr
     models = []
     for key, view in (("a", []), ("b", ["--view-b", "patch:x=1,y=1,size=3,value=0"])):
@@ -536,7 +538,8 @@ def check_findings_remeasured(work, out, rec, shirt_folder):
               "--labels", out / again["val_images"]["labels"]]
     for finding, select, name in (
             (measured, ["--exclude-class", 6], "cf_all"),
-            (top, ["--direction-of", out / "diff" / shirt_folder, "--direction-k", 5], "cf_top")):
+            (top, ["--direction-of", out / "diff" / shirt_folder, "--direction-k", 5,
+                   "--direction", "a_minus_b:class=6"], "cf_top")):
         run("counterfactual", *models, *images, "--transform", stamp, "--target-class", 6,
             *select, "-o", work / name)
         effects = read_json(work / name / "effects.json")

@@ -388,6 +388,57 @@ TEST(Project, FindingsNameTheirImagesAndAreCheckedByKey) {
   EXPECT_NE(e.find("findings[0].transform"), std::string::npos) << e;
   e = with(R"("direction_k": 20)", R"("direction_k": -1)");
   EXPECT_NE(e.find("findings[0].images.direction_k"), std::string::npos) << e;
+  for (const char* bad : {"b_minus_a:0", "b_minus_a:02", "b_minus_a:", "b_minus_a", "a-b:1",
+                          "b_minus_a:-1", "b_minus_a:1x", "b_minus_a:9999999"}) {
+    e = with("b_minus_a:2", bad);
+    EXPECT_NE(e.find("findings[0].direction"), std::string::npos) << bad << ": " << e;
+  }
+}
+
+TEST(Project, DirectionsParseToSetAndZeroBasedComponent) {
+  const auto d = parse_direction("b_minus_a:12");
+  ASSERT_TRUE(d.has_value());
+  EXPECT_FALSE(d->a_minus_b);
+  EXPECT_EQ(d->component, 11);
+  const auto e = parse_direction("a_minus_b:1");
+  ASSERT_TRUE(e.has_value());
+  EXPECT_TRUE(e->a_minus_b);
+  EXPECT_EQ(e->component, 0);
+  EXPECT_FALSE(parse_direction("a_minus_b:0").has_value());
+  EXPECT_FALSE(parse_direction(":3").has_value());
+  const auto c = parse_direction("b_minus_a:class=0");
+  ASSERT_TRUE(c.has_value());
+  EXPECT_FALSE(c->a_minus_b);
+  EXPECT_EQ(c->of_class, 0);
+  EXPECT_EQ(parse_direction("a_minus_b:class=7")->of_class, 7);
+  for (const char* bad : {"a_minus_b:class=", "a_minus_b:class=07", "a_minus_b:class=-1",
+                          "a_minus_b:class=x", "a_minus_b:klass=1"})
+    EXPECT_FALSE(parse_direction(bad).has_value()) << bad;
+}
+
+// A direction named by class is the first whose top k validation examples are more than half
+// of that class; by number, that component if the set has it.
+TEST(Project, DirectionsNamedByClassResolveToTheFirstThatShowsIt) {
+  const std::vector<std::int64_t> labels = {7, 7, 7, 6, 6, 6, 7, 2, 2, 2};
+  // Direction 1: rows 3, 4, 5, 0 (shirts), direction 2: rows 0, 1, 6, 7 (3 of 4 sneakers),
+  // direction 3: rows 7, 8, 9, 2 (pullovers).
+  const std::vector<std::vector<std::int64_t>> top = {{3, 4, 5, 0}, {0, 1, 6, 7}, {7, 8, 9, 2}};
+  DirectionRef d = *parse_direction("b_minus_a:class=7");
+  EXPECT_EQ(resolve_direction(d, top, labels, 4), 1);
+  EXPECT_EQ(resolve_direction(d, top, labels, 0), 1);  // all kept
+  EXPECT_EQ(resolve_direction(d, top, labels, 2), 1);  // rows 0, 1
+  d.of_class = 6;
+  EXPECT_EQ(resolve_direction(d, top, labels, 4), 0);
+  d.of_class = 2;
+  EXPECT_EQ(resolve_direction(d, top, labels, 4), 2);
+  EXPECT_EQ(resolve_direction(d, top, labels, 99), 2);  // more than kept: all kept
+  d.of_class = 5;
+  EXPECT_EQ(resolve_direction(d, top, labels, 4), -1);  // no direction shows it
+  // Half is not most: 2 of 4 sneakers in direction 1 of another set.
+  EXPECT_EQ(resolve_direction(*parse_direction("a_minus_b:class=7"), {{0, 6, 3, 4}}, labels, 4),
+            -1);
+  EXPECT_EQ(resolve_direction(*parse_direction("a_minus_b:3"), top, labels, 4), 2);
+  EXPECT_EQ(resolve_direction(*parse_direction("a_minus_b:4"), top, labels, 4), -1);
 }
 
 TEST(Project, DemoIsAValidProject) {
