@@ -42,12 +42,19 @@ VariancePlot::VariancePlot(QWidget* parent) : QCustomPlot(parent) {
   // Axes below the points: a click near an axis line selects the point, not the axis.
   for (QCPAxis* axis : {xAxis, yAxis, xAxis2, yAxis2}) axis->setLayer(QStringLiteral("grid"));
   legend->setVisible(true);
-  axisRect()->insetLayout()->setInsetAlignment(0, Qt::AlignTop | Qt::AlignLeft);
   setInteractions(QCP::iRangeDrag | QCP::iRangeZoom | QCP::iSelectPlottables);
   plotLayout()->insertRow(0);
   plotLayout()->addElement(0, 0,
                            new QCPTextElement(this, tr("Variance along each direction"),
                                               QFont(font().family(), 11, QFont::Bold)));
+  // The legend goes below the axes, not inside them: one set's points sit in the top-left
+  // corner, the other's in the bottom-right, and a corner legend hid one of them.
+  axisRect()->insetLayout()->take(legend);
+  plotLayout()->addElement(2, 0, legend);
+  legend->setFillOrder(QCPLegend::foColumnsFirst);
+  legend->setWrap(2);
+  legend->setBorderPen(Qt::NoPen);
+  plotLayout()->setRowStretchFactor(2, 0.001);
   connect(this, &QCustomPlot::plottableClick, this, &VariancePlot::onPlottableClick);
 }
 

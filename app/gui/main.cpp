@@ -2,21 +2,34 @@
 //   modeldiff-gui [PROJECT.json | RUN_DIR | RESULT_DIR]
 // With --screenshot FILE it opens the path, shows the chosen comparison, direction, tab and
 // example, waits for the thumbnails, writes the window to FILE and exits: figures and
-// documentation images from scripts (QT_QPA_PLATFORM=offscreen needs no display).
+// documentation images from scripts (QT_QPA_PLATFORM=offscreen needs no display). With
+// --test TRANSFORM it also runs that test in the transformation panel and waits for it; with
+// --select it compares the validation examples in a region of the projections first; with
+// --run it reruns the project (PATH a project file) and shows the window when its results are
+// back; with --grid it writes that image grid as a figure instead of the window.
 #include <QApplication>
+#include <QComboBox>
 #include <QCommandLineParser>
+#include <QLabel>
+#include <QLineEdit>
+#include <QRectF>
 #include <QRegularExpression>
 #include <QSettings>
 #include <QTabWidget>
 #include <QTemporaryDir>
 #include <QTimer>
+#include <cmath>
 #include <cstdio>
+#include <vector>
 
+#include "analysis_plots.h"
 #include "core/base/blas_check.h"
 #include "core/base/error_report.h"
+#include "counterfactual_panel.h"
 #include "error_reporting.h"
 #include "example_inspector.h"
 #include "main_window.h"
+#include "run_job.h"
 
 namespace {
 
@@ -27,6 +40,13 @@ struct Shot {
   int set = 0, direction = 0;  // set 0 = A minus B
   int tab = 0;
   qint64 inspect = -1;
+  // The transformation panel's test: empty = none.
+  QString test, test_strengths;
+  int test_target = -1;
+  bool test_direction_images = false;
+  QRectF select;       // projections-plot region to compare on its own (empty: none)
+  bool rerun = false;  // rerun the project first
+  int grid = -1;       // MainWindow::Grid to write as a figure (-1: the window)
 };
 
 int fail(const QString& message) {
@@ -74,7 +94,39 @@ int runGui(int argc, char** argv) {
       QStringLiteral("inspect"),
       QStringLiteral("Validation example to show in the example inspector."),
       QStringLiteral("INDEX"));
-  parser.addOptions({screenshot, size, comparison, direction, tab, inspect});
+  const QCommandLineOption test(
+      QStringLiteral("test"),
+      QStringLiteral("Run this transformation in the transformation panel first (its syntax is "
+                     "modeldiff counterfactual --transform)."),
+      QStringLiteral("TRANSFORM"));
+  const QCommandLineOption test_target(QStringLiteral("test-target"),
+                                       QStringLiteral("The test's target class (its number)."),
+                                       QStringLiteral("K"));
+  const QCommandLineOption test_strengths(
+      QStringLiteral("test-strengths"),
+      QStringLiteral("The test's strengths, comma-separated (default: the panel's)."),
+      QStringLiteral("LIST"));
+  const QCommandLineOption test_images(
+      QStringLiteral("test-images"),
+      QStringLiteral("The test's images: direction (the direction's top validation images) or "
+                     "others (those not of the target class, the default)."),
+      QStringLiteral("WHICH"));
+  const QCommandLineOption select(
+      QStringLiteral("select"),
+      QStringLiteral("Compare the validation examples inside this region of the projections "
+                     "plot (its coordinates) on their own first, as Compare Selected does."),
+      QStringLiteral("X0,Y0,X1,Y1"));
+  const QCommandLineOption rerun(
+      QStringLiteral("run"),
+      QStringLiteral("Rerun the project (PATH a project file) first, as Project > Run does; the "
+                     "window is written when its results are back."));
+  const QCommandLineOption grid(
+      QStringLiteral("grid"),
+      QStringLiteral("Write this image grid as a figure (FILE .png, .svg or .pdf) instead of the "
+                     "window: top-train, bottom-train, top-val or bottom-val."),
+      QStringLiteral("GRID"));
+  parser.addOptions({screenshot, size, comparison, direction, tab, inspect, test, test_target,
+                     test_strengths, test_images, select, rerun, grid});
   parser.process(app);
 
   const QStringList paths = parser.positionalArguments();
@@ -110,6 +162,42 @@ int runGui(int argc, char** argv) {
       shot.inspect = parser.value(inspect).toLongLong(&ok);
       if (!ok || shot.inspect < 0) return fail(QStringLiteral("--inspect: a validation index"));
     }
+    shot.test = parser.value(test);
+    if (shot.test.isEmpty() &&
+        (parser.isSet(test_target) || parser.isSet(test_strengths) || parser.isSet(test_images)))
+      return fail(QStringLiteral("--test-target, --test-strengths, --test-images: need --test"));
+    if (parser.isSet(test_target)) {
+      bool ok = false;
+      shot.test_target = parser.value(test_target).toInt(&ok);
+      if (!ok || shot.test_target < 0) return fail(QStringLiteral("--test-target: a class number"));
+    }
+    shot.test_strengths = parser.value(test_strengths);
+    if (parser.isSet(test_images)) {
+      const QString which = parser.value(test_images);
+      if (which != QLatin1String("direction") && which != QLatin1String("others"))
+        return fail(QStringLiteral("--test-images: direction or others"));
+      shot.test_direction_images = which == QLatin1String("direction");
+    }
+    if (parser.isSet(select)) {
+      std::vector<double> v;
+      for (const QString& part : parser.value(select).split(QLatin1Char(','))) {
+        bool ok = false;
+        const double x = part.toDouble(&ok);
+        if (!ok || !std::isfinite(x)) break;
+        v.push_back(x);
+      }
+      if (v.size() != 4 || v[0] >= v[2] || v[1] >= v[3])
+        return fail(QStringLiteral("--select: expected X0,Y0,X1,Y1 with X0 < X1 and Y0 < Y1"));
+      shot.select = QRectF(QPointF(v[0], v[1]), QPointF(v[2], v[3]));
+    }
+    shot.rerun = parser.isSet(rerun);
+    if (parser.isSet(grid)) {
+      const QStringList grids = {QStringLiteral("top-train"), QStringLiteral("bottom-train"),
+                                 QStringLiteral("top-val"), QStringLiteral("bottom-val")};
+      shot.grid = static_cast<int>(grids.indexOf(parser.value(grid)));
+      if (shot.grid < 0)
+        return fail(QStringLiteral("--grid: top-train, bottom-train, top-val or bottom-val"));
+    }
   }
 
   // A screenshot is the same on every machine: scratch settings (no saved layout, no entry
@@ -134,7 +222,19 @@ int runGui(int argc, char** argv) {
                      status = fail(message);
                      QApplication::exit(status);
                    });
+  QObject::connect(window.job(), &modeldiff::ui::RunJob::failed, &app, [](const QString& message) {
+    QApplication::exit(fail(QStringLiteral("the job failed: ") + message));
+  });
+  bool shown = false;  // the view is set up (later loads are the selection's)
   QObject::connect(&window, &modeldiff::ui::MainWindow::resultLoaded, &app, [&]() {
+    if (shot.rerun) {
+      shot.rerun = false;  // the next load is the rerun's
+      if (!window.runProject())
+        QApplication::exit(fail(QStringLiteral("--run: the project cannot run")));
+      return;
+    }
+    if (shown) return;
+    shown = true;
     const auto* run = window.run();
     int chosen = -1;
     const QString which = parser.value(comparison);
@@ -181,15 +281,63 @@ int runGui(int argc, char** argv) {
       window.inspector()->parentWidget()->show();
       window.inspector()->parentWidget()->raise();
     }
-    // Written once every thumbnail is in (checked every 100 ms).
+    const std::size_t comparisons_before = run->comparisons.size();
+    if (!shot.select.isEmpty()) {
+      window.plotTabs()->setCurrentIndex(1);  // the projections, where a region is chosen
+      window.projectionPlot()->setRegionSelection(true);
+      window.projectionPlot()->selectRegion(shot.select);
+      if (!window.compareSelection()) {
+        QApplication::exit(
+            fail(QStringLiteral("--select: fewer than 3 examples in the region, "
+                                "or no score files in the run")));
+        return;
+      }
+    }
+    auto* panel = window.counterfactualPanel();
+    if (!shot.test.isEmpty()) {
+      if (shot.test_target >= panel->targetBox()->count()) {
+        QApplication::exit(fail(QStringLiteral("--test-target %1: the run has %2 classes")
+                                    .arg(shot.test_target)
+                                    .arg(panel->targetBox()->count())));
+        return;
+      }
+      if (shot.test_target >= 0) panel->targetBox()->setCurrentIndex(shot.test_target);
+      panel->imageChoiceBox()->setCurrentIndex(
+          shot.test_direction_images ? modeldiff::ui::CounterfactualPanel::kDirectionTop
+                                     : modeldiff::ui::CounterfactualPanel::kNotTargetClass);
+      panel->presetBox()->setCurrentIndex(0);  // "(presets)": the text below is none of them
+      panel->transformEdit()->setText(shot.test);
+      if (!shot.test_strengths.isEmpty()) panel->strengthsEdit()->setText(shot.test_strengths);
+      panel->parentWidget()->show();
+      panel->parentWidget()->raise();
+      QObject::connect(panel, &modeldiff::ui::CounterfactualPanel::finished, &app,
+                       [](bool ok, const QString& message) {
+                         if (!ok) QApplication::exit(fail(QStringLiteral("--test: ") + message));
+                       });
+      if (!panel->start()) {
+        QApplication::exit(fail(QStringLiteral("--test: ") + panel->errorLabel()->text()));
+        return;
+      }
+    }
+    // Written once every thumbnail (and the test, if any) is in (checked every 100 ms).
     auto* wait = new QTimer(&window);
-    QObject::connect(wait, &QTimer::timeout, &app, [&, wait]() {
-      if (window.thumbnailsPending()) return;
+    QObject::connect(wait, &QTimer::timeout, &app, [&, wait, panel, comparisons_before]() {
+      if (window.thumbnailsPending() || panel->isRunning()) return;
+      if (!shot.select.isEmpty() &&
+          (window.job()->isRunning() || window.run()->comparisons.size() == comparisons_before))
+        return;  // the selection's comparison is not in yet
+      if (!shot.test.isEmpty() && !panel->hasResult()) return;  // failed: the exit is under way
       wait->stop();
       if (window.size() != shot.size)
         std::fprintf(stderr, "modeldiff-gui: the window is %dx%d (its smallest size)\n",
                      window.width(), window.height());
-      if (!window.grab().save(shot.file, "PNG")) {
+      if (shot.grid >= 0) {
+        if (!window.exportGrid(static_cast<modeldiff::ui::MainWindow::Grid>(shot.grid),
+                               shot.file)) {
+          QApplication::exit(fail(QStringLiteral("%1: cannot write the figure").arg(shot.file)));
+          return;
+        }
+      } else if (!window.grab().save(shot.file, "PNG")) {
         QApplication::exit(fail(QStringLiteral("%1: cannot write the screenshot").arg(shot.file)));
         return;
       }

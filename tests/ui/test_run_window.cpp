@@ -955,10 +955,38 @@ void RunWindowTest::screenshotModeWritesTheWindow() {
       gui({QStringLiteral("--screenshot"), shot, QStringLiteral("--comparison"), planted, run_},
           &log),
       0);
+  // The transformation panel's test, run before the window is written; an image grid as a
+  // figure (2x, not the window's size).
+  QCOMPARE(gui({QStringLiteral("--screenshot"), shot, QStringLiteral("--direction"),
+                QStringLiteral("A-B:1"), QStringLiteral("--test"),
+                QStringLiteral("patch:x=1,y=1,size=3,value=255"), QStringLiteral("--test-target"),
+                QStringLiteral("6"), QStringLiteral("--test-strengths"), QStringLiteral("0,3"),
+                QStringLiteral("--test-images"), QStringLiteral("direction"), run_},
+               &log),
+           0);
+  QCOMPARE(QImage(shot).size(), QSize(1600, 1000));
+  const QString figure = out.filePath(QStringLiteral("grid.png"));
+  QCOMPARE(gui({QStringLiteral("--screenshot"), figure, QStringLiteral("--grid"),
+                QStringLiteral("top-val"), run_},
+               &log),
+           0);
+  const QImage grid(figure);
+  QVERIFY(!grid.isNull());
+  QVERIFY(grid.size() != QSize(1600, 1000));
   const struct {
     QStringList args;
     const char* message;
   } bad[] = {
+      {{QStringLiteral("--test"), QStringLiteral("patch:x=1,y=1,size=3"),
+        QStringLiteral("--test-target"), QStringLiteral("99"), run_},
+       "classes"},
+      {{QStringLiteral("--test"), QStringLiteral("nosuch:x=1"), run_}, "--test"},
+      {{QStringLiteral("--test-target"), QStringLiteral("1"), run_}, "need --test"},
+      {{QStringLiteral("--test"), QStringLiteral("blur:sigma=1"), QStringLiteral("--test-images"),
+        QStringLiteral("some"), run_},
+       "--test-images"},
+      {{QStringLiteral("--select"), QStringLiteral("1,1,0,0"), run_}, "--select"},
+      {{QStringLiteral("--grid"), QStringLiteral("middle"), run_}, "--grid"},
       {{QStringLiteral("--comparison"), QStringLiteral("99"), run_}, "no such comparison"},
       {{QStringLiteral("--direction"), QStringLiteral("A-A:1"), run_}, "--direction"},
       {{QStringLiteral("--direction"), QStringLiteral("A-B:99"), run_}, "directions per set"},
