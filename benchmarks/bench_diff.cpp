@@ -203,11 +203,13 @@ int main(int argc, char** argv) {
   const double input_mb = static_cast<double>(args.t * args.n * 4) / (1 << 20);
 
   const auto diff_args = [&](const std::string& out, bool raw) {
-    std::vector<std::string> v = {args.modeldiff, "diff",
-                                  "--scores-a",   args.workdir + "/a.npy",
-                                  "--scores-b",   args.workdir + "/b.npy",
-                                  "--components", std::to_string(args.components),
-                                  "--out",        args.workdir + out};
+    std::vector<std::string> v = {args.modeldiff, "diff", "--scores-a", args.workdir + "/a.npy",
+                                  "--scores-b", args.workdir + "/b.npy", "--components",
+                                  std::to_string(args.components), "--out", args.workdir + out,
+                                  // The principal directions, as the reference and the exact
+                                  // solution give them: the default varimax rotation turns
+                                  // them within their span, and no direction would match.
+                                  "--rotation", "none"};
     if (raw) v.push_back("--raw-rows");
     return v;
   };
