@@ -682,13 +682,11 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     for (std::size_t c = 0; c < comparisons.size(); ++c)
       if (out.comparisons[c].folder == "diff/" + f.comparison) cmp = &comparisons[c];
     const DirectionRef dir = *parse_direction(f.direction);  // checked when the project loaded
-    const bool a_minus_b = dir.a_minus_b;
+    const DirectionSet* set = cmp == nullptr  ? nullptr
+                              : dir.a_minus_b ? &cmp->result.a_minus_b
+                                              : &cmp->result.b_minus_a;
     const int component =
-        cmp == nullptr
-            ? -1
-            : resolve_direction(
-                  dir, (a_minus_b ? cmp->result.a_minus_b : cmp->result.b_minus_a).top_target,
-                  val.labels, f.direction_k);
+        set == nullptr ? -1 : resolve_direction(dir, set->top_target, val.labels, f.direction_k);
     fo.component = component;
     if (f.transform.empty() || f.target_class < 0)
       fo.skipped = "names no transform and target class";
@@ -707,8 +705,7 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
       // projections, then the class condition.
       std::vector<std::int64_t> chosen = cmp->result.target_rows;
       if (f.direction_k > 0) {
-        const RowMatrixF& proj =
-            (a_minus_b ? cmp->result.a_minus_b : cmp->result.b_minus_a).projections;
+        const RowMatrixF& proj = set->projections;
         std::vector<std::int64_t> order(static_cast<std::size_t>(proj.rows()));
         std::iota(order.begin(), order.end(), 0);
         std::stable_sort(order.begin(), order.end(), [&](std::int64_t x, std::int64_t y) {
@@ -816,9 +813,9 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
         continue;
       }
       --rf.comparison;
-      const DirectionRef dir = *parse_direction(f.direction);
-      rf.set = dir.a_minus_b ? "a_minus_b" : "b_minus_a";
-      rf.component = out.findings[k].component;
+      const FindingOutcome& fo = out.findings[k];  // step 6: one per finding, in order
+      rf.set = parse_direction(f.direction)->a_minus_b ? "a_minus_b" : "b_minus_a";
+      rf.component = fo.component;
       if (rf.component < 0) {
         say("finding about " + f.direction + " not shown: no such direction in comparison " +
             f.comparison);
@@ -831,22 +828,18 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
       rf.effect = f.effect;
       rf.ci_low = f.ci_low;
       rf.ci_high = f.ci_high;
-      // Every finding has its outcome, in the project's order (step 6).
-      {
-        const FindingOutcome& fo = out.findings[k];
-        std::ostringstream m;
-        m.precision(3);
-        if (!fo.skipped.empty())
-          m << "not re-measured: " << fo.skipped << ".";
-        else
-          m << std::showpos << letters[0] << " minus " << letters[1] << " " << fo.effect
-            << " (95% interval " << fo.ci_low << " to " << fo.ci_high << "; " << project.a.label
-            << " " << fo.a << ", " << project.b.label << " " << fo.b << ")" << std::noshowpos
-            << " on " << fo.images << " validation images, " << fo.checkpoints_a << " + "
-            << fo.checkpoints_b << " checkpoints.";
-        rf.measured = m.str();
-        rf.reproduces = fo.reproduces;
-      }
+      std::ostringstream m;
+      m.precision(3);
+      if (!fo.skipped.empty())
+        m << "not re-measured: " << fo.skipped << ".";
+      else
+        m << std::showpos << letters[0] << " minus " << letters[1] << " " << fo.effect
+          << " (95% interval " << fo.ci_low << " to " << fo.ci_high << "; " << project.a.label
+          << " " << fo.a << ", " << project.b.label << " " << fo.b << ")" << std::noshowpos
+          << " on " << fo.images << " validation images, " << fo.checkpoints_a << " + "
+          << fo.checkpoints_b << " checkpoints.";
+      rf.measured = m.str();
+      rf.reproduces = fo.reproduces;
       ri.findings.push_back(rf);
     }
     for (int i = 0; i < 2; ++i) {
