@@ -183,7 +183,7 @@ ProjectDialog::ProjectDialog(const QString& json_text, const QString& base_dir, 
 
   model_check_ = new QFutureWatcher<QString>(this);
   connect(model_check_, &QFutureWatcher<QString>::finished, this, [this]() {
-    model_results_.insert(model_check_key_, model_check_->result());
+    takeModelCheckResult();
     validate();  // shows the result, or starts the next model's check
   });
   check_timer_->setSingleShot(true);
@@ -591,7 +591,17 @@ QString ProjectDialog::validate() {
   return problem;
 }
 
+void ProjectDialog::takeModelCheckResult() {
+  if (model_check_key_.isEmpty() || !model_check_->future().isFinished()) return;
+  model_results_.insert(model_check_key_, model_check_->future().result());
+  model_check_key_.clear();
+}
+
 QString ProjectDialog::modelProblem(const QString& project_json) {
+  // A check that has finished counts even before the watcher's finished() signal is delivered:
+  // a validate() in between would otherwise start the same check again, and a caller that
+  // validates often enough (a test polling for the verdict) would restart it for ever.
+  takeModelCheckResult();
   const core::Project project =
       core::parse_project(project_json.toStdString(), base_dir_.toStdString(), "the project");
   for (int i = 0; i < 2; ++i) {
@@ -617,7 +627,7 @@ QString ProjectDialog::modelProblem(const QString& project_json) {
       continue;
     }
     checking_ = true;
-    if (!model_check_->isRunning()) {
+    if (model_check_key_.isEmpty()) {
       model_check_key_ = key;
       const core::TrakSettings trak = project.trak;
       const std::string architecture = spec.architecture;

@@ -59,6 +59,8 @@ class ProjectDialog : public QDialog {
   // The problem of the named models ("" when TRAK can follow them), from earlier checks of the
   // same files and settings, or a background check started now.
   QString modelProblem(const QString& project_json);
+  // Records the verdict of the check in flight once it has finished (idempotent).
+  void takeModelCheckResult();
 
   std::unique_ptr<Fields> f_;
   QString base_dir_;
@@ -68,7 +70,7 @@ class ProjectDialog : public QDialog {
   QTimer* check_timer_;
   bool checking_ = false;
   QFutureWatcher<QString>* model_check_;
-  QString model_check_key_;                // the check in flight
+  QString model_check_key_;                // the check in flight, empty when none
   QHash<QString, QString> model_results_;  // check key -> problem ("" = TRAK can follow it)
 };
 
