@@ -1,5 +1,10 @@
 #include "core/base/sha256.h"
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -7,7 +12,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -244,44 +249,96 @@ class Sha256 {
   std::uint64_t length_ = 0;  // bytes hashed so far
 };
 
-std::ifstream open_for_hashing(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw InputError(path, std::string("cannot open file: ") + std::strerror(errno));
-  return in;
+std::atomic<std::size_t>& window_bytes() {
+  static std::atomic<std::size_t> bytes(std::size_t{8} << 20);
+  return bytes;
 }
+
+// A file's bytes, window by window: mapped where the file can be (nothing is copied, and the
+// pages are the page cache's, shared with a mapping the scores are read from), read() into a
+// buffer otherwise (pipes, special files, a failed mmap). Each window is unmapped before the
+// next, so the hash adds one window to the resident size, not the file.
+class FileWindows {
+ public:
+  explicit FileWindows(const std::string& path)
+      : path_(path), window_(window_bytes().load(std::memory_order_relaxed)) {
+    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd_ < 0) throw InputError(path, std::string("cannot open file: ") + std::strerror(errno));
+    struct stat st {};
+    if (::fstat(fd_, &st) == 0 && S_ISREG(st.st_mode)) {
+      mappable_ = true;
+      size_ = static_cast<std::size_t>(st.st_size);
+    }
+  }
+  ~FileWindows() {
+    unmap();
+    ::close(fd_);
+  }
+  FileWindows(const FileWindows&) = delete;
+  FileWindows& operator=(const FileWindows&) = delete;
+
+  // The next bytes of the file; an empty window at its end. Throws InputError.
+  std::pair<const unsigned char*, std::size_t> next() {
+    unmap();
+    if (mappable_) {
+      if (offset_ >= size_) return {nullptr, 0};
+      const std::size_t length = std::min(window_, size_ - offset_);
+      void* m = ::mmap(nullptr, length, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd_,
+                       static_cast<off_t>(offset_));
+      if (m != MAP_FAILED) {
+        mapping_ = m;
+        mapped_ = length;
+        offset_ += length;
+        return {static_cast<const unsigned char*>(m), length};
+      }
+      mappable_ = false;  // read() on from here
+      if (::lseek(fd_, static_cast<off_t>(offset_), SEEK_SET) < 0)
+        throw InputError(path_, std::string("cannot read file: ") + std::strerror(errno));
+    }
+    buffer_.resize(window_);
+    for (;;) {
+      const ssize_t n = ::read(fd_, buffer_.data(), buffer_.size());
+      if (n >= 0) return {buffer_.data(), static_cast<std::size_t>(n)};
+      if (errno != EINTR)
+        throw InputError(path_, std::string("cannot read file: ") + std::strerror(errno));
+    }
+  }
+
+ private:
+  void unmap() {
+    if (mapping_ != nullptr) ::munmap(mapping_, mapped_);
+    mapping_ = nullptr;
+  }
+
+  std::string path_;
+  std::size_t window_;  // a multiple of the page size (mmap offsets must be)
+  int fd_ = -1;
+  bool mappable_ = false;
+  std::size_t size_ = 0, offset_ = 0;
+  void* mapping_ = nullptr;
+  std::size_t mapped_ = 0;
+  std::vector<unsigned char> buffer_;
+};
 
 void update_with_file(Sha256& sha, const std::string& path) {
-  std::ifstream in = open_for_hashing(path);
-  std::vector<char> buffer(1 << 20);
-  while (in) {
-    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
-    const auto n = in.gcount();
-    if (n > 0) sha.update(buffer.data(), static_cast<std::size_t>(n));
-  }
-  if (in.bad()) throw InputError(path, "cannot read file");
+  FileWindows in(path);
+  for (auto [data, size] = in.next(); size > 0; std::tie(data, size) = in.next())
+    sha.update(data, size);
 }
 
-// Both files streamed in 1 MiB chunks, hashed side by side.
+// Both files window by window, hashed side by side.
 void update_with_two_files(Sha256& x, const std::string& path_x, Sha256& y,
                            const std::string& path_y) {
-  std::ifstream in_x = open_for_hashing(path_x);
-  std::ifstream in_y = open_for_hashing(path_y);
-  std::vector<char> buffer_x(1 << 20), buffer_y(1 << 20);
-  while (in_x || in_y) {
-    std::streamsize nx = 0, ny = 0;
-    if (in_x) {
-      in_x.read(buffer_x.data(), static_cast<std::streamsize>(buffer_x.size()));
-      nx = in_x.gcount();
-    }
-    if (in_y) {
-      in_y.read(buffer_y.data(), static_cast<std::streamsize>(buffer_y.size()));
-      ny = in_y.gcount();
-    }
-    Sha256::update_two(x, buffer_x.data(), static_cast<std::size_t>(nx), y, buffer_y.data(),
-                       static_cast<std::size_t>(ny));
+  FileWindows in_x(path_x), in_y(path_y);
+  bool more_x = true, more_y = true;
+  while (more_x || more_y) {
+    std::pair<const unsigned char*, std::size_t> wx{nullptr, 0}, wy{nullptr, 0};
+    if (more_x) wx = in_x.next();
+    if (more_y) wy = in_y.next();
+    more_x = wx.second > 0;
+    more_y = wy.second > 0;
+    Sha256::update_two(x, wx.first, wx.second, y, wy.first, wy.second);
   }
-  if (in_x.bad()) throw InputError(path_x, "cannot read file");
-  if (in_y.bad()) throw InputError(path_y, "cannot read file");
 }
 
 std::string finish(Sha256& sha) {
@@ -324,6 +381,11 @@ std::pair<std::string, std::string> sha256_two_paths(const std::string& a, const
   Sha256 x, y;
   update_with_two_files(x, a, y, b);
   return {finish(x), finish(y)};
+}
+
+std::size_t set_sha256_window(std::size_t bytes) {
+  const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+  return window_bytes().exchange(std::max(page, bytes / page * page));
 }
 
 bool sha256_hardware_available() {

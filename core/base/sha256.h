@@ -27,4 +27,9 @@ std::string sha256_data(const void* data, std::size_t size);
 bool sha256_hardware_available();
 bool set_sha256_hardware(bool enabled);
 
+// Files are hashed from mappings of this many bytes at a time (8 MiB; read() where a file
+// cannot be mapped). For tests, which make files span several windows: sets it (rounded down
+// to whole pages, at least one) and returns the previous size.
+std::size_t set_sha256_window(std::size_t bytes);
+
 }  // namespace modeldiff::core
