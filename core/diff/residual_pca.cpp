@@ -13,11 +13,11 @@
 namespace modeldiff::core {
 namespace {
 
-// Columns beyond the wanted components in each Krylov block, and the most blocks. The stopping
-// rule, not the oversampling, sets the accuracy; 6 gives l = 16 for C = 10, so that the two
-// residuals' blocks fill two vectors of the thin-matrix kernels (bench_diff: 5 blocks of 32
+// Columns beyond the wanted components in each Krylov block (at least), and the most blocks.
+// The stopping rule, not the oversampling, sets the accuracy; the block width is rounded up so
+// that the thin-matrix kernels' 16-float vectors are full (bench_diff: 5 blocks of 30 or 32
 // columns, where oversampling 10 took 4 blocks of 40: fewer columns multiplied in all).
-constexpr int kOversampling = 6;
+constexpr int kOversampling = 5;
 constexpr int kMaxBlocks = 16;
 
 using Eigen::MatrixXd;
@@ -140,9 +140,12 @@ std::vector<PcaResult> randomized_pca(ConstRowMapF a, ConstRowMapF b,
   const int c_wanted = settings.components;
   const Eigen::Index rank_bound = std::min(t, n);
   // Block width: the wanted components plus oversampling, rounded up so that the blocks of all
-  // residuals side by side fill whole 16-float vectors of the thin-matrix kernels.
+  // residuals side by side fill whole 16-float vectors of the thin-matrix kernels, either with
+  // the p columns of the first adjoint pass (the column means) beside them or without: for
+  // C = 10 and p = 2, l = 15 makes that pass 32 columns wide like the others, where l = 16 made
+  // it 34 (a third vector, 50% more work in that pass).
   Eigen::Index l = c_wanted + kOversampling;
-  while ((l * p) % 16 != 0) ++l;
+  while ((l * p) % 16 != 0 && (l * p + p) % 16 != 0) ++l;
   l = std::min(l, rank_bound);
   // The space is at most kMaxBlocks blocks (memory: N x K doubles per residual).
   const int max_blocks = std::min(settings.max_iterations, kMaxBlocks);
