@@ -70,7 +70,11 @@ void Hdf5Writer::write_raw(const std::string& name, std::int64_t mem_type, std::
     chunk[0] = std::max<hsize_t>(
         1, std::min<hsize_t>(chunk[0], (hsize_t{1} << 18) / std::max<hsize_t>(row_elems, 1)));
     H5Pset_chunk(props.get(), static_cast<int>(chunk.size()), chunk.data());
-    H5Pset_deflate(props.get(), 4);
+    // Byte shuffling groups the floats' exponent bytes, which deflate's fastest level then
+    // compresses better than level 4 does unshuffled, at a fraction of its time (both filters
+    // are built into every HDF5 reader, h5py included).
+    H5Pset_shuffle(props.get());
+    H5Pset_deflate(props.get(), 1);
   }
   Handle set(H5Dcreate2(static_cast<hid_t>(file_), name.c_str(), static_cast<hid_t>(file_type),
                         space.get(), H5P_DEFAULT, props.get(), H5P_DEFAULT),
