@@ -30,10 +30,11 @@ std::string describe(const BlasInfo& info);
 std::string better_openblas_coretype();
 
 // For executables, first thing in main(): OpenBLAS and OpenMP read their environment when
-// they are loaded, so a better OPENBLAS_CORETYPE (above) and OMP_WAIT_POLICY=PASSIVE (LibTorch's
-// and OpenBLAS's thread pools otherwise spin against each other on small machines) take
-// effect only in a fresh process image: sets them (never overriding the user's values) and
-// re-executes the program once. Returns normally when nothing needs changing or exec fails.
+// they are loaded, so a better OPENBLAS_CORETYPE (above), OMP_WAIT_POLICY=PASSIVE and
+// OPENBLAS_THREAD_TIMEOUT=4 (LibTorch's and OpenBLAS's thread pools otherwise spin against each
+// other and against the work on small machines) take effect only in a fresh process image: sets
+// them (never overriding the user's values) and re-executes the program once. Returns normally when
+// nothing needs changing or exec fails.
 void configure_process_environment(char** argv);
 
 }  // namespace modeldiff::core

@@ -1,5 +1,7 @@
 // The BLAS probe: names the library and measures a real GEMM.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <string>
@@ -29,4 +31,41 @@ TEST(BlasCheck, NeverOverridesTheUsersCoreType) {
     setenv("OPENBLAS_CORETYPE", saved.c_str(), 1);
   else
     unsetenv("OPENBLAS_CORETYPE");
+}
+
+// The thread pools' settings take effect only in a fresh process image: a child of this test
+// calls configure_process_environment(), which re-executes this test binary (running only this
+// test) with them set; the re-executed test checks what it finds and exits with the verdict.
+TEST(BlasCheck, ProcessEnvironmentIsSetInTheReExecutedImageWithoutOverridingTheUser) {
+  if (std::getenv("MODELDIFF_ENVIRONMENT_SET")) {
+    const char* wait = std::getenv("OMP_WAIT_POLICY");
+    const char* timeout = std::getenv("OPENBLAS_THREAD_TIMEOUT");
+    const bool ok = wait && std::string(wait) == "PASSIVE" && timeout &&
+                    std::string(timeout) == std::getenv("EXPECTED_THREAD_TIMEOUT");
+    std::_Exit(ok ? 0 : 1);
+  }
+  for (const char* users : {"", "12"}) {
+    const pid_t child = fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      unsetenv("OMP_WAIT_POLICY");
+      if (*users)
+        setenv("OPENBLAS_THREAD_TIMEOUT", users, 1);
+      else
+        unsetenv("OPENBLAS_THREAD_TIMEOUT");
+      setenv("EXPECTED_THREAD_TIMEOUT", *users ? users : "4", 1);
+      std::string self = "/proc/self/exe";
+      std::string filter =
+          "--gtest_filter=" +
+          std::string(::testing::UnitTest::GetInstance()->current_test_info()->test_suite_name()) +
+          "." + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+      char* argv[] = {self.data(), filter.data(), nullptr};
+      configure_process_environment(argv);
+      std::_Exit(2);  // exec failed
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(child, &status, 0), child);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0) << "user's OPENBLAS_THREAD_TIMEOUT: '" << users << "'";
+  }
 }
