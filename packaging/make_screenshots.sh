@@ -21,25 +21,18 @@ trap 'rm -f "$project"' EXIT
 # The study's project with its output where the run is (a project's relative paths resolve
 # against its file).
 "$cli" demo augmentation --print-project -o "$run" >"$project"
-# The sneakers' direction: the first of "not augmented minus augmented" whose top 10 validation
-# images are mostly sneakers (its number depends on the CPU the models were trained on), as the
-# study's finding names it (b_minus_a:class=7).
-k=$(/usr/bin/python3 - "$run" <<'EOF'
-import json, pathlib, sys
-import numpy as np
-run = pathlib.Path(sys.argv[1])
-top = json.loads((run / "diff/all/summary.json").read_text())["b_minus_a"]["top_target"]
-labels = np.load(run / "data/val_labels.npy")
-print(next(c + 1 for c, rows in enumerate(top) if 2 * sum(labels[rows[:10]] == 7) > 10))
-EOF
-)
-
+# The sneakers' direction, named as the study's finding names it (b_minus_a:class=7): the first
+# of "not augmented minus augmented" whose top validation images are mostly sneakers (its number
+# depends on the CPU the models were trained on). The GUI resolves it and says which it showed.
+sneakers=B-A:class=7
 # The panel mirrors the direction's top validation images (the study's finding).
-"$gui" --screenshot "$docs/gui_counterfactual.png" --comparison 1 --direction B-A:$k \
-  --test flip:alpha=1 --test-target 7 --test-strengths 0,0.5,1 --test-images direction "$run"
+shown=$("$gui" --screenshot "$docs/gui_counterfactual.png" --comparison 1 --direction $sneakers \
+  --test flip:alpha=1 --test-target 7 --test-strengths 0,0.5,1 --test-images direction "$run")
+echo "$shown"
+k=$(sed -n 's/.*B-A direction \([0-9]*\)$/\1/p' <<<"$shown")
 "$gui" --screenshot "$docs/gui_grid_figure.png" --grid top-val --comparison 1 \
-  --direction B-A:$k "$run"
-"$gui" --screenshot "$docs/gui_job.png" --run --comparison 1 --direction B-A:$k "$project"
+  --direction $sneakers "$run"
+"$gui" --screenshot "$docs/gui_job.png" --run --comparison 1 --direction $sneakers "$project"
 # The selection: the validation examples projecting above 0.1 on that direction (mostly sneakers)
 # on the Projections tab, whose axes are directions 1 and 2. It is kept in the run folder
 # (diff/selection-N): the one made here is removed.
@@ -50,7 +43,7 @@ case $k in
      exit 1 ;;
 esac
 before=$(ls -d "$run"/diff/selection-* 2>/dev/null || true)
-"$gui" --screenshot "$docs/gui_selection.png" --comparison 1 --direction B-A:$k \
+"$gui" --screenshot "$docs/gui_selection.png" --comparison 1 --direction $sneakers \
   --select "$region" "$run"
 for d in "$run"/diff/selection-*; do
   if [[ -d $d ]] && ! grep -qxF "$d" <<<"$before"; then rm -r "$d"; fi

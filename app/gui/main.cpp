@@ -25,6 +25,7 @@
 #include "analysis_plots.h"
 #include "core/base/blas_check.h"
 #include "core/base/error_report.h"
+#include "core/pipeline/project.h"
 #include "counterfactual_panel.h"
 #include "error_reporting.h"
 #include "example_inspector.h"
@@ -37,7 +38,9 @@ struct Shot {
   QString file;
   QSize size{1600, 1000};
   int comparison = 0;
-  int set = 0, direction = 0;  // set 0 = A minus B
+  // The direction to select (A minus B's first by default); one named by class is resolved
+  // once the run is read.
+  modeldiff::core::DirectionRef direction;
   int tab = 0;
   qint64 inspect = -1;
   // The transformation panel's test: empty = none.
@@ -85,7 +88,9 @@ int runGui(int argc, char** argv) {
       QStringLiteral("WHICH"));
   const QCommandLineOption direction(
       QStringLiteral("direction"),
-      QStringLiteral("Direction to select: A-B:K or B-A:K (K = 1 for the first)."),
+      QStringLiteral("Direction to select: A-B:K or B-A:K (K = 1 for the first), or by what it "
+                     "shows, B-A:class=C: the first whose top validation images are mostly of "
+                     "class C, as a study's finding names it (a_minus_b / b_minus_a work too)."),
       QStringLiteral("SET:K"));
   const QCommandLineOption tab(QStringLiteral("tab"),
                                QStringLiteral("Figure tab: variance, projections or cosine."),
@@ -144,12 +149,19 @@ int runGui(int argc, char** argv) {
         return fail(QStringLiteral("--size: each side between 200 and 8000 pixels"));
     }
     if (parser.isSet(direction)) {
-      const QRegularExpressionMatch m = QRegularExpression(QStringLiteral("^([AB])-([AB]):(\\d+)$"))
-                                            .match(parser.value(direction));
-      if (!m.hasMatch() || m.captured(1) == m.captured(2) || m.captured(3).toInt() < 1)
-        return fail(QStringLiteral("--direction: expected A-B:K or B-A:K with K >= 1"));
-      shot.set = m.captured(1) == QLatin1String("A") ? 0 : 1;
-      shot.direction = m.captured(3).toInt() - 1;
+      // The window's spelling of the sets, or the core's (findings, modeldiff counterfactual).
+      QString text = parser.value(direction);
+      if (text.startsWith(QLatin1String("A-B:")))
+        text.replace(0, 3, QStringLiteral("a_minus_b"));
+      else if (text.startsWith(QLatin1String("B-A:")))
+        text.replace(0, 3, QStringLiteral("b_minus_a"));
+      const std::optional<modeldiff::core::DirectionRef> d =
+          modeldiff::core::parse_direction(text.toStdString());
+      if (!d)
+        return fail(QStringLiteral("--direction %1: expected A-B:K, B-A:K (K >= 1) or "
+                                   "B-A:class=C")
+                        .arg(parser.value(direction)));
+      shot.direction = *d;
     }
     if (parser.isSet(tab)) {
       const QStringList tabs = {QStringLiteral("variance"), QStringLiteral("projections"),
@@ -259,17 +271,33 @@ int runGui(int argc, char** argv) {
       return;
     }
     const auto& summary = *run->comparisons[static_cast<std::size_t>(chosen)].summary;
-    const auto directions = static_cast<int>(
-        (shot.set == 0 ? summary.a_minus_b : summary.b_minus_a).explained_variance.size());
-    if (shot.direction >= directions) {
-      QApplication::exit(fail(QStringLiteral("--direction %1: this comparison has %2 directions "
-                                             "per set")
-                                  .arg(parser.value(direction))
-                                  .arg(directions)));
+    const int set = shot.direction.a_minus_b ? 0 : 1;
+    const auto& directions = set == 0 ? summary.a_minus_b : summary.b_minus_a;
+    if (shot.direction.of_class >= 0 && !run->val) {
+      QApplication::exit(fail(QStringLiteral("--direction %1: naming a direction by class needs "
+                                             "the validation labels of a run folder")
+                                  .arg(parser.value(direction))));
+      return;
+    }
+    // By class: resolved over all the top validation images the result keeps, as
+    // `modeldiff counterfactual --direction` does by default.
+    const int component = modeldiff::core::resolve_direction(
+        shot.direction, directions.top_target,
+        run->val ? run->val->labels : std::vector<std::int64_t>{}, 0);
+    if (component < 0) {
+      QApplication::exit(fail(
+          shot.direction.of_class >= 0
+              ? QStringLiteral("--direction %1: no direction of this comparison has mostly class "
+                               "%2 among its top validation images")
+                    .arg(parser.value(direction))
+                    .arg(shot.direction.of_class)
+              : QStringLiteral("--direction %1: this comparison has %2 directions per set")
+                    .arg(parser.value(direction))
+                    .arg(directions.top_target.size())));
       return;
     }
     window.selectComparison(chosen);
-    window.selectDirection(shot.set, shot.direction);
+    window.selectDirection(set, component);
     window.plotTabs()->setCurrentIndex(shot.tab);
     if (shot.inspect >= 0) {
       if (!run->val || shot.inspect >= run->val->size()) {
@@ -321,29 +349,35 @@ int runGui(int argc, char** argv) {
     }
     // Written once every thumbnail (and the test, if any) is in (checked every 100 ms).
     auto* wait = new QTimer(&window);
-    QObject::connect(wait, &QTimer::timeout, &app, [&, wait, panel, comparisons_before]() {
-      if (window.thumbnailsPending() || panel->isRunning()) return;
-      if (!shot.select.isEmpty() &&
-          (window.job()->isRunning() || window.run()->comparisons.size() == comparisons_before))
-        return;  // the selection's comparison is not in yet
-      if (!shot.test.isEmpty() && !panel->hasResult()) return;  // failed: the exit is under way
-      wait->stop();
-      if (window.size() != shot.size)
-        std::fprintf(stderr, "modeldiff-gui: the window is %dx%d (its smallest size)\n",
-                     window.width(), window.height());
-      if (shot.grid >= 0) {
-        if (!window.exportGrid(static_cast<modeldiff::ui::MainWindow::Grid>(shot.grid),
-                               shot.file)) {
-          QApplication::exit(fail(QStringLiteral("%1: cannot write the figure").arg(shot.file)));
-          return;
-        }
-      } else if (!window.grab().save(shot.file, "PNG")) {
-        QApplication::exit(fail(QStringLiteral("%1: cannot write the screenshot").arg(shot.file)));
-        return;
-      }
-      std::printf("%s\n", qPrintable(shot.file));
-      QApplication::exit(0);
-    });
+    QObject::connect(
+        wait, &QTimer::timeout, &app,
+        [&, wait, panel, comparisons_before, chosen, set, component]() {
+          if (window.thumbnailsPending() || panel->isRunning()) return;
+          if (!shot.select.isEmpty() &&
+              (window.job()->isRunning() || window.run()->comparisons.size() == comparisons_before))
+            return;  // the selection's comparison is not in yet
+          if (!shot.test.isEmpty() && !panel->hasResult()) return;  // failed: the exit is under way
+          wait->stop();
+          if (window.size() != shot.size)
+            std::fprintf(stderr, "modeldiff-gui: the window is %dx%d (its smallest size)\n",
+                         window.width(), window.height());
+          if (shot.grid >= 0) {
+            if (!window.exportGrid(static_cast<modeldiff::ui::MainWindow::Grid>(shot.grid),
+                                   shot.file)) {
+              QApplication::exit(
+                  fail(QStringLiteral("%1: cannot write the figure").arg(shot.file)));
+              return;
+            }
+          } else if (!window.grab().save(shot.file, "PNG")) {
+            QApplication::exit(
+                fail(QStringLiteral("%1: cannot write the screenshot").arg(shot.file)));
+            return;
+          }
+          // What is shown: a direction named by class is resolved only now.
+          std::printf("%s: comparison %d, %s direction %d\n", qPrintable(shot.file), chosen + 1,
+                      set == 0 ? "A-B" : "B-A", component + 1);
+          QApplication::exit(0);
+        });
     wait->start(100);
   });
   if (!window.open(paths.front()))  // the message is out already when loadFailed said why

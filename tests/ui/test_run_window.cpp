@@ -28,6 +28,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <numeric>
 #include <set>
@@ -948,6 +949,47 @@ void RunWindowTest::screenshotModeWritesTheWindow() {
            0);
   const QImage image(shot);
   QCOMPARE(image.size(), QSize(1700, 1050));
+  QVERIFY2(log.contains("comparison 2, B-A direction 1"), log.constData());
+  // A direction named by class, as a study's finding names it: the first of the set whose top
+  // validation images are mostly of that class, in either spelling of the set. The class is
+  // one that first has the majority in a later direction than the first, where there is one.
+  {
+    const auto run = ui::loadRun(run_);
+    const auto& top = run->comparisons.front().summary->a_minus_b.top_target;
+    const auto& labels = run->val->labels;
+    const auto majority = [&](std::size_t c) -> std::int64_t {  // -1: none
+      std::map<std::int64_t, std::size_t> count;
+      for (const std::int64_t row : top[c]) ++count[labels[static_cast<std::size_t>(row)]];
+      for (const auto& [label, n] : count)
+        if (2 * n > top[c].size()) return label;
+      return -1;
+    };
+    // c is where class k first has the majority: no earlier direction has it.
+    const auto first_of_its_class = [&](std::size_t c) {
+      const std::int64_t k = majority(c);
+      for (std::size_t e = 0; e < c && k >= 0; ++e)
+        if (majority(e) == k) return false;
+      return k >= 0;
+    };
+    std::int64_t klass = -1;
+    std::size_t expected = 0;
+    for (std::size_t c = 1; c < top.size() && klass < 0; ++c)
+      if (first_of_its_class(c)) {
+        klass = majority(c);
+        expected = c;
+      }
+    if (klass < 0) klass = majority(0);
+    QVERIFY2(klass >= 0, "some direction of the demo has mostly one class among its top images");
+    for (const QString& set : {QStringLiteral("A-B"), QStringLiteral("a_minus_b")}) {
+      QCOMPARE(gui({QStringLiteral("--screenshot"), shot, QStringLiteral("--direction"),
+                    set + QStringLiteral(":class=") + QString::number(klass), run_},
+                   &log),
+               0);
+      QVERIFY2(
+          log.contains(QStringLiteral("comparison 1, A-B direction %1").arg(expected + 1).toUtf8()),
+          log.constData());
+    }
+  }
   // A class named in parentheses: the comparison of that class.
   // (Fashion-MNIST, which the demo uses: "Shirt" is class 6, not "T-shirt/top".)
   const QString planted = QStringLiteral("Shirt");
@@ -990,6 +1032,8 @@ void RunWindowTest::screenshotModeWritesTheWindow() {
       {{QStringLiteral("--comparison"), QStringLiteral("99"), run_}, "no such comparison"},
       {{QStringLiteral("--direction"), QStringLiteral("A-A:1"), run_}, "--direction"},
       {{QStringLiteral("--direction"), QStringLiteral("A-B:99"), run_}, "directions per set"},
+      {{QStringLiteral("--direction"), QStringLiteral("B-A:class=99"), run_}, "mostly class 99"},
+      {{QStringLiteral("--direction"), QStringLiteral("B-A:class=x"), run_}, "B-A:class=C"},
       {{QStringLiteral("--inspect"), QStringLiteral("100000"), run_}, "no such validation"},
       {{QStringLiteral("--size"), QStringLiteral("10x10"), run_}, "--size"},
       {{out.filePath(QStringLiteral("missing"))}, "missing"},
