@@ -11,6 +11,7 @@
 
 #include "core/base/error.h"
 #include "core/base/output_directory.h"
+#include "core/base/statistics.h"
 #include "core/report/line_plot.h"
 #include "core/trak/torch_model.h"
 
@@ -48,19 +49,16 @@ Evaluation evaluate(const NdArray& logits, const std::vector<std::int64_t>& labe
   return e;
 }
 
-double mean(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return v.empty() ? 0.0 : s / static_cast<double>(v.size());
-}
-
 }  // namespace
 
 Interval bootstrap_interval(const std::vector<double>& values, const std::vector<double>& other,
                             std::uint64_t seed, int resamples) {
   Interval out;
+  if (values.empty()) {  // nothing measured
+    out.mean = out.low = out.high = std::numeric_limits<double>::quiet_NaN();
+    return out;
+  }
   out.mean = mean(values) - (other.empty() ? 0.0 : mean(other));
-  if (values.empty()) return out;
   std::mt19937_64 rng(seed);
   const auto draw = [&](const std::vector<double>& v) {
     double s = 0;

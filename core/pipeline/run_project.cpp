@@ -17,6 +17,7 @@
 #include "core/base/output_directory.h"
 #include "core/base/percent.h"
 #include "core/base/sha256.h"
+#include "core/base/statistics.h"
 #include "core/base/threads.h"
 #include "core/data/image_dataset.h"
 #include "core/data/planted_feature.h"
@@ -148,12 +149,6 @@ std::string prepare_model_folder(const std::string& dir, const ordered_json& rec
     rd.commit();
   }
   return why;
-}
-
-double mean(const std::vector<double>& v) {
-  double s = 0;
-  for (double x : v) s += x;
-  return v.empty() ? std::numeric_limits<double>::quiet_NaN() : s / static_cast<double>(v.size());
 }
 
 // "38.8%"; "not measured" for NaN (e.g. the accuracy of an algorithm given by its scores).

@@ -14,6 +14,7 @@
 #include "core/base/atomic_file.h"
 #include "core/base/error.h"
 #include "core/base/percent.h"
+#include "core/base/statistics.h"
 #include "core/diff/model_diff.h"
 #include "core/diff/rotation.h"
 #include "core/io/npy.h"
@@ -55,11 +56,6 @@ Project base_project(const std::string& architecture, bool resnet, const std::st
 ValidationCase planted_case(const std::string& name, const std::string& feature,
                             const std::string& difference, bool resnet, const Project& p) {
   return ValidationCase{name, feature, difference, resnet ? "ResNet-9" : "CNN", false, p};
-}
-
-double mean(const std::vector<double>& v) {
-  if (v.empty()) return std::nan("");
-  return std::accumulate(v.begin(), v.end(), 0.0) / static_cast<double>(v.size());
 }
 
 // Share of planted images among each list of top training examples, for the first lists.

@@ -6,6 +6,7 @@
 
 #include "core/base/error.h"
 #include "core/base/ndarray.h"
+#include "core/base/statistics.h"
 
 using namespace modeldiff::core;
 
@@ -56,4 +57,10 @@ TEST(NdArray, CheckedNumelDetectsOverflow) {
   EXPECT_EQ(checked_numel({}), 1);
   EXPECT_EQ(checked_numel({-1}), -1);
   EXPECT_EQ(checked_numel({std::numeric_limits<std::int64_t>::max(), 2}), -1);
+}
+
+TEST(Statistics, MeanOfValuesAndNaNForNone) {
+  EXPECT_DOUBLE_EQ(mean({1.0, 2.0, 3.5}), 6.5 / 3);
+  EXPECT_DOUBLE_EQ(mean({-0.25}), -0.25);
+  EXPECT_TRUE(std::isnan(mean({})));  // not measured, never 0
 }

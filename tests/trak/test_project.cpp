@@ -491,6 +491,9 @@ TEST(Counterfactual, BootstrapIntervalOverCheckpoints) {
   const Interval wide = bootstrap_interval(v, {0.0, 0.1}, 7);
   EXPECT_NEAR(wide.mean, 0.2, 1e-12);
   EXPECT_GT(wide.high - wide.low, i.high - i.low + 0.015);
+  // Nothing measured is NaN, not an effect of 0 in [0, 0].
+  const Interval none = bootstrap_interval({}, {0.1}, 7);
+  EXPECT_TRUE(std::isnan(none.mean) && std::isnan(none.low) && std::isnan(none.high));
 }
 
 namespace {
