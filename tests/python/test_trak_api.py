@@ -429,6 +429,16 @@ def case_bad_inputs(work):
     nan[3, 5] = float("nan")
     expect_value_error(["scoresA", "row 3", "column 5", "NaN"], md.get_A_minus_B_from_scores,
                        nan, b, 2)
+    # The ensemble underneath, misused: errors, not internal assertions.
+    from modeldiff import _trak
+    ensemble = _trak.Ensemble(4, 6, 0.0)
+    expect_value_error(["block cuts", "[0, 2, 2]"], ensemble.record_blocks, [0, 2, 2])
+    expect_value_error(["block cuts", "[1, 3]"], ensemble.record_blocks, [1, 3])
+    expect_value_error(["no checkpoint has been added"], ensemble.scores, True)
+    ensemble.add(np.ones((6, 3), np.float32), np.ones((4, 3), np.float32),
+                 np.ones(6, np.float32), "checkpoint 0")
+    expect_value_error(["before the first checkpoint", "1 checkpoints added"],
+                       ensemble.record_blocks, [0, 1, 2])
     # None of that hurt the interpreter or the object.
     check_result(md.get_A_minus_B(fx.val_loader, 2), N_VAL, N_TRAIN)
 
