@@ -194,14 +194,14 @@ std::string run_significance_absence(const Project& p, const AlgorithmOutcome& a
 }  // namespace
 
 BlockHalves trak_half_ensembles(TrakBlockSums& blocks, bool out_to_loss) {
-  MD_ASSERT(blocks.cuts.size() == 5 && blocks.score_sums.size() == 4 &&
-            blocks.out_to_loss.size() == 4);
+  MD_ASSERT(blocks.cuts.size() == 5 && blocks.sums.score_sums.size() == 4 &&
+            blocks.sums.out_to_loss.size() == 4);
   std::array<NdArray, 4> sums;
   std::array<std::vector<double>, 4> q;
   std::array<int, 5> cuts{};
   for (std::size_t k = 0; k < 4; ++k) {
-    sums[k] = std::move(blocks.score_sums[k]);
-    q[k] = std::move(blocks.out_to_loss[k]);
+    sums[k] = std::move(blocks.sums.score_sums[k]);
+    q[k] = std::move(blocks.sums.out_to_loss[k]);
   }
   for (std::size_t k = 0; k < 5; ++k) cuts[k] = blocks.cuts[k];
   return block_halves(sums, cuts, out_to_loss ? &q : nullptr);

@@ -194,8 +194,7 @@ NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const Trak
     // The cuts end at the last checkpoint; TrakEnsemble::record_blocks checks the rest.
     MD_ASSERT(!blocks->cuts.empty() &&
               blocks->cuts.back() == static_cast<int>(algorithm.checkpoints.size()));
-    blocks->score_sums.clear();
-    blocks->out_to_loss.clear();
+    blocks->sums = {};
   }
   const std::int64_t n = data.train_inputs.empty() ? 0 : data.train_inputs.dim(0);
   const std::int64_t t = data.target_inputs.empty() ? 0 : data.target_inputs.dim(0);
@@ -275,11 +274,7 @@ NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const Trak
     rep.checkpoints.push_back(cr);
     sub.report(1.0, "done");
   }
-  if (blocks != nullptr) {
-    TrakEnsemble::BlockSums sums = ensemble.take_blocks();
-    blocks->score_sums = std::move(sums.score_sums);
-    blocks->out_to_loss = std::move(sums.out_to_loss);
-  }
+  if (blocks != nullptr) blocks->sums = ensemble.take_blocks();
   return ensemble.scores(settings.out_to_loss);
 }
 

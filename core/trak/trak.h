@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "core/attribution/trak_ensemble.h"
 #include "core/base/ndarray.h"
 #include "core/base/progress.h"
 #include "core/trak/trak_settings.h"
@@ -68,9 +69,8 @@ struct TrakReport {
 // each with the projection its position in the full run seeds (so for the first blocks, the
 // same matrix as TRAK over those first checkpoints alone).
 struct TrakBlockSums {
-  std::vector<int> cuts;                         // in: 0 = c_0 < c_1 < ... < c_B = M
-  std::vector<NdArray> score_sums;               // out: B arrays T x N float32
-  std::vector<std::vector<double>> out_to_loss;  // out: B vectors of N sums of Q_m
+  std::vector<int> cuts;         // in: 0 = c_0 < c_1 < ... < c_B = M
+  TrakEnsemble::BlockSums sums;  // out: B arrays T x N float32 and B vectors of N sums of Q_m
 };
 
 // The T x N TRAK scores of `algorithm`. `cache_dir` may be empty (no cache). With `blocks`

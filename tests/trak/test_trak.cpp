@@ -513,16 +513,16 @@ TEST(TrakScores, BlockSumsAddUpToTheEnsembleAndItsPrefixes) {
   const std::string dir = ::testing::TempDir() + "/trak_blocks_test";
   std::filesystem::remove_all(dir);
   const NdArray full = trak_scores(alg, small_data(), s, dir, progress, nullptr, &blocks);
-  ASSERT_EQ(blocks.score_sums.size(), 3u);
-  ASSERT_EQ(blocks.out_to_loss.size(), 3u);
+  ASSERT_EQ(blocks.sums.score_sums.size(), 3u);
+  ASSERT_EQ(blocks.sums.out_to_loss.size(), 3u);
   const std::int64_t t = 4, n = 12;
   RowMatrixF sum = RowMatrixF::Zero(t, n);
   Eigen::VectorXd q = Eigen::VectorXd::Zero(n);
   for (std::size_t b = 0; b < 3; ++b) {
-    ASSERT_EQ(blocks.score_sums[b].shape(), (std::vector<std::int64_t>{t, n}));
-    ASSERT_EQ(blocks.out_to_loss[b].size(), static_cast<std::size_t>(n));
-    sum += ConstRowMapF(blocks.score_sums[b].data_as<float>(), t, n);
-    q += Eigen::Map<const Eigen::VectorXd>(blocks.out_to_loss[b].data(), n);
+    ASSERT_EQ(blocks.sums.score_sums[b].shape(), (std::vector<std::int64_t>{t, n}));
+    ASSERT_EQ(blocks.sums.out_to_loss[b].size(), static_cast<std::size_t>(n));
+    sum += ConstRowMapF(blocks.sums.score_sums[b].data_as<float>(), t, n);
+    q += Eigen::Map<const Eigen::VectorXd>(blocks.sums.out_to_loss[b].data(), n);
   }
   const RowMatrixF mean = (sum / 4.0f) * (q / 4.0).cast<float>().asDiagonal();
   const ConstRowMapF want(full.data_as<float>(), t, n);
@@ -533,14 +533,14 @@ TEST(TrakScores, BlockSumsAddUpToTheEnsembleAndItsPrefixes) {
   s.out_to_loss = false;
   const Algorithm first{"cnn", "", {ckpt, ckpt, ckpt}};
   const NdArray prefix = trak_scores(first, small_data(), s, dir, progress);
-  const RowMatrixF two = (ConstRowMapF(blocks.score_sums[0].data_as<float>(), t, n) +
-                          ConstRowMapF(blocks.score_sums[1].data_as<float>(), t, n)) /
+  const RowMatrixF two = (ConstRowMapF(blocks.sums.score_sums[0].data_as<float>(), t, n) +
+                          ConstRowMapF(blocks.sums.score_sums[1].data_as<float>(), t, n)) /
                          3.0f;
   const ConstRowMapF p(prefix.data_as<float>(), t, n);
   EXPECT_LT((two - p).cwiseAbs().maxCoeff(), 1e-5f * p.cwiseAbs().maxCoeff());
   // The blocks differ (each checkpoint has its own projection): not one block counted thrice.
-  const ConstRowMapF b0(blocks.score_sums[0].data_as<float>(), t, n);
-  const ConstRowMapF b2(blocks.score_sums[2].data_as<float>(), t, n);
+  const ConstRowMapF b0(blocks.sums.score_sums[0].data_as<float>(), t, n);
+  const ConstRowMapF b2(blocks.sums.score_sums[2].data_as<float>(), t, n);
   EXPECT_GT((b0 - b2).cwiseAbs().maxCoeff(), 1e-3f * b0.cwiseAbs().maxCoeff());
   std::filesystem::remove_all(dir);
 }
