@@ -230,6 +230,23 @@ void ProjectTest::dialogKeepsKeysItHasNoFieldFor() {
   QCOMPARE(edited.b.train.epochs, 7);
   QCOMPARE(edited.a.train.epochs, before.a.train.epochs);
   QCOMPARE(edited.class_names, (std::vector<std::string>{"a", "b", "c"}));
+  QVERIFY(edited.a.view.empty());
+  QCOMPARE(edited.rotation, core::Rotation::kVarimax);
+  // An algorithm's view and the rotation of the directions have fields too: set, they are
+  // written; a view emptied again is removed, and a loaded view shows in its field.
+  QVERIFY(dialog.setField(QStringLiteral("A.view"), QStringLiteral("autocontrast")));
+  QVERIFY(dialog.setField(QStringLiteral("diff.rotation"), QStringLiteral("none")));
+  const core::Project viewed =
+      core::parse_project(dialog.projectJson().toStdString(), dir_.path().toStdString(), "dialog");
+  QCOMPARE(viewed.a.view, std::string("autocontrast"));
+  QVERIFY(viewed.b.view.empty());
+  QCOMPARE(viewed.rotation, core::Rotation::kNone);
+  ui::ProjectDialog reopened(dialog.projectJson(), dir_.path());
+  QCOMPARE(reopened.field(QStringLiteral("A.view")), QStringLiteral("autocontrast"));
+  QCOMPARE(reopened.field(QStringLiteral("diff.rotation")), QStringLiteral("none"));
+  QVERIFY(reopened.setField(QStringLiteral("A.view"), QString()));
+  QVERIFY(!QString::fromStdString(reopened.projectJson().toStdString())
+               .contains(QStringLiteral("\"view\"")));
   const QString dir = qEnvironmentVariable("MODELDIFF_SCREENSHOT_DIR");
   if (!dir.isEmpty()) {
     ui::ProjectDialog shown(original, dir_.path());
