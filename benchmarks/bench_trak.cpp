@@ -27,7 +27,7 @@
 // --projection dense against the reference given our Rademacher matrices, which must agree
 // to rounding.
 //
-//   bench_trak [--only featurization|end-to-end] [--model ARCH.pt] [--input CxHxW]
+//   bench_trak [--only featurization|end-to-end] [--model ARCH.pt|resnet9:width=W] [--input CxHxW]
 //              [--examples N] [--proj-dim K] [--batch B] [--threads T] [--reps R]
 //              [--baseline-examples M] [--device cpu|cuda|cuda:N]
 //              [--checkpoints M] [--train N] [--targets T] [--epochs E] [--workdir DIR]
@@ -58,6 +58,7 @@
 #include <thread>
 #include <vector>
 
+#include "core/attribution/score_quality.h"
 #include "core/base/mapped_file.h"
 #include "core/base/progress.h"
 #include "core/base/threads.h"
@@ -66,6 +67,7 @@
 #include "core/diff/residual_pca.h"
 #include "core/io/npy.h"
 #include "core/pipeline/run_project.h"
+#include "core/trak/builtin_architecture.h"
 #include "core/trak/detail/featurizer.h"
 #include "core/trak/detail/projection.h"
 #include "core/trak/detail/torch_model_impl.h"
@@ -153,7 +155,15 @@ int featurization(const Args& args) {
     x = torch::rand(shape);
     y = torch::randint(0, 10, {n});
   }
-  TorchModel model = TorchModel::load(args.model, "", args.device);
+  // A built-in architecture (resnet9:width=64, the paper's ResNet-9) is written for the input's
+  // channels and 10 classes into the work folder first, as `modeldiff train` writes it.
+  std::string model_file = args.model;
+  if (is_builtin_architecture(args.model))
+    model_file = write_builtin_architecture(
+        with_data_defaults(parse_builtin_architecture(args.model),
+                           shape.size() > 1 ? static_cast<int>(shape[1]) : 1, 10),
+        args.workdir);
+  TorchModel model = TorchModel::load(model_file, "", args.device);
   const torch::Device dev = model.impl().device;
   // The featurizer takes CPU inputs and moves each batch (as `modeldiff trak` does); the
   // breakdown below works on inputs already on the device.

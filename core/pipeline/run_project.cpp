@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "core/attribution/score_quality.h"
 #include "core/base/blas_check.h"
 #include "core/base/error.h"
 #include "core/base/mapped_file.h"
@@ -192,45 +193,6 @@ std::string run_significance_absence(const Project& p, const AlgorithmOutcome& a
 }
 
 }  // namespace
-
-BlockHalves trak_half_ensembles(TrakBlockSums& blocks, bool out_to_loss) {
-  MD_ASSERT(blocks.cuts.size() == 5 && blocks.sums.score_sums.size() == 4 &&
-            blocks.sums.out_to_loss.size() == 4);
-  std::array<NdArray, 4> sums;
-  std::array<std::vector<double>, 4> q;
-  std::array<int, 5> cuts{};
-  for (std::size_t k = 0; k < 4; ++k) {
-    sums[k] = std::move(blocks.sums.score_sums[k]);
-    q[k] = std::move(blocks.sums.out_to_loss[k]);
-  }
-  for (std::size_t k = 0; k < 5; ++k) cuts[k] = blocks.cuts[k];
-  return block_halves(sums, cuts, out_to_loss ? &q : nullptr);
-}
-
-double same_label_rate(const NdArray& scores, const std::vector<std::int64_t>& train_labels,
-                       const std::vector<std::int64_t>& target_labels, int k) {
-  if (scores.ndim() != 2 || scores.dtype() != DType::kFloat32)
-    throw InputError("", "scores must be a T x N float32 matrix");
-  const std::int64_t t = scores.dim(0), n = scores.dim(1);
-  if (static_cast<std::int64_t>(train_labels.size()) != n ||
-      static_cast<std::int64_t>(target_labels.size()) != t)
-    throw InputError("", "labels do not match the score matrix")
-        .expected(std::to_string(t) + " target and " + std::to_string(n) + " training labels")
-        .found(std::to_string(target_labels.size()) + " and " +
-               std::to_string(train_labels.size()));
-  if (t == 0) return std::numeric_limits<double>::quiet_NaN();
-  const int kk = static_cast<int>(std::min<std::int64_t>(k, n));
-  double total = 0;
-  for (std::int64_t i = 0; i < t; ++i) {
-    const auto top = top_k_indices(scores.data_as<float>() + i * n, n, kk, true);
-    int same = 0;
-    for (auto j : top)
-      same +=
-          train_labels[static_cast<std::size_t>(j)] == target_labels[static_cast<std::size_t>(i)];
-    total += static_cast<double>(same) / kk;
-  }
-  return total / static_cast<double>(t);
-}
 
 RunOutcome run_project(const Project& project_in, Progress& progress,
                        const std::function<void(const std::string&)>& log) {

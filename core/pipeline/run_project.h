@@ -117,18 +117,4 @@ struct RunOutcome {
 RunOutcome run_project(const Project& project, Progress& progress,
                        const std::function<void(const std::string&)>& log = {});
 
-struct TrakBlockSums;  // core/trak/trak.h
-struct BlockHalves;    // core/diff/significance.h
-
-// The half ensembles of one algorithm for the significance of directions, from the sums over
-// four consecutive blocks of checkpoints (block_cuts) that its full TRAK run kept: the three
-// splits of the blocks into halves, each weighted by its own out-to-loss weights when
-// `out_to_loss`. The block sums are moved out of `blocks`.
-BlockHalves trak_half_ensembles(TrakBlockSums& blocks, bool out_to_loss);
-
-// Average over target rows of the share of the row's k highest-scored training examples whose
-// label equals the target's label. scores: T x N float32.
-double same_label_rate(const NdArray& scores, const std::vector<std::int64_t>& train_labels,
-                       const std::vector<std::int64_t>& target_labels, int k = 20);
-
 }  // namespace modeldiff::core

@@ -4,6 +4,7 @@
 #include <malloc.h>
 #endif
 
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include "core/base/error.h"
 #include "core/base/output_directory.h"
 #include "core/base/sha256.h"
+#include "core/diff/significance.h"
 #include "core/io/npy.h"
 #include "core/trak/detail/featurizer.h"
 #include "core/trak/detail/graph_capture.h"
@@ -276,6 +278,20 @@ NdArray trak_scores(const Algorithm& algorithm, const TrakData& data, const Trak
   }
   if (blocks != nullptr) blocks->sums = ensemble.take_blocks();
   return ensemble.scores(settings.out_to_loss);
+}
+
+BlockHalves trak_half_ensembles(TrakBlockSums& blocks, bool out_to_loss) {
+  MD_ASSERT(blocks.cuts.size() == 5 && blocks.sums.score_sums.size() == 4 &&
+            blocks.sums.out_to_loss.size() == 4);
+  std::array<NdArray, 4> sums;
+  std::array<std::vector<double>, 4> q;
+  std::array<int, 5> cuts{};
+  for (std::size_t k = 0; k < 4; ++k) {
+    sums[k] = std::move(blocks.sums.score_sums[k]);
+    q[k] = std::move(blocks.sums.out_to_loss[k]);
+  }
+  for (std::size_t k = 0; k < 5; ++k) cuts[k] = blocks.cuts[k];
+  return block_halves(sums, cuts, out_to_loss ? &q : nullptr);
 }
 
 }  // namespace modeldiff::core

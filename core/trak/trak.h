@@ -73,6 +73,13 @@ struct TrakBlockSums {
   TrakEnsemble::BlockSums sums;  // out: B arrays T x N float32 and B vectors of N sums of Q_m
 };
 
+// The half ensembles of one algorithm for the significance of directions, from the sums over
+// four consecutive blocks of checkpoints (block_cuts) that its full TRAK run kept: the three
+// splits of the blocks into halves, each weighted by its own out-to-loss weights when
+// `out_to_loss`. The block sums are moved out of `blocks`.
+struct BlockHalves;  // core/diff/significance.h
+BlockHalves trak_half_ensembles(TrakBlockSums& blocks, bool out_to_loss);
+
 // The T x N TRAK scores of `algorithm`. `cache_dir` may be empty (no cache). With `blocks`
 // (its `cuts` set), also the block sums above. Throws InputError for unreadable/mismatched
 // checkpoints and bad data; core::Cancelled when `progress` is cancelled (finished checkpoints

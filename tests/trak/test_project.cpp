@@ -11,6 +11,7 @@
 
 #include "common/skip.h"
 #include "common/temp_dir.h"
+#include "core/attribution/score_quality.h"
 #include "core/base/error.h"
 #include "core/base/mapped_file.h"
 #include "core/data/image_dataset.h"
