@@ -5,7 +5,9 @@
 #   3. Release build with warnings as errors in build/, all tests (GUI tests offscreen),
 #      the Debian package from that build (cpack) and its checks (lintian without errors,
 #      control fields, contents, desktop/AppStream files): packaging/check_package.sh,
-#   4. ASan + UBSan build (no GUI, no benchmarks) in build-asan/, its tests with leak checks.
+#   4. the LibTorch-only configuration of a GPU machine (packaging/README-gpu.md) in build-gpu/,
+#      built and run on the CPU by its prepared check, packaging/gpu_check.sh,
+#   5. ASan + UBSan build (no GUI, no benchmarks) in build-asan/, its tests with leak checks.
 # Each stage prints "==> stage (Ns)". The last line is "N passed, N failed" over both test
 # runs. Exits non-zero if any stage failed; later stages still run where they can, so one
 # run reports every problem.
@@ -14,7 +16,7 @@
 #   MODELDIFF_SHARED_FIXTURES   reference fixture folder (default: ../shared/fixtures)
 #   MODELDIFF_BUILD_DIR         Release build folder (default: build)
 #   MODELDIFF_ASAN_BUILD_DIR    sanitizer build folder (default: build-asan)
-#   MODELDIFF_SKIP_ASAN=1       skip stage 4 (quick local runs; CI does not set it)
+#   MODELDIFF_SKIP_ASAN=1       skip stage 5 (quick local runs; CI does not set it)
 #   MODELDIFF_JOBS              parallel build/test jobs (default: nproc)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -81,6 +83,18 @@ check_metadata() {
   return "$rc"
 }
 
+# The LibTorch-only build with the system's headers in the layout README-gpu.md gives them, and
+# the GPU check's benchmark on the CPU at a small size (a minute or two on 2 cores).
+torch_only() {
+  local headers=build-gpu/headers
+  mkdir -p "$headers/include"
+  ln -sfn /usr/include/eigen3 "$headers/eigen3"
+  ln -sfn /usr/include/CLI "$headers/include/CLI"
+  ln -sfn /usr/include/nlohmann "$headers/include/nlohmann"
+  HEADERS=$PWD/$headers TORCH_PREFIX=/usr DEVICE=cpu EXAMPLES=128 BATCH=64 WIDTH=4 \
+    bash packaging/gpu_check.sh build-gpu/check
+}
+
 stage install_deps bash packaging/install_deps.sh || exit 1
 stage check_format bash packaging/check_format.sh || true
 stage check_layering bash packaging/check_layering.sh || true
@@ -92,6 +106,8 @@ if stage configure configure "$BUILD_DIR" -DCMAKE_BUILD_TYPE=Release \
   stage test run_ctest "$BUILD_DIR" || true
   stage package bash packaging/check_package.sh "$BUILD_DIR" || true
 fi
+
+stage torch_only torch_only || true
 
 if [[ ${MODELDIFF_SKIP_ASAN:-0} != 1 ]]; then
   # -O1: Eigen at -O0 makes the numeric tests crawl; assertions stay on (no NDEBUG).
