@@ -6,6 +6,7 @@
 #endif
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -143,9 +144,18 @@ void TrakEnsemble::add_checkpoint(const RowMatrixF& train_features,
 }
 
 void TrakEnsemble::record_blocks(std::vector<int> cuts) {
-  bool ok = checkpoints_ == 0 && cuts.size() >= 2 && cuts.front() == 0;
-  for (std::size_t k = 1; ok && k < cuts.size(); ++k) ok = cuts[k] > cuts[k - 1];
-  MD_ASSERT(ok);
+  if (checkpoints_ > 0)
+    throw InputError("", "block sums must be asked for before the first checkpoint")
+        .found(std::to_string(checkpoints_) + " checkpoints added already");
+  bool ascending = cuts.size() >= 2 && cuts.front() == 0;
+  for (std::size_t k = 1; ascending && k < cuts.size(); ++k) ascending = cuts[k] > cuts[k - 1];
+  if (!ascending) {
+    std::string found;
+    for (const int c : cuts) found += (found.empty() ? "" : ", ") + std::to_string(c);
+    throw InputError("", "block cuts are not checkpoint counts 0 = c_0 < c_1 < ...")
+        .expected("at least two ascending cuts from 0, as block_cuts makes them")
+        .found("[" + found + "]");
+  }
   cuts_ = std::move(cuts);
   blocks_ = BlockSums{};
 }
@@ -186,7 +196,9 @@ TrakEnsemble::BlockSums TrakEnsemble::take_blocks() {
 }
 
 NdArray TrakEnsemble::scores(bool use_out_to_loss) const {
-  MD_ASSERT(checkpoints_ > 0);
+  if (checkpoints_ == 0)
+    throw InputError("", "no checkpoint has been added to the ensemble")
+        .expected("add() of at least one checkpoint's features before scores()");
   NdArray out = NdArray::allocate(DType::kFloat32, {t_, n_});
   Eigen::Map<RowMatrixF> s(out.mutable_data_as<float>(), t_, n_);
   s = sum_ / static_cast<float>(checkpoints_);

@@ -30,7 +30,8 @@ class TrakEnsemble {
   int num_checkpoints() const { return checkpoints_; }
   std::int64_t dropped_columns() const { return dropped_columns_; }
   std::int64_t null_directions() const { return null_directions_; }
-  // T x N float32 scores; use_out_to_loss = false leaves Q out (Q = 1).
+  // T x N float32 scores; use_out_to_loss = false leaves Q out (Q = 1). InputError before the
+  // first checkpoint.
   NdArray scores(bool use_out_to_loss = true) const;
   // The averaged out-to-loss weights (N).
   Eigen::VectorXd mean_out_to_loss() const;
@@ -45,6 +46,7 @@ class TrakEnsemble {
   // Before the first checkpoint: record the sums of the blocks that `cuts`
   // (0 = c_0 < c_1 < ... < c_B, as block_cuts makes them) delimit; block b, checkpoints c_b to
   // c_{b+1} - 1 (0-based, in the order they are added), is recorded when the count reaches c_{b+1}.
+  // InputError for cuts not of that form, or after the first checkpoint.
   void record_blocks(std::vector<int> cuts);
   // The blocks recorded so far, moved out; recording stops.
   BlockSums take_blocks();

@@ -244,9 +244,6 @@ class Ensemble {
 
   // T x N float32 scores (row = target example, column = training example).
   py::array_t<float> scores(bool use_out_to_loss) const {
-    if (ensemble_.num_checkpoints() == 0)
-      throw core::InputError("", "no checkpoint has been added to the ensemble")
-          .expected("add() of at least one checkpoint's features before scores()");
     core::NdArray s;
     {
       py::gil_scoped_release release;
@@ -262,22 +259,7 @@ class Ensemble {
   // Before the first add: record the sums of the blocks of checkpoints that `cuts` (block_cuts)
   // delimit, for the half ensembles of the significance of directions
   // (TrakEnsemble::record_blocks).
-  void record_blocks(std::vector<int> cuts) {
-    if (ensemble_.num_checkpoints() > 0)
-      throw core::InputError("", "block sums must be asked for before the first checkpoint")
-          .found(std::to_string(ensemble_.num_checkpoints()) + " checkpoints added already");
-    bool ascending = cuts.size() >= 2 && cuts.front() == 0;
-    for (std::size_t k = 1; ascending && k < cuts.size(); ++k)
-      ascending = cuts[k] > cuts[k - 1];
-    if (!ascending) {
-      std::string found;
-      for (const int c : cuts) found += (found.empty() ? "" : ", ") + std::to_string(c);
-      throw core::InputError("", "block cuts are not checkpoint counts 0 = c_0 < c_1 < ...")
-          .expected("at least two ascending cuts from 0, as block_cuts makes them")
-          .found("[" + found + "]");
-    }
-    ensemble_.record_blocks(std::move(cuts));
-  }
+  void record_blocks(std::vector<int> cuts) { ensemble_.record_blocks(std::move(cuts)); }
 
   // The blocks recorded so far, moved out of the ensemble: ([T x N float32 score sums],
   // [N float64 out-to-loss sums]), one each per block.

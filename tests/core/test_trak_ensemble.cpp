@@ -81,3 +81,24 @@ TEST(TrakEnsemble, NonFiniteFeaturesNameTheCheckpoint) {
     }
   }
 }
+
+TEST(TrakEnsemble, MisuseIsAnInputErrorSayingWhatWasExpected) {
+  TrakEnsemble e(4, 6, 0.0);
+  const auto message = [](const auto& call) {
+    try {
+      call();
+    } catch (const InputError& err) {
+      return std::string(err.what());
+    }
+    return std::string("no InputError");
+  };
+  EXPECT_NE(message([&] { e.record_blocks({0, 2, 2}); }).find("[0, 2, 2]"), std::string::npos);
+  EXPECT_NE(message([&] { e.record_blocks({1, 3}); }).find("block cuts"), std::string::npos);
+  EXPECT_NE(message([&] { (void)e.scores(true); }).find("no checkpoint"), std::string::npos);
+  e.add_checkpoint(RowMatrixF::Ones(6, 3), RowMatrixF::Ones(4, 3), Eigen::VectorXf::Ones(6), "m");
+  EXPECT_NE(message([&] {
+              e.record_blocks({0, 1, 2});
+            }).find("1 checkpoints added"),
+            std::string::npos);
+  EXPECT_EQ(e.scores(true).shape(), (std::vector<std::int64_t>{4, 6}));
+}
