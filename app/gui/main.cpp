@@ -6,7 +6,8 @@
 // --test TRANSFORM it also runs that test in the transformation panel and waits for it; with
 // --select it compares the validation examples in a region of the projections first; with
 // --run it reruns the project (PATH a project file) and shows the window when its results are
-// back; with --grid it writes that image grid as a figure instead of the window.
+// back; with --grid it writes that image grid as a figure instead of the window. It gives up
+// after --timeout seconds (status 3), saying what it was still waiting for.
 #include <QApplication>
 #include <QComboBox>
 #include <QCommandLineParser>
@@ -18,8 +19,10 @@
 #include <QTabWidget>
 #include <QTemporaryDir>
 #include <QTimer>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <vector>
 
 #include "analysis_plots.h"
@@ -47,9 +50,10 @@ struct Shot {
   QString test, test_strengths;
   int test_target = -1;
   bool test_direction_images = false;
-  QRectF select;       // projections-plot region to compare on its own (empty: none)
-  bool rerun = false;  // rerun the project first
-  int grid = -1;       // MainWindow::Grid to write as a figure (-1: the window)
+  QRectF select;        // projections-plot region to compare on its own (empty: none)
+  bool rerun = false;   // rerun the project first
+  int grid = -1;        // MainWindow::Grid to write as a figure (-1: the window)
+  int timeout_s = 900;  // give up, saying what is still awaited, after this long
 };
 
 int fail(const QString& message) {
@@ -130,8 +134,13 @@ int runGui(int argc, char** argv) {
       QStringLiteral("Write this image grid as a figure (FILE .png, .svg or .pdf) instead of the "
                      "window: top-train, bottom-train, top-val or bottom-val."),
       QStringLiteral("GRID"));
+  const QCommandLineOption timeout(
+      QStringLiteral("timeout"),
+      QStringLiteral("Give up after this many seconds (default 900; with --run, a day), "
+                     "saying what was still awaited, with status 3."),
+      QStringLiteral("SECONDS"));
   parser.addOptions({screenshot, size, comparison, direction, tab, inspect, test, test_target,
-                     test_strengths, test_images, select, rerun, grid});
+                     test_strengths, test_images, select, rerun, grid, timeout});
   parser.process(app);
 
   const QStringList paths = parser.positionalArguments();
@@ -203,6 +212,13 @@ int runGui(int argc, char** argv) {
       shot.select = QRectF(QPointF(v[0], v[1]), QPointF(v[2], v[3]));
     }
     shot.rerun = parser.isSet(rerun);
+    if (shot.rerun) shot.timeout_s = 86400;  // a run from scratch may take its time
+    if (parser.isSet(timeout)) {
+      bool ok = false;
+      shot.timeout_s = parser.value(timeout).toInt(&ok);
+      if (!ok || shot.timeout_s < 1 || shot.timeout_s > 86400)
+        return fail(QStringLiteral("--timeout: seconds, from 1 to 86400"));
+    }
     if (parser.isSet(grid)) {
       const QStringList grids = {QStringLiteral("top-train"), QStringLiteral("bottom-train"),
                                  QStringLiteral("top-val"), QStringLiteral("bottom-val")};
@@ -386,6 +402,28 @@ int runGui(int argc, char** argv) {
     return fail(QStringLiteral("%1: the project has not been run yet (modeldiff run, or Project "
                                "> Run in the window)")
                     .arg(paths.front()));
+  // A screenshot never waits for ever: past --timeout it says what it was still waiting for.
+  QTimer::singleShot(std::chrono::seconds(shot.timeout_s), &app, [&]() {
+    QStringList awaited;
+    if (!shown) {
+      awaited << (window.job()->isRunning()
+                      ? QStringLiteral("the project's run (--run)")
+                      : QStringLiteral("the results of %1").arg(paths.front()));
+    } else {
+      if (window.thumbnailsPending()) awaited << QStringLiteral("image thumbnails");
+      if (window.counterfactualPanel()->isRunning())
+        awaited << QStringLiteral("the transformation test (--test)");
+      if (window.job()->isRunning()) awaited << QStringLiteral("the selection's comparison");
+      if (awaited.isEmpty()) awaited << QStringLiteral("the window to settle");
+    }
+    std::fprintf(stderr, "modeldiff-gui: --timeout %d s passed; still waiting for %s\n",
+                 shot.timeout_s, qPrintable(awaited.join(QStringLiteral(", "))));
+    // Not through the event loop's exit: a worker blocked in what it waits for would hold
+    // the thread pool's shutdown for ever.
+    scratch.remove();
+    std::fflush(nullptr);
+    std::_Exit(3);
+  });
   const int code = QApplication::exec();
   return code != 0 ? code : status;
 }

@@ -3,8 +3,10 @@
 // image grids must list exactly the indices the comparison's summary.json stores. Also: k
 // changes the grids' row counts, a corrupt or incomplete run folder gives one error message.
 // Writes screenshots when MODELDIFF_SCREENSHOT_DIR is set.
+#include <sys/stat.h>
 #include <QComboBox>
 #include <QDir>
+#include <QElapsedTimer>
 #include <QFile>
 #include <QImage>
 #include <QJsonArray>
@@ -931,13 +933,19 @@ void RunWindowTest::screenshotModeWritesTheWindow() {
     env.insert(QStringLiteral("XDG_CONFIG_HOME"), out.filePath(QStringLiteral("config")));
     p.setProcessEnvironment(env);
     p.setProcessChannelMode(QProcess::MergedChannels);
-    p.start(QStringLiteral(MODELDIFF_GUI_EXECUTABLE), args);
-    if (!p.waitForFinished(120000)) {
+    // Its own --timeout comes first (one given in `args` overrides it), so that a screenshot
+    // that does not finish says what it was waiting for.
+    p.start(QStringLiteral(MODELDIFF_GUI_EXECUTABLE),
+            QStringList{QStringLiteral("--timeout"), QStringLiteral("100")} + args);
+    const bool finished = p.waitForFinished(120000);
+    if (!finished) {
       p.kill();
-      return -1;
+      p.waitForFinished(10000);
     }
     *output = p.readAll();
-    return p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
+    const int code = finished && p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1;
+    if (code != 0 && code != 2) qWarning("modeldiff-gui exit %d: %s", code, output->constData());
+    return code;
   };
   QByteArray log;
   const QString shot = out.filePath(QStringLiteral("shot.png"));
@@ -1037,11 +1045,27 @@ void RunWindowTest::screenshotModeWritesTheWindow() {
       {{QStringLiteral("--inspect"), QStringLiteral("100000"), run_}, "no such validation"},
       {{QStringLiteral("--size"), QStringLiteral("10x10"), run_}, "--size"},
       {{out.filePath(QStringLiteral("missing"))}, "missing"},
+      {{QStringLiteral("--timeout"), QStringLiteral("0"), run_}, "--timeout"},
   };
   for (const auto& b : bad) {
     QCOMPARE(gui(QStringList{QStringLiteral("--screenshot"), shot} + b.args, &log), 2);
     QVERIFY2(log.contains(b.message), log.constData());
   }
+  // What never finishes (a result whose summary is a pipe nobody writes to keeps the loader
+  // blocked) ends at --timeout with status 3 and what was awaited, not never.
+  const QString stuck = out.filePath(QStringLiteral("stuck"));
+  QVERIFY(QDir().mkpath(stuck));
+  QCOMPARE(::mkfifo(QDir(stuck).filePath(QStringLiteral("summary.json")).toLocal8Bit().constData(),
+                    0600),
+           0);
+  QElapsedTimer clock;
+  clock.start();
+  QCOMPARE(gui({QStringLiteral("--screenshot"), shot, QStringLiteral("--timeout"),
+                QStringLiteral("2"), stuck},
+               &log),
+           3);
+  QVERIFY2(log.contains("still waiting for the results of"), log.constData());
+  QVERIFY2(clock.elapsed() < 60000, "it ended at its timeout");
 #endif
 }
 
