@@ -6,7 +6,6 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <numeric>
 #include <random>
 #include <set>
 #include <sstream>
@@ -659,16 +658,13 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
                                            std::to_string(f.direction_k) + " validation images)");
     if (fo.skipped.empty()) {
       // The comparison's validation examples, or the direction's direction_k with the largest
-      // projections, then the class condition.
+      // projections, ranked as the result's top_target is (so that `modeldiff counterfactual
+      // --direction-k` picks the same images), then the class condition.
       std::vector<std::int64_t> chosen = cmp->result.target_rows;
       if (f.direction_k > 0) {
-        const RowMatrixF& proj = set->projections;
-        std::vector<std::int64_t> order(static_cast<std::size_t>(proj.rows()));
-        std::iota(order.begin(), order.end(), 0);
-        std::stable_sort(order.begin(), order.end(), [&](std::int64_t x, std::int64_t y) {
-          return proj(x, component) > proj(y, component);
-        });
-        order.resize(std::min<std::size_t>(order.size(), static_cast<std::size_t>(f.direction_k)));
+        const Eigen::VectorXf column = set->projections.col(component);
+        std::vector<std::int64_t> order =
+            top_k_indices(column.data(), column.size(), f.direction_k, true);
         for (std::int64_t& r : order) r = chosen[static_cast<std::size_t>(r)];
         chosen = order;
       }
