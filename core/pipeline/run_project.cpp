@@ -634,9 +634,10 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     const Finding& f = project.findings[k];
     FindingOutcome fo;
     fo.index = k;
-    const Comparison* cmp = nullptr;
     for (std::size_t c = 0; c < comparisons.size(); ++c)
-      if (out.comparisons[c].folder == "diff/" + f.comparison) cmp = &comparisons[c];
+      if (out.comparisons[c].folder == "diff/" + f.comparison) fo.comparison = static_cast<int>(c);
+    const Comparison* cmp =
+        fo.comparison < 0 ? nullptr : &comparisons[static_cast<std::size_t>(fo.comparison)];
     const DirectionRef dir = *parse_direction(f.direction);  // checked when the project loaded
     const DirectionSet* set = cmp == nullptr  ? nullptr
                               : dir.a_minus_b ? &cmp->result.a_minus_b
@@ -758,15 +759,13 @@ RunOutcome run_project(const Project& project_in, Progress& progress,
     // The project's findings beside their directions ("direction": "a_minus_b:C", 1-based).
     for (std::size_t k = 0; k < project.findings.size(); ++k) {
       const Finding& f = project.findings[k];
+      const FindingOutcome& fo = out.findings[k];  // step 6: one per finding, in order
       ReportFinding rf;
-      for (std::size_t c = 0; c < out.comparisons.size(); ++c)
-        if (out.comparisons[c].folder == "diff/" + f.comparison) rf.comparison = c + 1;
-      if (rf.comparison == 0) {
+      if (fo.comparison < 0) {
         say("finding about " + f.comparison + " not shown: no such comparison in this run");
         continue;
       }
-      --rf.comparison;
-      const FindingOutcome& fo = out.findings[k];  // step 6: one per finding, in order
+      rf.comparison = static_cast<std::size_t>(fo.comparison);
       rf.set = parse_direction(f.direction)->a_minus_b ? "a_minus_b" : "b_minus_a";
       rf.component = fo.component;
       if (rf.component < 0) {

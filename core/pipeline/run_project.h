@@ -83,6 +83,8 @@ struct PlantedCheck {
 // images: the experiment `modeldiff counterfactual` runs, at the finding's own strength.
 struct FindingOutcome {
   std::size_t index = 0;  // into Project::findings
+  // Its comparison in this run (into RunOutcome::comparisons), -1 when the run has none.
+  int comparison = -1;
   // The direction it is about in this run (0-based; resolve_direction), -1 when there is none.
   int component = -1;
   std::string skipped;  // why it was not measured ("" = measured)
