@@ -297,9 +297,9 @@ int runGui(int argc, char** argv) {
     }
     // By class: resolved over all the top validation images the result keeps, as
     // `modeldiff counterfactual --direction` does by default.
+    static const std::vector<std::int64_t> kNoLabels;  // a number needs none
     const int component = modeldiff::core::resolve_direction(
-        shot.direction, directions.top_target,
-        run->val ? run->val->labels : std::vector<std::int64_t>{}, 0);
+        shot.direction, directions.top_target, run->val ? run->val->labels : kNoLabels, 0);
     if (component < 0) {
       QApplication::exit(fail(
           shot.direction.of_class >= 0
