@@ -99,6 +99,7 @@ Command add_demo_command(CLI::App& app) {
   auto quick = std::make_shared<bool>(false);
   auto print = std::make_shared<bool>(false);
   auto model = std::make_shared<std::string>();
+  auto models = std::make_shared<int>(0);
   CLI::App* cmd = app.add_subcommand(
       "demo",
       "The built-in Fashion-MNIST project end to end: algorithm A trains on data where 30% of "
@@ -125,6 +126,11 @@ Command add_demo_command(CLI::App& app) {
                   "Architecture of both algorithms: a TorchScript file or resnet9[:width=W] "
                   "(the ModelDiff paper's ResNet-9; default: the demo's small CNN, for a "
                   "study resnet9:width=16)");
+  cmd->add_option("--models", *models,
+                  "Models per algorithm (default: the demo's 8, a study's 6). More give more "
+                  "stable directions, at the cost of training time; a rerun trains only the "
+                  "models it does not have yet")
+      ->check(CLI::Range(1, 1000));
   cmd->add_flag("--print-project", *print,
                 "Print the demo as a project file (a template for your own) and exit");
   return [=] {
@@ -136,6 +142,9 @@ Command add_demo_command(CLI::App& app) {
             : core::study_project(*study, model->empty() ? core::kStudyArchitecture : *model,
                                   *fashion, out, *quick);
     p.threads = *threads;
+    if (*models > 0)
+      for (core::AlgorithmSpec* a : {&p.a, &p.b})
+        if (a->trains()) a->models = *models;
     if (*print) {
       std::printf("%s\n", core::project_json(p).c_str());
       return 0;

@@ -63,6 +63,16 @@ def case_studies_quick(work):
         check_finding_reproduces(work / ("cf-" + study), study, out, rec)
         if study == "augmentation":
             assert project["A"]["train"]["augment"] and not project["B"]["train"]["augment"]
+            # --models 3 on the same folder: one more model each, the first two kept, and a
+            # third checkpoint in every TRAK ensemble.
+            again = run("demo", study, "--quick", "--models", 3, "--threads", 2, "-o", out)
+            rec3 = read_json(out / "run.json")
+            for key in ("A", "B"):
+                algo = rec3["algorithms"][key]
+                assert algo["trained"] == 1 and algo["reused"] == 2, algo
+                assert len(algo["val_accuracy"]) == 3, algo
+                assert rec3["project"][key]["train"]["models"] == 3
+            run("demo", study, "--quick", "--models", 0, "--print-project", expect=2)
         if study == "sgd":
             a, b = project["A"]["train"], project["B"]["train"]
             assert a["lr"] > b["lr"] and a["batch_size"] < b["batch_size"]
