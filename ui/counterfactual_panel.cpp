@@ -120,7 +120,7 @@ CounterfactualPanel::CounterfactualPanel(QWidget* parent)
   plot_->setMinimumHeight(220);
   plot_->xAxis->setLabel(tr("strength"));
   plot_->yAxis->setLabel(tr("change in P(target class)"));
-  plot_->legend->setVisible(true);
+  plot_->legend->setVisible(false);  // shown with the first result: an empty one is a stray box
   layout->addWidget(plot_, 3);
 
   table_->setColumnCount(6);

@@ -92,15 +92,16 @@ QVariant DirectionTableModel::data(const QModelIndex& index, int role) const {
       index.column() != kSignificance)
     return QVariant::fromValue(Qt::AlignRight | Qt::AlignVCenter);
   if (role == Qt::ToolTipRole && index.column() == kSet)
-    return tr("Direction %1 of the residual of %2's attributions after removing what %3's "
-              "explain")
-        .arg(component + 1)
-        .arg(QString::fromStdString(s.first), QString::fromStdString(s.second));
+    return tr("%1 − %2, direction %3: the residual of %1's attributions after removing what "
+              "%2's explain")
+        .arg(QString::fromStdString(s.first), QString::fromStdString(s.second))
+        .arg(component + 1);
   if (role != Qt::DisplayRole) return {};
   switch (index.column()) {
     case kSet:
-      return QStringLiteral("%1 − %2").arg(QString::fromStdString(s.first),
-                                           QString::fromStdString(s.second));
+      // The letters, which the window's header names: the full labels would push the verdict
+      // out of a narrow table (they are in the tooltip).
+      return set == 0 ? QStringLiteral("A − B") : QStringLiteral("B − A");
     case kComponent:
       return component + 1;  // people count directions from 1, as the report does
     case kExplained:

@@ -16,7 +16,7 @@ class DirectionTableModel : public QAbstractTableModel {
   Q_OBJECT
 
  public:
-  enum Column { kSet, kComponent, kExplained, kVarianceA, kVarianceB, kSignificance, kColumnCount };
+  enum Column { kSet, kComponent, kSignificance, kExplained, kVarianceA, kVarianceB, kColumnCount };
   // kAboveFloorRole: true / false when significance was computed, invalid otherwise.
   enum Role { kSetIndexRole = Qt::UserRole + 1, kComponentRole, kAboveFloorRole };
 

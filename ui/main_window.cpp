@@ -21,6 +21,7 @@
 #include <QMimeData>
 #include <QPushButton>
 #include <QSaveFile>
+#include <QScrollBar>
 #include <QSettings>
 #include <QSpinBox>
 #include <QSplitter>
@@ -732,6 +733,11 @@ void MainWindow::onComparisonChanged(int comparison) {
                                 .arg(QString::fromStdString(s.target_selection).toHtmlEscaped(),
                                      QString::fromStdString(s.row_normalization).toHtmlEscaped()));
   table_->resizeColumnsToContents();
+  // The set, the number and the verdict stay in view however narrow the panel is made.
+  int essentials = 2 * table_->frameWidth() + table_->verticalScrollBar()->sizeHint().width();
+  for (int col = 0; col <= DirectionTableModel::kSignificance; ++col)
+    essentials += table_->columnWidth(col);
+  table_->setMinimumWidth(essentials);
   const int per_set = static_cast<int>(s.a_minus_b.explained_variance.size());
   if (component >= per_set) component = 0;
   if (model_->rowCount() > 0)

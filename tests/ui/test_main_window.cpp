@@ -79,7 +79,10 @@ void MainWindowTest::opensResultAndShowsEveryDirection() {
              QString::number(result_.b_minus_a.variance_b(c), 'g', 4).toDouble());
   }
   QCOMPARE(model->data(model->index(components_, 0), Qt::DisplayRole).toString(),
-           QStringLiteral("plain − augmented"));
+           QStringLiteral("B − A"));
+  QVERIFY(model->data(model->index(components_, 0), Qt::ToolTipRole)
+              .toString()
+              .startsWith(QStringLiteral("plain − augmented, direction 1")));
   QCOMPARE(w.variancePlot()->pointCount(0), components_);
   QCOMPARE(w.variancePlot()->pointCount(1), components_);
   saveScreenshot(w, QStringLiteral("main_window.png"));

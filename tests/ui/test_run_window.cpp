@@ -436,6 +436,8 @@ void RunWindowTest::counterfactualOfThePlantedPatch() {
   for (std::int64_t y : in.images->labels) QVERIFY(y != planted_class);
 
   QSignalSpy finished(panel, &ui::CounterfactualPanel::finished);
+  // No legend before there is anything to name (an empty one is a stray box in the figure).
+  QVERIFY(!panel->plot()->legend->visible());
   QVERIFY(panel->start());
   QVERIFY(panel->isRunning());
   QVERIFY(!panel->runButton()->isEnabled());
@@ -443,6 +445,7 @@ void RunWindowTest::counterfactualOfThePlantedPatch() {
   QCOMPARE(finished.size(), 1);
   QVERIFY2(finished.front().at(0).toBool(), qPrintable(finished.front().at(1).toString()));
   QVERIFY(panel->hasResult());
+  QVERIFY(panel->plot()->legend->visible());
   const core::CounterfactualResult& shown = panel->result();
   for (const core::EffectRow& r : shown.rows) {
     if (r.strength == 0) {

@@ -170,6 +170,19 @@ void SignificanceTest::tableAndPlotMarkEachDirectionAsSummaryJsonSays() {
   QVERIFY(plot->legendExplainsHollow());
   QCoreApplication::processEvents();
   plot->replot();
+  // The verdict is read without scrolling: its column ends inside the table's default width.
+  const QTableView* view = w.directionView();
+  QVERIFY2(
+      view->columnViewportPosition(ui::DirectionTableModel::kSignificance) +
+              view->columnWidth(ui::DirectionTableModel::kSignificance) <=
+          view->viewport()->width(),
+      qPrintable(QStringLiteral("the Significance column ends at %1 of %2 pixels (%3, %4, %5)")
+                     .arg(view->columnViewportPosition(ui::DirectionTableModel::kSignificance) +
+                          view->columnWidth(ui::DirectionTableModel::kSignificance))
+                     .arg(view->viewport()->width())
+                     .arg(view->columnWidth(0))
+                     .arg(view->columnWidth(1))
+                     .arg(view->columnWidth(2))));
 
   int above = 0, below = 0;
   int clicked[2] = {0, 0};  // hollow, filled markers clicked
