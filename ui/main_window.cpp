@@ -72,6 +72,13 @@ QString percent(double share) {
       core::format_percent(share < 0 ? std::numeric_limits<double>::quiet_NaN() : share, 1, "?"));
 }
 
+// The projections' example box before a point is clicked; it also says what the rings mean.
+QString clickAPointText() {
+  return MainWindow::tr(
+      "Click a point to see it here.<br><br><small>Ringed: the direction's top "
+      "validation examples.</small>");
+}
+
 }  // namespace
 
 MainWindow::MainWindow(QWidget* parent)
@@ -336,11 +343,6 @@ QWidget* MainWindow::buildPlotTabs() {
   controls->addWidget(region_label_);
   controls->addWidget(compare_button_);
   controls->addStretch(1);
-  auto* hint =
-      new QLabel(tr("<small>ringed: the direction's top validation examples; click a "
-                    "point to see it</small>"));
-  hint->setTextFormat(Qt::RichText);
-  controls->addWidget(hint);
   connect(region_button_, &QPushButton::toggled, this,
           [this](bool on) { projection_->setRegionSelection(on); });
   connect(compare_button_, &QPushButton::clicked, this, [this]() { compareSelection(); });
@@ -349,7 +351,7 @@ QWidget* MainWindow::buildPlotTabs() {
   example_image_ = new QLabel;
   example_image_->setFixedSize(96, 96);
   example_image_->setAlignment(Qt::AlignCenter);
-  example_text_ = new QLabel(tr("Click a point."));
+  example_text_ = new QLabel(clickAPointText());
   example_text_->setWordWrap(true);
   example_text_->setTextFormat(Qt::RichText);
   example_text_->setAlignment(Qt::AlignTop | Qt::AlignLeft);
@@ -422,7 +424,7 @@ void MainWindow::showExample(int row) {
   if (comp == nullptr || row < 0 || static_cast<std::size_t>(row) >= comp->target_rows.size()) {
     example_row_ = -1;
     example_image_->clear();
-    example_text_->setText(tr("Click a point."));
+    example_text_->setText(clickAPointText());
     projection_->setSelectedRow(-1);
     return;
   }
