@@ -1,18 +1,30 @@
 #!/usr/bin/env bash
-# Makes the README's screenshots of the transformation panel, the Job panel, an image grid as a
-# figure and a selection from the full augmentation study (`modeldiff demo augmentation`),
-# without a display:
-#   packaging/make_screenshots.sh [BUILD_DIR] [RUN_DIR]      (defaults: build, out/augmentation)
-# The study runs first when RUN_DIR holds no results (about 11 minutes on 2 cores); a run that
-# exists is reused (the `--run` shot reruns it: models and TRAK features are kept).
+# Makes the README's screenshots without a display: the main view, the Projections tab and the
+# example inspector from the full planted demo (`modeldiff demo`), and the transformation panel,
+# the Job panel, an image grid as a figure and a selection from the full augmentation study
+# (`modeldiff demo augmentation`):
+#   packaging/make_screenshots.sh [BUILD_DIR] [RUN_DIR] [DEMO_DIR]
+#   (defaults: build, out/augmentation, out/demo)
+# Each runs first when its folder holds no results (about 5 and 11 minutes on 2 cores); a run
+# that exists is reused (the `--run` shot reruns the study: models and TRAK features are kept).
+# The set-up dialog's screenshot comes from the GUI tests (MODELDIFF_SCREENSHOT_DIR).
 set -euo pipefail
 
 build=${1:-build}
 run=${2:-out/augmentation}
+demo=${3:-out/demo}
 docs=$(cd "$(dirname "$0")/.." && pwd)/docs
 cli=$build/app/modeldiff
 gui=$build/app/modeldiff-gui
 export QT_QPA_PLATFORM=offscreen
+
+# The demo: class Shirt (where the patch is planted), direction 1 of A minus B; over all
+# validation examples on the Projections tab; a patched validation shirt in the inspector.
+[[ -f $demo/run.json ]] || "$cli" demo -o "$demo"
+"$gui" --screenshot "$docs/gui_run.png" --comparison Shirt --direction A-B:1 "$demo"
+"$gui" --screenshot "$docs/gui_projections.png" --direction A-B:1 --tab projections "$demo"
+"$gui" --screenshot "$docs/gui_inspector.png" --comparison Shirt --direction A-B:1 \
+  --inspect 1817 "$demo"
 
 [[ -f $run/run.json ]] || "$cli" demo augmentation -o "$run"
 run=$(cd "$run" && pwd)
