@@ -9,6 +9,7 @@
 #include <QFileDialog>
 #include <QFileInfo>
 #include <QFormLayout>
+#include <QGroupBox>
 #include <QHBoxLayout>
 #include <QLabel>
 #include <QLineEdit>
@@ -24,6 +25,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <tuple>
 #include <vector>
 
 #include "core/base/error.h"
@@ -110,6 +112,8 @@ struct ProjectDialog::Fields {
   bool loading = false;
   QComboBox* source[2] = {nullptr, nullptr};
   QStackedWidget* source_pages[2] = {nullptr, nullptr};
+  // data.planted_patch: checked = the project plants it (its fields are data.planted_patch.*).
+  QGroupBox* plant = nullptr;
 
   // Makes `widget` the field of `key` (also its object name) and returns it.
   template <typename W>
@@ -207,6 +211,7 @@ ProjectDialog::ProjectDialog(const QString& json_text, const QString& base_dir, 
   }
   for (QComboBox* source : f_->source)
     connect(source, &QComboBox::currentIndexChanged, this, &ProjectDialog::scheduleCheck);
+  connect(f_->plant, &QGroupBox::toggled, this, &ProjectDialog::scheduleCheck);
   load(json_text);
   validate();
   resize(640, 560);
@@ -274,6 +279,48 @@ QWidget* ProjectDialog::buildDataPage() {
                tr("What the models were trained on: scale, then per-channel mean and std"));
   pre->setPlaceholderText(QStringLiteral("scale=1/255,mean=0.5,std=0.25"));
   form->addRow(tr("Preprocessing:"), pre);
+
+  // A planted patch: a known answer, for checking that ModelDiff finds what one algorithm
+  // was made to rely on (with an algorithm that sees its region blanked, "hide_patch").
+  auto* plant = new QGroupBox(tr("Plant a patch in the data (a known answer)"));
+  plant->setObjectName(QStringLiteral("data.planted_patch"));
+  plant->setCheckable(true);
+  plant->setToolTip(
+      tr("A square patch stamped on a share of one class's training images and of "
+         "every class's validation images; an algorithm with \"sees the planted "
+         "patch's region blanked\" cannot use it, so ModelDiff should find it"));
+  f_->plant = plant;
+  auto* pf = new QFormLayout(plant);
+  const QString k = QStringLiteral("data.planted_patch.");
+  pf->addRow(tr("Class:"), f_->integer(k + QStringLiteral("class"), 0, 1 << 30,
+                                       tr("The label whose training images get the patch")));
+  auto* where = new QHBoxLayout;
+  for (const auto& [key, label, lo, hi] :
+       {std::tuple{QStringLiteral("size"), tr("side"), 1, 1 << 16},
+        std::tuple{QStringLiteral("x"), tr("x"), 0, 1 << 16},
+        std::tuple{QStringLiteral("y"), tr("y"), 0, 1 << 16},
+        std::tuple{QStringLiteral("value"), tr("value"), 0, 255}}) {
+    where->addWidget(new QLabel(label));
+    where->addWidget(f_->integer(k + key, lo, hi));
+  }
+  where->addStretch(1);
+  pf->addRow(tr("Patch (pixels):"), where);
+  for (const auto& [key, label, tip] :
+       {std::tuple{QStringLiteral("train_fraction"), tr("Share of the class's training images:"),
+                   tr("Of the training images of the class")},
+        std::tuple{QStringLiteral("val_fraction"), tr("Share of validation images:"),
+                   tr("Of the validation images of every class (at test time the feature "
+                      "turns up anywhere)")}}) {
+    QDoubleSpinBox* share = f_->bind(k + key, Fields::kNumber, new QDoubleSpinBox, tip);
+    share->setDecimals(3);
+    share->setRange(0, 1);
+    share->setSingleStep(0.05);
+    pf->addRow(label, share);
+  }
+  pf->addRow(tr("Seed:"),
+             f_->integer(k + QStringLiteral("seed"), 0, std::numeric_limits<int>::max(),
+                         tr("Chooses the stamped images")));
+  form->addRow(plant);
   return page;
 }
 
@@ -463,6 +510,18 @@ void ProjectDialog::load(const QString& json_text) {
           project_defaults.per_class ? QStringLiteral("true") : QStringLiteral("false"));
   f_->set(QStringLiteral("diff.rotation"),
           QString::fromLatin1(core::rotation_name(project_defaults.rotation)));
+  const core::PlantSpec plant_defaults;
+  f_->set(QStringLiteral("data.planted_patch.class"), QStringLiteral("0"));
+  f_->set(QStringLiteral("data.planted_patch.size"), QString::number(plant_defaults.patch.size));
+  f_->set(QStringLiteral("data.planted_patch.x"), QString::number(plant_defaults.patch.x));
+  f_->set(QStringLiteral("data.planted_patch.y"), QString::number(plant_defaults.patch.y));
+  f_->set(QStringLiteral("data.planted_patch.value"), QString::number(plant_defaults.patch.value));
+  f_->set(QStringLiteral("data.planted_patch.train_fraction"),
+          QString::number(plant_defaults.train_fraction));
+  f_->set(QStringLiteral("data.planted_patch.val_fraction"),
+          QString::number(plant_defaults.val_fraction));
+  f_->set(QStringLiteral("data.planted_patch.seed"), QString::number(plant_defaults.seed));
+  f_->plant->setChecked(find_path(j, QStringLiteral("data.planted_patch")) != nullptr);
   const core::TrainSettings defaults;
   for (const char* letter : kLetters) {
     const QString p = QString::fromLatin1(letter) + QLatin1Char('.');
@@ -511,6 +570,7 @@ QString ProjectDialog::projectJson() const {
           (rest == QLatin1String("scores") && source != 2))
         continue;
     }
+    if (key.startsWith(QLatin1String("data.planted_patch.")) && !f_->plant->isChecked()) continue;
     if (f_->touched.count(key) == 0 && find_path(f_->base, key) != nullptr) continue;  // as loaded
     const bool optional =
         key == QLatin1String("data.class_names") || key == QLatin1String("data.preprocessing") ||
@@ -545,6 +605,7 @@ QString ProjectDialog::projectJson() const {
       }
     }
   }
+  if (!f_->plant->isChecked()) erase_path(j, QStringLiteral("data.planted_patch"));
   // Only the chosen source's keys.
   for (int i = 0; i < 2; ++i) {
     const QString letter = QString::fromLatin1(kLetters[i]);
@@ -670,6 +731,11 @@ QString ProjectDialog::modelProblem(const QString& project_json) {
 }
 
 bool ProjectDialog::setField(const QString& key, const QString& value) {
+  if (key == QLatin1String("data.planted_patch")) {
+    if (value != QLatin1String("true") && value != QLatin1String("false")) return false;
+    f_->plant->setChecked(value == QLatin1String("true"));
+    return true;
+  }
   for (int i = 0; i < 2; ++i)
     if (key == QString::fromLatin1(kLetters[i]) + QStringLiteral(".source")) {
       const int index = kSources.indexOf(value);
@@ -681,6 +747,8 @@ bool ProjectDialog::setField(const QString& key, const QString& value) {
 }
 
 QString ProjectDialog::field(const QString& key) const {
+  if (key == QLatin1String("data.planted_patch"))
+    return f_->plant->isChecked() ? QStringLiteral("true") : QStringLiteral("false");
   for (int i = 0; i < 2; ++i)
     if (key == QString::fromLatin1(kLetters[i]) + QStringLiteral(".source"))
       return f_->source[i]->currentText();

@@ -247,6 +247,29 @@ void ProjectTest::dialogKeepsKeysItHasNoFieldFor() {
   QVERIFY(reopened.setField(QStringLiteral("A.view"), QString()));
   QVERIFY(!QString::fromStdString(reopened.projectJson().toStdString())
                .contains(QStringLiteral("\"view\"")));
+  // The planted patch has fields: loaded, they show the project's; unplanted, the project has
+  // none (and B's hide_patch is then refused, by name); planted again with another class,
+  // only the class changes.
+  QCOMPARE(reopened.field(QStringLiteral("data.planted_patch")), QStringLiteral("true"));
+  QCOMPARE(reopened.field(QStringLiteral("data.planted_patch.class")),
+           QString::number(before.plant.target_class));
+  QCOMPARE(reopened.field(QStringLiteral("data.planted_patch.size")),
+           QString::number(before.plant.patch.size));
+  QVERIFY(reopened.setField(QStringLiteral("data.planted_patch"), QStringLiteral("false")));
+  QVERIFY(!QString::fromStdString(reopened.projectJson().toStdString())
+               .contains(QStringLiteral("planted_patch")));
+  QVERIFY2(reopened.validate().contains(QStringLiteral("hide_patch needs a planted patch")),
+           qPrintable(reopened.validate()));
+  QVERIFY(reopened.setField(QStringLiteral("data.planted_patch"), QStringLiteral("true")));
+  QVERIFY(reopened.setField(QStringLiteral("data.planted_patch.class"), QStringLiteral("2")));
+  QCOMPARE(checked(reopened), QString());
+  const core::Project replanted = core::parse_project(reopened.projectJson().toStdString(),
+                                                      dir_.path().toStdString(), "dialog");
+  QVERIFY(replanted.plant.enabled);
+  QCOMPARE(replanted.plant.target_class, std::int64_t{2});
+  QCOMPARE(replanted.plant.patch.x, before.plant.patch.x);
+  QCOMPARE(replanted.plant.patch.y, before.plant.patch.y);
+  QCOMPARE(replanted.plant.train_fraction, before.plant.train_fraction);
   const QString dir = qEnvironmentVariable("MODELDIFF_SCREENSHOT_DIR");
   if (!dir.isEmpty()) {
     ui::ProjectDialog shown(original, dir_.path());
@@ -294,6 +317,27 @@ void ProjectTest::newProjectFromTheDialog() {
   QCOMPARE(p.trak.proj_dim, defaults.trak.proj_dim);
   QCOMPARE(p.components, defaults.components);
   QCOMPARE(p.per_class, defaults.per_class);
+  QVERIFY(!p.plant.enabled);
+  // A known answer set up in the dialog: the patch planted with the core's defaults where a
+  // field was left alone, and B blind to it.
+  QVERIFY(dialog.setField(QStringLiteral("data.planted_patch"), QStringLiteral("true")));
+  QVERIFY(dialog.setField(QStringLiteral("data.planted_patch.class"), QStringLiteral("6")));
+  QVERIFY(dialog.setField(QStringLiteral("data.planted_patch.x"), QStringLiteral("2")));
+  QVERIFY(dialog.setField(QStringLiteral("B.hide_patch"), QStringLiteral("true")));
+  QCOMPARE(checked(dialog), QString());
+  const core::Project planted =
+      core::parse_project(dialog.projectJson().toStdString(), dir_.path().toStdString(), "dialog");
+  const core::PlantSpec plant_defaults;
+  QVERIFY(planted.plant.enabled && !planted.plant.is_transform());
+  QCOMPARE(planted.plant.target_class, std::int64_t{6});
+  QCOMPARE(planted.plant.patch.x, 2);
+  QCOMPARE(planted.plant.patch.size, plant_defaults.patch.size);
+  QCOMPARE(planted.plant.patch.value, plant_defaults.patch.value);
+  QCOMPARE(planted.plant.train_fraction, plant_defaults.train_fraction);
+  QCOMPARE(planted.plant.val_fraction, plant_defaults.val_fraction);
+  QVERIFY(planted.b.hide_patch && !planted.a.hide_patch);
+  QVERIFY(dialog.setField(QStringLiteral("B.hide_patch"), QStringLiteral("false")));
+  QVERIFY(dialog.setField(QStringLiteral("data.planted_patch"), QStringLiteral("false")));
 
   // A learning rate finer than the field shows survives an edit of another field.
   auto j = nlohmann::json::parse(dialog.projectJson().toStdString());
