@@ -236,7 +236,6 @@ MainWindow::MainWindow(QWidget* parent)
   });
   updateJobActions();
 
-  connect(&loader_, &QFutureWatcher<LoadOutcome>::finished, this, &MainWindow::onLoaded);
   connect(table_->selectionModel(), &QItemSelectionModel::selectionChanged, this,
           &MainWindow::onRowSelected);
   connect(plot_, &VariancePlot::directionClicked, this,
@@ -263,7 +262,7 @@ MainWindow::MainWindow(QWidget* parent)
 }
 
 MainWindow::~MainWindow() {
-  loader_.waitForFinished();
+  if (loader_ != nullptr) loader_->waitForFinished();
   delete job_;  // cancels a running job and waits for it
   job_ = nullptr;
 }
@@ -574,14 +573,22 @@ bool MainWindow::openResult(const QString& path) {
 }
 
 bool MainWindow::startLoading(const QString& path, bool as_run) {
-  if (loader_.isRunning()) {
-    statusBar()->showMessage(tr("Still loading; try again when it is done"));
-    return false;
+  if (loader_ != nullptr) {
+    // Superseded: the old read finishes on its worker and its outcome is dropped (it holds
+    // nothing of the window's).
+    loader_->disconnect(this);
+    connect(loader_, &QFutureWatcher<LoadOutcome>::finished, loader_, &QObject::deleteLater);
+    loader_ = nullptr;
+  } else {
+    QApplication::setOverrideCursor(Qt::BusyCursor);
   }
   statusBar()->showMessage(tr("Loading %1…").arg(path));
-  QApplication::setOverrideCursor(Qt::BusyCursor);
+  auto* watcher = new QFutureWatcher<LoadOutcome>(this);
+  loader_ = watcher;
+  connect(watcher, &QFutureWatcher<LoadOutcome>::finished, this,
+          [this, watcher]() { onLoaded(watcher); });
   // Everything is read on a worker thread; the GUI thread only receives the outcome.
-  loader_.setFuture(QtConcurrent::run([path, as_run]() {
+  watcher->setFuture(QtConcurrent::run([path, as_run]() {
     LoadOutcome outcome;
     outcome.path = path;
     try {
@@ -599,9 +606,12 @@ bool MainWindow::startLoading(const QString& path, bool as_run) {
   return true;
 }
 
-void MainWindow::onLoaded() {
+void MainWindow::onLoaded(QFutureWatcher<LoadOutcome>* watcher) {
+  watcher->deleteLater();
+  if (watcher != loader_) return;  // superseded by a later open
+  loader_ = nullptr;
   QApplication::restoreOverrideCursor();
-  const LoadOutcome outcome = loader_.result();
+  const LoadOutcome outcome = watcher->result();
   if (!outcome.error.isEmpty()) {
     statusBar()->showMessage(tr("Could not open %1").arg(outcome.path));
     showError(tr("Cannot open"), outcome.error, outcome.kind);

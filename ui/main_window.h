@@ -160,7 +160,7 @@ class MainWindow : public QMainWindow {
   bool startLoading(const QString& path, bool as_run);
   QWidget* buildImagePanel();
   void chooseFolder();
-  void onLoaded();
+  void onLoaded(QFutureWatcher<LoadOutcome>* watcher);
   void showLoaded(const LoadOutcome& outcome);
   bool startSelectionJob();
   void onComparisonChanged(int comparison);
@@ -220,7 +220,9 @@ class MainWindow : public QMainWindow {
   ThumbnailCache* train_thumbnails_ = nullptr;
   ThumbnailCache* val_thumbnails_ = nullptr;
   std::shared_ptr<const RunData> run_;
-  QFutureWatcher<LoadOutcome> loader_;
+  // The load in flight (null when none). Opening something else meanwhile supersedes it: its
+  // watcher is dropped and its outcome, when it comes, with it.
+  QFutureWatcher<LoadOutcome>* loader_ = nullptr;
   RunJob* job_ = nullptr;
   JobPanel* job_panel_ = nullptr;
   QDockWidget* job_dock_ = nullptr;

@@ -1,5 +1,8 @@
 // The main window, driven as a user would: open a result, read the table, click the plot,
 // open a corrupt result. Runs offscreen; writes screenshots when MODELDIFF_SCREENSHOT_DIR is set.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <QDir>
 #include <QMessageBox>
 #include <QSignalSpy>
@@ -28,6 +31,7 @@ class MainWindowTest : public QObject {
   void opensResultAndShowsEveryDirection();
   void clickingAPlotPointSelectsItsDirection();
   void corruptResultShowsAnErrorInsteadOfCrashing();
+  void openingAnotherSupersedesALoadInFlight();
 
  private:
   void saveScreenshot(QWidget& w, const QString& name);
@@ -126,6 +130,48 @@ void MainWindowTest::corruptResultShowsAnErrorInsteadOfCrashing() {
   QVERIFY(box != nullptr);
   QVERIFY(box->isVisible());
   QCOMPARE(w.directionModel()->rowCount(), 0);
+}
+
+// A read that does not finish (a summary that is a pipe nobody writes to yet) does not hold
+// the window: opening another result meanwhile shows that one, and the first one's outcome,
+// when it comes, is dropped.
+void MainWindowTest::openingAnotherSupersedesALoadInFlight() {
+  const QString stuck = dir_.filePath(QStringLiteral("stuck"));
+  QVERIFY(QDir().mkpath(stuck));
+  const QByteArray fifo = QDir(stuck).filePath(QStringLiteral("summary.json")).toLocal8Bit();
+  QCOMPARE(::mkfifo(fifo.constData(), 0600), 0);
+  // Whatever happens below, the blocked reader is released at the end (a reader that never
+  // returns would hold the thread pool, and the test's exit, for ever).
+  struct Release {
+    QByteArray path;
+    void now() {
+      if (path.isEmpty()) return;
+      const int fd = ::open(path.constData(), O_WRONLY | O_NONBLOCK);  // fails without a reader
+      if (fd >= 0) {
+        (void)!::write(fd, "{}", 2);
+        ::close(fd);
+      }
+      path.clear();
+    }
+    ~Release() { now(); }
+  } release{fifo};
+  ui::MainWindow w;
+  w.show();
+  QSignalSpy loaded(&w, &ui::MainWindow::resultLoaded);
+  QSignalSpy failed(&w, &ui::MainWindow::loadFailed);
+  QVERIFY(w.openResult(stuck));
+  QTest::qWait(200);  // its worker is blocked opening the pipe
+  QVERIFY(w.openResult(dir_.filePath(QStringLiteral("result"))));
+  QVERIFY(loaded.wait(10000));
+  QCOMPARE(loaded.front().front().toString(), dir_.filePath(QStringLiteral("result")));
+  QCOMPARE(w.directionModel()->rowCount(), 2 * components_);
+  // Let the first read finish (with a summary that is no result): nothing changes.
+  release.now();
+  QTest::qWait(500);
+  QCOMPARE(failed.size(), 0);
+  QCOMPARE(loaded.size(), 1);
+  QCOMPARE(w.directionModel()->rowCount(), 2 * components_);
+  QVERIFY(!w.findChild<QMessageBox*>());
 }
 
 std::unique_ptr<QObject> modeldiff::test::makeMainWindowTest() {
