@@ -8,7 +8,6 @@
 
 #include "commands.h"
 #include "console_progress.h"
-#include "core/base/child_process.h"
 #include "core/base/error.h"
 #include "core/base/output_directory.h"
 #include "core/base/sha256.h"
@@ -115,11 +114,8 @@ int run_diff(const DiffArgs& args, const std::string& command_line) {
   // same bytes, read while the diff runs.
   // One thread for both files (hashed side by side), so that the compute threads keep their
   // cores.
-  // It allocates, so a fork (an HDF5 input is probed in a child process) waits for it.
-  auto hashes = std::async(std::launch::async, [&] {
-    const core::ForkBarrier no_fork_meanwhile;
-    return core::sha256_two_paths(args.scores_a, args.scores_b);
-  });
+  auto hashes = std::async(std::launch::async,
+                           [&] { return core::sha256_two_paths(args.scores_a, args.scores_b); });
   const std::string key_a = args.key_a.empty() ? args.key : args.key_a;
   const std::string key_b = args.key_b.empty() ? args.key : args.key_b;
   const core::Transpose transpose = parse_transpose(args.transpose);

@@ -82,15 +82,7 @@ void send_error(ChildWriter& out, const std::exception_ptr& error) {
   ::_exit(0);
 }
 
-// Taken shared by each ForkBarrier, exclusively around every fork.
-std::shared_mutex& fork_gate() {
-  static std::shared_mutex gate;
-  return gate;
-}
-
 }  // namespace
-
-ForkBarrier::ForkBarrier() : lock_(fork_gate()) {}
 
 void ChildWriter::write_status(std::uint8_t status) {
   started_ = true;
@@ -162,7 +154,6 @@ void run_in_child_process(const std::function<void(ChildWriter&)>& child,
   {
     std::unique_lock<std::mutex> lock;
     if (fork_lock != nullptr) lock = std::unique_lock<std::mutex>(*fork_lock);
-    const std::unique_lock<std::shared_mutex> no_barrier(fork_gate());
     pid = ::fork();
   }
   if (pid < 0) throw ChildProcessFailed(std::string("cannot fork: ") + std::strerror(errno));

@@ -13,19 +13,12 @@
 // Only the calling thread exists in the child. A library that keeps a global lock (a thread-
 // safe HDF5) must not be in use by another thread at the fork: pass the mutex every use of it
 // holds as `fork_lock`; it is held while forking.
-//
-// The same holds for the memory allocator when it is not fork-safe (glibc's is; the
-// sanitizers' allocator in GCC 12 is not): a thread allocating at the fork leaves its lock held
-// in the child for ever. Work that runs beside code which may fork (the CLI's input hashing
-// beside the loading of an HDF5 file) holds a ForkBarrier for its duration; a fork waits for
-// those in progress.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <mutex>
-#include <shared_mutex>
 #include <stdexcept>
 #include <string>
 
@@ -69,17 +62,6 @@ class ChildReader {
   int fd_;
   int timeout_s_;
   bool eof_ = false;
-};
-
-// Held by a thread whose work must not be split by a fork (see above); any number at once.
-class ForkBarrier {
- public:
-  ForkBarrier();
-  ForkBarrier(const ForkBarrier&) = delete;
-  ForkBarrier& operator=(const ForkBarrier&) = delete;
-
- private:
-  std::shared_lock<std::shared_mutex> lock_;
 };
 
 void run_in_child_process(const std::function<void(ChildWriter&)>& child,

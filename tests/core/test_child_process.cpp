@@ -6,11 +6,8 @@
 #include <signal.h>
 #include <unistd.h>
 
-#include <atomic>
-#include <chrono>
 #include <filesystem>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "core/base/child_process.h"
@@ -102,31 +99,6 @@ TEST(ChildProcess, CrashesHangsAndOtherErrorsAreReported) {
   const std::string hang = failure_of([](ChildWriter&) { ::pause(); }, 1);
   EXPECT_NE(hang.find("sent nothing for 1 s"), std::string::npos) << hang;
   EXPECT_NE(hang.find("signal 9"), std::string::npos) << hang;
-}
-
-// A fork waits for the ForkBarriers in progress: the child never starts in the middle of
-// work that holds one (a thread allocating at the fork would leave an allocator that is not
-// fork-safe locked in the child for ever: `modeldiff diff` hashing beside an HDF5 probe hung
-// so under ASan). The child sees the memory at the fork, so it says whether the work was done.
-TEST(ChildProcess, ForkWaitsForTheBarriersInProgress) {
-  std::atomic<bool> holding{false}, done{false};
-  std::thread worker([&] {
-    const ForkBarrier barrier;
-    holding = true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    done = true;
-  });
-  while (!holding) std::this_thread::yield();
-  std::uint64_t seen = 2;
-  run_in_child_process([&](ChildWriter& out) { out.write_u64(done ? 1 : 0); },
-                       [&](ChildReader& in) { seen = in.read_u64(); });
-  worker.join();
-  EXPECT_EQ(seen, 1u) << "the child was forked while a ForkBarrier was held";
-  // Barriers do not exclude each other.
-  {
-    const ForkBarrier a;
-    const ForkBarrier b;
-  }
 }
 
 TEST(ChildProcess, FilesThatCrashLibhdf5AreCorruptFiles) {
