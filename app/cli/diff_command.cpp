@@ -114,8 +114,25 @@ int run_diff(const DiffArgs& args, const std::string& command_line) {
   // same bytes, read while the diff runs.
   // One thread for both files (hashed side by side), so that the compute threads keep their
   // cores.
-  auto hashes = std::async(std::launch::async,
-                           [&] { return core::sha256_two_paths(args.scores_a, args.scores_b); });
+  std::future<std::pair<std::string, std::string>> hashes;
+  const auto start_hashing = [&] {
+    hashes = std::async(std::launch::async,
+                        [&] { return core::sha256_two_paths(args.scores_a, args.scores_b); });
+  };
+  // An HDF5 input is probed in a forked child process (child_process.h), and no other thread
+  // may run at a fork: one that allocates, or only exits, can leave an allocator that is not
+  // fork-safe (the sanitizers') locked in the child for ever. Such inputs are hashed after
+  // they are loaded.
+  const auto probed_in_a_child = [](const std::string& path) {
+    try {
+      return core::detect_format(path) == core::FileFormat::kHdf5;
+    } catch (const core::InputError&) {
+      return false;  // the load says what is wrong with it
+    }
+  };
+  const bool hash_after_loading =
+      probed_in_a_child(args.scores_a) || probed_in_a_child(args.scores_b);
+  if (!hash_after_loading) start_hashing();
   const std::string key_a = args.key_a.empty() ? args.key : args.key_a;
   const std::string key_b = args.key_b.empty() ? args.key : args.key_b;
   const core::Transpose transpose = parse_transpose(args.transpose);
@@ -130,6 +147,7 @@ int run_diff(const DiffArgs& args, const std::string& command_line) {
   progress.report(0.02, "loading " + args.scores_b);
   core::ScoreInput b{args.label_b, args.scores_b,
                      core::load_score_matrix(args.scores_b, key_b, transpose, hint_b)};
+  if (hash_after_loading) start_hashing();
 
   if (!args.labels.empty() && hint.num_targets != a.scores.dim(0))
     throw core::InputError(args.labels, "number of labels differs from the number of targets")
@@ -138,7 +156,7 @@ int run_diff(const DiffArgs& args, const std::string& command_line) {
 
   core::SubProgress diff_progress(progress, 0.05, args.halves_a.empty() ? 0.97 : 0.9);
   core::DiffResult diffed = core::run_model_diff(a, b, options, diff_progress);
-  auto [sha_a, sha_b] = hashes.get();
+  auto [sha_a, sha_b] = hashes.get();  // the thread is joined: the halves may be HDF5 too
   provenance.a = provenance_of(args.scores_a, key_a, a.scores, std::move(sha_a));
   provenance.b = provenance_of(args.scores_b, key_b, b.scores, std::move(sha_b));
 

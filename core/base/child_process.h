@@ -12,7 +12,11 @@
 //
 // Only the calling thread exists in the child. A library that keeps a global lock (a thread-
 // safe HDF5) must not be in use by another thread at the fork: pass the mutex every use of it
-// holds as `fork_lock`; it is held while forking.
+// holds as `fork_lock`; it is held while forking. The same goes for the memory allocator when
+// it is not fork-safe (glibc's is; the sanitizers' of GCC 12 is not): a thread that allocates
+// at the fork, or is only exiting, leaves its lock held in the child for ever. Callers keep
+// their own threads apart from calls that may fork (`modeldiff diff` hashes an HDF5 input
+// after loading it, not beside).
 #pragma once
 
 #include <cstddef>

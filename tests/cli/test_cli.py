@@ -175,6 +175,10 @@ def case_formats_identical(work):
             r = diff(work, path, work / "b_t.npy", "-c", 3, *extra, out=f"o{i}")
         else:
             r = diff(work, path, REF / "scores_B.npy", "-c", 3, *extra, out=f"o{i}")
+        # The provenance's hash is of the file, whenever it is taken (an HDF5 input, probed in
+        # a child process, is hashed after loading).
+        assert r["summary"]["inputs"]["a"]["sha256"] == hashlib.sha256(
+            path.read_bytes()).hexdigest(), path.name
         results.append((path.name, r))
     base = results[0][1]
     for name, r in results[1:]:
