@@ -23,6 +23,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <vector>
 
 #include "analysis_plots.h"
@@ -254,6 +255,9 @@ int runGui(int argc, char** argv) {
     QApplication::exit(fail(QStringLiteral("the job failed: ") + message));
   });
   bool shown = false;  // the view is set up (later loads are the selection's)
+  // What the shot still waits for once the view is set up (empty: it can be written); the
+  // --timeout message names the same.
+  std::function<QStringList()> awaited;
   QObject::connect(&window, &modeldiff::ui::MainWindow::resultLoaded, &app, [&]() {
     if (shot.rerun) {
       shot.rerun = false;  // the next load is the rerun's
@@ -363,37 +367,40 @@ int runGui(int argc, char** argv) {
         return;
       }
     }
+    awaited = [&, panel, comparisons_before]() {
+      QStringList pending;
+      if (window.thumbnailsPending()) pending << QStringLiteral("image thumbnails");
+      // A test that failed has no result either: the exit is under way.
+      if (panel->isRunning() || (!shot.test.isEmpty() && !panel->hasResult()))
+        pending << QStringLiteral("the transformation test (--test)");
+      if (!shot.select.isEmpty() &&
+          (window.job()->isRunning() || window.run()->comparisons.size() == comparisons_before))
+        pending << QStringLiteral("the selection's comparison");
+      return pending;
+    };
     // Written once every thumbnail (and the test, if any) is in (checked every 100 ms).
     auto* wait = new QTimer(&window);
-    QObject::connect(
-        wait, &QTimer::timeout, &app,
-        [&, wait, panel, comparisons_before, chosen, set, component]() {
-          if (window.thumbnailsPending() || panel->isRunning()) return;
-          if (!shot.select.isEmpty() &&
-              (window.job()->isRunning() || window.run()->comparisons.size() == comparisons_before))
-            return;  // the selection's comparison is not in yet
-          if (!shot.test.isEmpty() && !panel->hasResult()) return;  // failed: the exit is under way
-          wait->stop();
-          if (window.size() != shot.size)
-            std::fprintf(stderr, "modeldiff-gui: the window is %dx%d (its smallest size)\n",
-                         window.width(), window.height());
-          if (shot.grid >= 0) {
-            if (!window.exportGrid(static_cast<modeldiff::ui::MainWindow::Grid>(shot.grid),
-                                   shot.file)) {
-              QApplication::exit(
-                  fail(QStringLiteral("%1: cannot write the figure").arg(shot.file)));
-              return;
-            }
-          } else if (!window.grab().save(shot.file, "PNG")) {
-            QApplication::exit(
-                fail(QStringLiteral("%1: cannot write the screenshot").arg(shot.file)));
-            return;
-          }
-          // What is shown: a direction named by class is resolved only now.
-          std::printf("%s: comparison %d, %s direction %d\n", qPrintable(shot.file), chosen + 1,
-                      set == 0 ? "A-B" : "B-A", component + 1);
-          QApplication::exit(0);
-        });
+    QObject::connect(wait, &QTimer::timeout, &app, [&, wait, chosen, set, component]() {
+      if (!awaited().isEmpty()) return;
+      wait->stop();
+      if (window.size() != shot.size)
+        std::fprintf(stderr, "modeldiff-gui: the window is %dx%d (its smallest size)\n",
+                     window.width(), window.height());
+      if (shot.grid >= 0) {
+        if (!window.exportGrid(static_cast<modeldiff::ui::MainWindow::Grid>(shot.grid),
+                               shot.file)) {
+          QApplication::exit(fail(QStringLiteral("%1: cannot write the figure").arg(shot.file)));
+          return;
+        }
+      } else if (!window.grab().save(shot.file, "PNG")) {
+        QApplication::exit(fail(QStringLiteral("%1: cannot write the screenshot").arg(shot.file)));
+        return;
+      }
+      // What is shown: a direction named by class is resolved only now.
+      std::printf("%s: comparison %d, %s direction %d\n", qPrintable(shot.file), chosen + 1,
+                  set == 0 ? "A-B" : "B-A", component + 1);
+      QApplication::exit(0);
+    });
     wait->start(100);
   });
   if (!window.open(paths.front()))  // the message is out already when loadFailed said why
@@ -404,20 +411,16 @@ int runGui(int argc, char** argv) {
                     .arg(paths.front()));
   // A screenshot never waits for ever: past --timeout it says what it was still waiting for.
   QTimer::singleShot(std::chrono::seconds(shot.timeout_s), &app, [&]() {
-    QStringList awaited;
-    if (!shown) {
-      awaited << (window.job()->isRunning()
+    QStringList pending;
+    if (awaited)
+      pending = awaited();
+    else
+      pending << (window.job()->isRunning()
                       ? QStringLiteral("the project's run (--run)")
                       : QStringLiteral("the results of %1").arg(paths.front()));
-    } else {
-      if (window.thumbnailsPending()) awaited << QStringLiteral("image thumbnails");
-      if (window.counterfactualPanel()->isRunning())
-        awaited << QStringLiteral("the transformation test (--test)");
-      if (window.job()->isRunning()) awaited << QStringLiteral("the selection's comparison");
-      if (awaited.isEmpty()) awaited << QStringLiteral("the window to settle");
-    }
+    if (pending.isEmpty()) pending << QStringLiteral("the window to be written");
     std::fprintf(stderr, "modeldiff-gui: --timeout %d s passed; still waiting for %s\n",
-                 shot.timeout_s, qPrintable(awaited.join(QStringLiteral(", "))));
+                 shot.timeout_s, qPrintable(pending.join(QStringLiteral(", "))));
     // Not through the event loop's exit: a worker blocked in what it waits for would hold
     // the thread pool's shutdown for ever.
     scratch.remove();
