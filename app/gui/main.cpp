@@ -412,13 +412,14 @@ int runGui(int argc, char** argv) {
   // A screenshot never waits for ever: past --timeout it says what it was still waiting for.
   QTimer::singleShot(std::chrono::seconds(shot.timeout_s), &app, [&]() {
     QStringList pending;
-    if (awaited)
-      pending = awaited();
-    else
+    if (!shown)
       pending << (window.job()->isRunning()
                       ? QStringLiteral("the project's run (--run)")
                       : QStringLiteral("the results of %1").arg(paths.front()));
-    if (pending.isEmpty()) pending << QStringLiteral("the window to be written");
+    else if (awaited)
+      pending = awaited();
+    if (pending.isEmpty())  // shown, and nothing pending (or the view stopped on an error)
+      pending << QStringLiteral("the window to be written, its view set up");
     std::fprintf(stderr, "modeldiff-gui: --timeout %d s passed; still waiting for %s\n",
                  shot.timeout_s, qPrintable(pending.join(QStringLiteral(", "))));
     // Not through the event loop's exit: a worker blocked in what it waits for would hold
